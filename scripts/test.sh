@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# Installs what the test suite needs on a fresh machine, then runs every test.
+# Idempotent: a second run reuses the cached kube-apiserver fixture build and
+# cargo's target directory.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+log() { printf '[test.sh %(%H:%M:%S)T] %s\n' -1 "$*"; }
+
+need_apt=()
+command -v go >/dev/null || need_apt+=(golang-go)
+command -v cargo >/dev/null || { echo "cargo (Rust) is required: https://rustup.rs" >&2; exit 1; }
+if [ ${#need_apt[@]} -gt 0 ]; then
+  log "installing ${need_apt[*]}"
+  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need_apt[@]}"
+fi
+
+# The real kube-apiserver + etcd the integration tests run against, built
+# from the Kubernetes Go modules; cached after the first build.
+if [ -x tests/kube-fixture/build.sh ]; then
+  log "building (or reusing) the kube-apiserver fixture"
+  FERROLB_KUBE_FIXTURE="$(tests/kube-fixture/build.sh | tail -n 1)"
+  export FERROLB_KUBE_FIXTURE
+  log "fixture: $FERROLB_KUBE_FIXTURE"
+fi
+
+log "cargo test --workspace"
+cargo test --workspace --locked
