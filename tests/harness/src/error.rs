@@ -1,0 +1,57 @@
+use std::time::Duration;
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Every variant names what the harness was doing when it failed, so that a
+/// failing integration test says more than "connection refused".
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("{context}")]
+    Io {
+        context: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{context}")]
+    Kube {
+        context: String,
+        #[source]
+        source: kube::Error,
+    },
+    #[error("{context}")]
+    Kubeconfig {
+        context: String,
+        #[source]
+        source: kube::config::KubeconfigError,
+    },
+    #[error("{context}")]
+    Yaml {
+        context: String,
+        #[source]
+        source: serde_saphyr::Error,
+    },
+    #[error("{context}")]
+    Json {
+        context: String,
+        #[source]
+        source: serde_json::Error,
+    },
+    #[error("building the kube-fixture binary failed: {0}")]
+    Build(String),
+    #[error("kube-fixture failed to start: {0}")]
+    Start(String),
+    #[error("invalid manifest: {0}")]
+    Manifest(String),
+    #[error("timed out after {timeout:?} waiting for {what}")]
+    Timeout { what: String, timeout: Duration },
+}
+
+pub(crate) fn io(context: impl Into<String>) -> impl FnOnce(std::io::Error) -> Error {
+    let context = context.into();
+    move |source| Error::Io { context, source }
+}
+
+pub(crate) fn kube(context: impl Into<String>) -> impl FnOnce(kube::Error) -> Error {
+    let context = context.into();
+    move |source| Error::Kube { context, source }
+}
