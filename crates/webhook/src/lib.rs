@@ -1,0 +1,4 @@
+//! MetalLB-compatible admission webhooks (observability.md §6).
+pub mod options;
+pub mod tls;
+pub mod certs;
