@@ -11,6 +11,7 @@ pub mod leader;
 pub mod logging;
 pub mod metrics;
 pub mod options;
+pub mod service_status;
 
 pub use error::ControllerError;
 pub use options::ControllerOptions;
