@@ -1,0 +1,206 @@
+//! Claiming addresses for a Service (allocation.md §7.3) and the sharing
+//! test (§8).
+
+use std::collections::BTreeMap;
+use std::net::IpAddr;
+
+use crate::allocator::{Allocator, Loc};
+use crate::error::AllocError;
+use crate::family::Family;
+use crate::records::{PortId, Record};
+use crate::service::{Port, ServiceView};
+
+/// The Service facts the allocator needs to claim or pick addresses.
+#[derive(Clone, Debug)]
+pub(crate) struct Claimant<'a> {
+    pub key: &'a str,
+    pub namespace: &'a str,
+    pub labels: &'a BTreeMap<String, String>,
+    pub sharing: &'a str,
+    pub backend: &'a str,
+    pub ports: &'a [Port],
+}
+
+/// Owned parts of a Claimant derived from a view.
+pub(crate) struct ClaimantParts {
+    pub key: String,
+    pub backend: String,
+    pub ports: Vec<Port>,
+}
+
+impl ClaimantParts {
+    pub fn of(view: &ServiceView) -> Self {
+        ClaimantParts {
+            key: view.key().to_string(),
+            backend: view.backend_key(),
+            ports: view.port_set(),
+        }
+    }
+
+    pub fn claimant<'a>(&'a self, view: &'a ServiceView) -> Claimant<'a> {
+        Claimant {
+            key: &self.key,
+            namespace: &view.namespace,
+            labels: &view.labels,
+            sharing: view.sharing_key(),
+            backend: &self.backend,
+            ports: &self.ports,
+        }
+    }
+}
+
+impl Allocator {
+    /// upstream `checkSharing`: may `c` use the address at `loc`?
+    pub(crate) fn check_sharing(&self, c: &Claimant, loc: Loc, ip: &IpAddr) -> Result<(), AllocError> {
+        let space = self.pool_state(loc.pool).space(loc.family);
+        let Some(holders) = space.holders.get(&loc.index) else {
+            return Ok(());
+        };
+        let me = self.records.find(c.key);
+        let recorded = self
+            .records
+            .get(holders.first())
+            .map_or(("", ""), |r| self.keys.get(r.sharing));
+        let compatible = !recorded.0.is_empty()
+            && !c.sharing.is_empty()
+            && recorded.0 == c.sharing
+            && recorded.1 == c.backend;
+        if !compatible {
+            let mut others: Vec<String> = holders
+                .iter()
+                .filter(|s| Some(*s) != me)
+                .filter_map(|s| self.records.get(s).map(|r| r.key.to_string()))
+                .collect();
+            if !others.is_empty() {
+                others.sort();
+                return Err(AllocError::CantChangeSharingKey {
+                    service: c.key.to_string(),
+                    others,
+                });
+            }
+        }
+        for port in c.ports {
+            let Some(proto) = self.protos.lookup(&port.protocol) else {
+                continue;
+            };
+            let id = PortId {
+                proto,
+                port: port.port,
+            };
+            let taken = holders
+                .iter()
+                .filter(|s| Some(*s) != me)
+                .filter_map(|s| self.records.get(s))
+                .any(|r| r.ports.contains(&id));
+            if taken {
+                return Err(AllocError::PortInUse {
+                    port: port.to_string(),
+                    ip: *ip,
+                });
+            }
+        }
+        Ok(())
+    }
+
+    /// upstream `Assign`: claims `ips` for `c`, replacing its previous record.
+    /// Returns the pool.
+    pub(crate) fn claim(&mut self, c: &Claimant, ips: &[Option<IpAddr>]) -> Result<u32, AllocError> {
+        let pool = self
+            .pool_for(ips)
+            .ok_or_else(|| AllocError::NotAllowed(ips.to_vec()))?;
+        let def = &self.pool_state(pool).def;
+        if def.compatibility(c.namespace, c.labels).is_err() {
+            return Err(AllocError::NotCompatible(def.name.clone()));
+        }
+        // pool_for succeeded, so every address is present.
+        let ips: Vec<IpAddr> = ips.iter().flatten().copied().collect();
+        match ips.as_slice() {
+            [_] => {}
+            [a, b] if Family::of(a) == Family::of(b) => return Err(AllocError::SameFamily(*a, *b)),
+            [_, _] => {}
+            _ => return Err(AllocError::MoreThanTwo(ips)),
+        }
+        for ip in &ips {
+            if let Some(loc) = self.locate(ip) {
+                self.check_sharing(c, loc, ip)?;
+            }
+        }
+        self.release_key(c.key);
+        let sharing = self.keys.acquire(c.sharing, c.backend);
+        let ports: Box<[PortId]> = c
+            .ports
+            .iter()
+            .map(|p| PortId {
+                proto: self.protos.intern(&p.protocol),
+                port: p.port,
+            })
+            .collect();
+        self.insert_record(Record {
+            key: c.key.into(),
+            pool,
+            sharing,
+            first: ips[0],
+            second: ips.get(1).copied(),
+            ports,
+        });
+        Ok(pool)
+    }
+
+    /// The lowest address of `family` in `pool` that `c` may use (§6), as an
+    /// index: the first free one, the first one already shared under `c`'s
+    /// key without port clash, or one `c` holds itself — whichever is lowest.
+    pub(crate) fn candidate(&self, c: &Claimant, pool: u32, family: Family) -> Option<u128> {
+        let space = self.pool_state(pool).space(family);
+        // O(1) emptiness test first: a full pool costs no tree walk.
+        let mut best = if space.free.is_empty() {
+            None
+        } else {
+            space.free.first()
+        };
+        if !c.sharing.is_empty() {
+            if let Some(set) = self
+                .keys
+                .lookup(c.sharing, c.backend)
+                .and_then(|k| space.shared.get(&k))
+            {
+                for &index in set {
+                    if best.is_some_and(|b| index > b) {
+                        break;
+                    }
+                    let loc = Loc {
+                        pool,
+                        family,
+                        index,
+                    };
+                    let usable = space
+                        .address(index)
+                        .is_some_and(|ip| self.check_sharing(c, loc, &ip).is_ok());
+                    if usable {
+                        best = Some(index);
+                        break;
+                    }
+                }
+            }
+        }
+        if let Some(record) = self.records.find(c.key).and_then(|s| self.records.get(s)) {
+            for ip in record.ips() {
+                let Some(loc) = self.locate(&ip) else {
+                    continue;
+                };
+                if loc.pool == pool
+                    && loc.family == family
+                    && best.is_none_or(|b| loc.index < b)
+                    && self.check_sharing(c, loc, &ip).is_ok()
+                {
+                    best = Some(loc.index);
+                }
+            }
+        }
+        best
+    }
+
+    pub(crate) fn candidate_ip(&self, c: &Claimant, pool: u32, family: Family) -> Option<IpAddr> {
+        let index = self.candidate(c, pool, family)?;
+        self.pool_state(pool).space(family).address(index)
+    }
+}

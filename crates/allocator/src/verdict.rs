@@ -1,0 +1,393 @@
+//! ferrolb's "says why": per-pool verdicts and structured failures.
+//!
+//! MetalLB only says `no available IPs`; ferrolb keeps that text first (it is
+//! what operators search for) and appends, pool by pool, why none was used.
+
+use std::fmt;
+use std::net::IpAddr;
+
+use crate::allocator::Allocator;
+use crate::claim::Claimant;
+use crate::error::AllocError;
+use crate::family::{Family, Policy, ServiceFamily};
+use crate::gofmt::quote;
+use crate::pool::Incompatibility;
+use crate::select::Shape;
+
+/// Why a Service got no address.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum FailureKind {
+    /// No pool is eligible for the Service (selectors, autoAssign).
+    NoMatchingPool,
+    /// Eligible pools exist but are full.
+    PoolExhausted,
+    /// Requested addresses lie in no pool (or in several, or are skipped by avoidBuggyIPs).
+    RequestedIPOutsidePools,
+    /// Sharing key or port conflict on an address.
+    SharingConflict,
+    /// Eligible pools lack the Service's address family.
+    FamilyUnavailable,
+    UnknownPool,
+    /// The pool holding the requested addresses does not serve the Service.
+    IncompatiblePool,
+    /// Malformed or contradictory request (annotations, loadBalancerIP, family).
+    InvalidRequest,
+    /// RequireDualStack with single-stack cluster IPs.
+    NotEnoughClusterIPs,
+    /// Cluster IPs whose family cannot be determined.
+    InvalidClusterIPs,
+    /// The Service has no cluster IP at all.
+    NoClusterIP,
+    /// The loaded configuration has no pools.
+    NoPools,
+    /// Should not happen (controller.md §3.3 step 10).
+    Internal,
+}
+
+/// A Service that got no address: MetalLB's error text, ferrolb's full
+/// message (that text plus per-pool detail) and the verdict of every pool.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Failure {
+    pub kind: FailureKind,
+    /// MetalLB's error, verbatim.
+    pub error: String,
+    /// `error`, then `: ` and the per-pool detail when there is any.
+    pub message: String,
+    /// Every pool in consideration order (empty when pools played no part).
+    pub pools: Vec<PoolVerdict>,
+}
+
+impl Failure {
+    pub(crate) fn simple(kind: FailureKind, error: impl Into<String>) -> Self {
+        let error = error.into();
+        Failure {
+            kind,
+            message: error.clone(),
+            error,
+            pools: Vec::new(),
+        }
+    }
+
+    pub(crate) fn with_detail(kind: FailureKind, error: String, detail: Vec<String>, pools: Vec<PoolVerdict>) -> Self {
+        let message = if detail.is_empty() {
+            error.clone()
+        } else {
+            format!("{error}: {}", detail.join("; "))
+        };
+        Failure {
+            kind,
+            error,
+            message,
+            pools,
+        }
+    }
+}
+
+impl fmt::Display for Failure {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+/// One pool as the allocator saw it for one Service.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PoolVerdict {
+    pub pool: String,
+    pub eligible: bool,
+    pub reason: VerdictReason,
+}
+
+impl fmt::Display for PoolVerdict {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "pool {} {}", quote(&self.pool), self.reason)
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum VerdictReason {
+    /// The Service's addresses were taken from this pool.
+    Chosen,
+    /// The pool holds the Service's current addresses, which are kept.
+    Kept,
+    /// Eligible, but an earlier pool was chosen.
+    NotTried,
+    /// Not looked at: the Service keeps its current addresses elsewhere.
+    NotTriedKept,
+    /// Has a usable address for the Service.
+    Usable,
+    /// PreferDualStack: offers only this family.
+    OffersOnly(Family),
+    NamespaceNotSelected { namespace: String },
+    SelectsNoNamespace,
+    LabelsNotSelected,
+    AutoAssignDisabled,
+    NoAddressOfFamily(Family),
+    NoFreeAddressOfFamily(Family),
+    Full,
+    NotRequested { requested: String },
+    DoesNotContainRequestedIps,
+    /// The claim on this pool failed with this (MetalLB) error.
+    Rejected { error: String },
+}
+
+impl VerdictReason {
+    /// Whether the reason explains a non-use (goes into a failure message).
+    pub fn is_negative(&self) -> bool {
+        !matches!(
+            self,
+            VerdictReason::Chosen
+                | VerdictReason::Kept
+                | VerdictReason::NotTried
+                | VerdictReason::NotTriedKept
+                | VerdictReason::Usable
+                | VerdictReason::NotRequested { .. }
+                | VerdictReason::DoesNotContainRequestedIps
+        )
+    }
+}
+
+impl fmt::Display for VerdictReason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            VerdictReason::Chosen => f.write_str("was chosen"),
+            VerdictReason::Kept => f.write_str("holds the current addresses, which are kept"),
+            VerdictReason::NotTried => f.write_str("was not tried: an earlier pool was chosen"),
+            VerdictReason::NotTriedKept => {
+                f.write_str("was not tried: the service keeps its current addresses")
+            }
+            VerdictReason::Usable => f.write_str("has a usable address"),
+            VerdictReason::OffersOnly(fam) => write!(f, "offers only {fam} addresses"),
+            VerdictReason::NamespaceNotSelected { namespace } => {
+                write!(f, "does not select namespace {}", quote(namespace))
+            }
+            VerdictReason::SelectsNoNamespace => {
+                f.write_str("selects no namespace (its namespace constraint matches none)")
+            }
+            VerdictReason::LabelsNotSelected => {
+                f.write_str("does not select the service's labels")
+            }
+            VerdictReason::AutoAssignDisabled => f.write_str("has autoAssign disabled"),
+            VerdictReason::NoAddressOfFamily(fam) => write!(f, "has no {fam} addresses"),
+            VerdictReason::NoFreeAddressOfFamily(fam) => write!(f, "has no free {fam} address"),
+            VerdictReason::Full => f.write_str("is full"),
+            VerdictReason::NotRequested { requested } => {
+                write!(f, "is not the requested pool {}", quote(requested))
+            }
+            VerdictReason::DoesNotContainRequestedIps => {
+                f.write_str("does not contain the requested IP(s)")
+            }
+            VerdictReason::Rejected { error } => write!(f, "rejected the claim: {error}"),
+        }
+    }
+}
+
+/// What the Service asked for, to judge pools against.
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum Mode<'a> {
+    Auto,
+    Pool(&'a str),
+    Ips(&'a [IpAddr]),
+}
+
+fn incompatibility(reason: Incompatibility, namespace: &str) -> VerdictReason {
+    match reason {
+        Incompatibility::SelectsNoNamespace => VerdictReason::SelectsNoNamespace,
+        Incompatibility::NamespaceNotSelected => VerdictReason::NamespaceNotSelected {
+            namespace: namespace.to_string(),
+        },
+        Incompatibility::LabelsNotSelected => VerdictReason::LabelsNotSelected,
+    }
+}
+
+impl Allocator {
+    /// Every pool in consideration order: phase-1 (pinned) pools by
+    /// priority, then phase-2 pools by name.
+    pub(crate) fn consideration_order(&self) -> Vec<u32> {
+        self.pinned.iter().chain(self.fallback.iter()).copied().collect()
+    }
+
+    /// Judges one pool for picking addresses of `shape` (read-only).
+    pub(crate) fn judge(&self, c: &Claimant, pool: u32, shape: Shape, respect_auto_assign: bool) -> VerdictReason {
+        let state = self.pool_state(pool);
+        if let Err(why) = state.def.compatibility(c.namespace, c.labels) {
+            return incompatibility(why, c.namespace);
+        }
+        if respect_auto_assign && !state.def.auto_assign {
+            return VerdictReason::AutoAssignDisabled;
+        }
+        let has = |f: Family| state.space(f).has_addresses();
+        let missing = |f: Family| {
+            if has(f) {
+                VerdictReason::NoFreeAddressOfFamily(f)
+            } else {
+                VerdictReason::NoAddressOfFamily(f)
+            }
+        };
+        let pair = self.pair(c, pool, shape.family);
+        match shape.family.as_single() {
+            Some(f) => {
+                if pair.get(f).is_some() {
+                    VerdictReason::Usable
+                } else if has(f) && !has(f.other()) {
+                    VerdictReason::Full
+                } else {
+                    missing(f)
+                }
+            }
+            None => match (pair.v4.is_some(), pair.v6.is_some()) {
+                (true, true) => VerdictReason::Usable,
+                (false, false) if has(Family::V4) && has(Family::V6) => VerdictReason::Full,
+                (false, false) => missing(if has(Family::V4) { Family::V6 } else { Family::V4 }),
+                (v4, _) => {
+                    let (present, absent) = if v4 {
+                        (Family::V4, Family::V6)
+                    } else {
+                        (Family::V6, Family::V4)
+                    };
+                    if shape.policy == Policy::PreferDualStack {
+                        VerdictReason::OffersOnly(present)
+                    } else {
+                        missing(absent)
+                    }
+                }
+            },
+        }
+    }
+
+    /// Verdicts of every pool for a request, before anything is claimed.
+    pub(crate) fn verdicts(&self, c: &Claimant, mode: Mode, shape: Shape) -> Vec<PoolVerdict> {
+        let holder = match mode {
+            Mode::Ips(ips) => {
+                let ips: Vec<Option<IpAddr>> = ips.iter().copied().map(Some).collect();
+                self.pool_for(&ips)
+            }
+            _ => None,
+        };
+        self.consideration_order()
+            .into_iter()
+            .map(|pool| {
+                let reason = match mode {
+                    Mode::Auto => self.judge(c, pool, shape, true),
+                    Mode::Pool(name) if name == self.pool_name(pool) => self.judge(c, pool, shape, false),
+                    Mode::Pool(name) => VerdictReason::NotRequested {
+                        requested: name.to_string(),
+                    },
+                    Mode::Ips(ips) if holder == Some(pool) => self.judge_ips(c, pool, ips),
+                    Mode::Ips(_) => VerdictReason::DoesNotContainRequestedIps,
+                };
+                let eligible = matches!(
+                    reason,
+                    VerdictReason::Usable | VerdictReason::OffersOnly(_)
+                );
+                PoolVerdict {
+                    pool: self.pool_name(pool).to_string(),
+                    eligible,
+                    reason,
+                }
+            })
+            .collect()
+    }
+
+    fn judge_ips(&self, c: &Claimant, pool: u32, ips: &[IpAddr]) -> VerdictReason {
+        if let Err(why) = self.pool_state(pool).def.compatibility(c.namespace, c.labels) {
+            return incompatibility(why, c.namespace);
+        }
+        for ip in ips {
+            if let Some(loc) = self.locate(ip) {
+                if let Err(e) = self.check_sharing(c, loc, ip) {
+                    return VerdictReason::Rejected {
+                        error: e.to_string(),
+                    };
+                }
+            }
+        }
+        VerdictReason::Usable
+    }
+
+    /// Where each requested address is, for `[..] is not allowed in config`.
+    pub(crate) fn locate_requested(&self, ips: &[IpAddr]) -> Vec<String> {
+        let mut out = Vec::new();
+        let mut seen_pool: Option<u32> = None;
+        let mut spread = false;
+        for ip in ips {
+            match self.locate_ignoring_buggy(ip) {
+                None => out.push(format!("{} is in no pool", quote(&ip.to_string()))),
+                Some(pool) => {
+                    if self.locate(ip).is_none() {
+                        out.push(format!(
+                            "{} is skipped by avoidBuggyIPs in pool {}",
+                            quote(&ip.to_string()),
+                            quote(self.pool_name(pool))
+                        ));
+                    }
+                    if seen_pool.is_some_and(|p| p != pool) {
+                        spread = true;
+                    }
+                    seen_pool = Some(pool);
+                }
+            }
+        }
+        if spread {
+            out.push("the requested IPs are in different pools".to_string());
+        }
+        out
+    }
+
+    /// Builds the failure for an allocation error, with the pools' verdicts
+    /// (computed on the state the attempt started from).
+    pub(crate) fn failure(&self, c: &Claimant, mode: Mode, shape: Option<Shape>, err: &AllocError) -> Failure {
+        let error = err.to_string();
+        let pools = match shape {
+            Some(shape) if !matches!(err, AllocError::UnknownPool(_)) => self.verdicts(c, mode, shape),
+            _ => Vec::new(),
+        };
+        let negative = |v: &&PoolVerdict| v.reason.is_negative();
+        let mut detail: Vec<String> = pools.iter().filter(negative).map(ToString::to_string).collect();
+        let kind = match err {
+            AllocError::NoAvailableIps => {
+                let any = |f: &dyn Fn(&VerdictReason) -> bool| pools.iter().any(|v| f(&v.reason));
+                if any(&|r| matches!(r, VerdictReason::Full | VerdictReason::NoFreeAddressOfFamily(_))) {
+                    FailureKind::PoolExhausted
+                } else if any(&|r| matches!(r, VerdictReason::NoAddressOfFamily(_))) {
+                    FailureKind::FamilyUnavailable
+                } else {
+                    FailureKind::NoMatchingPool
+                }
+            }
+            AllocError::UnknownPool(_) => FailureKind::UnknownPool,
+            AllocError::PoolExhausted(_) => FailureKind::PoolExhausted,
+            AllocError::NoIpsForFamily { .. } => FailureKind::FamilyUnavailable,
+            AllocError::NotAllowed(_) => match mode {
+                Mode::Ips(requested) => {
+                    detail = self.locate_requested(requested);
+                    FailureKind::RequestedIPOutsidePools
+                }
+                _ => FailureKind::FamilyUnavailable,
+            },
+            AllocError::NotCompatible(_) => FailureKind::IncompatiblePool,
+            AllocError::CantChangeSharingKey { .. } | AllocError::PortInUse { .. } => {
+                detail.clear();
+                FailureKind::SharingConflict
+            }
+            AllocError::MoreThanTwo(_)
+            | AllocError::SameFamily(..)
+            | AllocError::FamilyMismatch(_)
+            | AllocError::RequestedPoolMismatch { .. }
+            | AllocError::InvalidRequest(_) => {
+                detail.clear();
+                FailureKind::InvalidRequest
+            }
+            AllocError::InvalidClusterIps(_) => FailureKind::InvalidClusterIPs,
+        };
+        Failure::with_detail(kind, error, detail, pools)
+    }
+}
+
+/// The Service family as a `Shape` input, when it can be determined.
+pub(crate) fn shape_of(family: ServiceFamily, policy: Policy, primary: Family) -> Shape {
+    Shape {
+        family,
+        policy,
+        primary,
+    }
+}
