@@ -9,3 +9,4 @@ pub mod selector;
 pub mod timers;
 
 pub use error::ConfigError;
+pub mod manifest;

@@ -2,52 +2,14 @@
 //! `metav1.LabelSelectorAsSelector` does it, and duplicate detection (crds.md §10.2).
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, LabelSelectorRequirement};
-use std::collections::{BTreeMap, BTreeSet, HashSet};
+use std::collections::{BTreeMap, HashSet};
 
 mod labels;
 
 pub use labels::{validate_label_key, validate_label_value};
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub enum Operator {
-    In,
-    NotIn,
-    Exists,
-    DoesNotExist,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub struct Requirement {
-    pub key: String,
-    pub operator: Operator,
-    pub values: BTreeSet<String>,
-}
-
-/// A validated selector. `{}` (no labels, no expressions) matches everything.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Hash)]
-pub struct Selector {
-    pub match_labels: BTreeMap<String, String>,
-    pub match_expressions: Vec<Requirement>,
-}
-
-impl Selector {
-    pub fn everything() -> Self {
-        Selector::default()
-    }
-
-    pub fn matches(&self, labels: &BTreeMap<String, String>) -> bool {
-        self.match_labels.iter().all(|(k, v)| labels.get(k) == Some(v))
-            && self.match_expressions.iter().all(|r| {
-                let value = labels.get(&r.key);
-                match r.operator {
-                    Operator::In => value.is_some_and(|v| r.values.contains(v)),
-                    Operator::NotIn => value.is_none_or(|v| !r.values.contains(v)),
-                    Operator::Exists => value.is_some(),
-                    Operator::DoesNotExist => value.is_none(),
-                }
-            })
-    }
-}
+/// Validated selectors are the allocator's type, so pools need no second conversion.
+pub use ferrolb_allocator::{LabelSelector as Selector, Operator, Requirement};
 
 /// True when at least one selector of the list matches; an empty list matches nothing
 /// (callers decide what "no selectors" means for their field).
