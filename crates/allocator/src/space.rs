@@ -54,7 +54,7 @@ impl Segment {
                 (off / 256) * 254 + low - 1
             }
         };
-        (j <= self.last - self.first).then_some(self.first + j)
+        (j <= self.last - self.first).then(|| self.first + j)
     }
 }
 
@@ -87,7 +87,7 @@ pub fn usable_range(cidr: &IpNet, avoid_buggy: bool) -> Option<(u128, u128, Stri
     if end & 0xff == 0xff {
         end -= 1;
     }
-    (start <= end).then_some((start, end - start, Stride::Plain))
+    (start <= end).then(|| (start, end - start, Stride::Plain))
 }
 
 /// Who holds an address. Nearly every address has exactly one holder.
