@@ -2,3 +2,10 @@
 pub mod options;
 pub mod tls;
 pub mod certs;
+pub mod endpoints;
+pub mod policy;
+pub mod admission;
+pub mod cluster;
+pub mod convert;
+pub mod inject;
+pub mod server;
