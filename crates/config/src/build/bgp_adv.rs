@@ -42,7 +42,7 @@ pub(crate) fn attach(
                     .bgp
                     .iter()
                     .filter(|a| a.service_selectors.is_empty())
-                    .find(|a| !advertisements_compatible(a, &parsed, pool.has_v4(), pool.has_v6()));
+                    .find(|a| !compatible(a, &parsed, pool.has_v4(), pool.has_v6(), !nodes.is_empty()));
                 if let Some(other) = conflict {
                     errs.push(
                         kinds::BGP_ADV,
@@ -90,6 +90,12 @@ fn check_identical(sorted: &[&BGPAdvertisement], errs: &mut Errors) {
 /// B10 compatibility of two advertisements without service selectors on one pool.
 /// Public because the speaker applies the same test per Service (speaker.md §4.2).
 pub fn advertisements_compatible(a: &Bgp, b: &Bgp, pool_has_v4: bool, pool_has_v6: bool) -> bool {
+    compatible(a, b, pool_has_v4, pool_has_v6, true)
+}
+
+/// Without Node objects (offline input) node sets say nothing, so, as for the FRR
+/// peer checks, every pair is assumed to share a node.
+fn compatible(a: &Bgp, b: &Bgp, pool_has_v4: bool, pool_has_v6: bool, nodes_known: bool) -> bool {
     if a.local_pref == b.local_pref {
         return true;
     }
@@ -107,7 +113,7 @@ pub fn advertisements_compatible(a: &Bgp, b: &Bgp, pool_has_v4: bool, pool_has_v
     if !a.peers.is_empty() && !b.peers.is_empty() && !a.peers.iter().any(|p| b.peers.contains(p)) {
         return true;
     }
-    a.nodes.nodes.is_disjoint(&b.nodes.nodes)
+    nodes_known && a.nodes.nodes.is_disjoint(&b.nodes.nodes)
 }
 
 /// B9: per `addresses` entry, the aggregation length of its family must not be shorter
