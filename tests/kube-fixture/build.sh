@@ -20,13 +20,14 @@ if ! command -v "$go_cmd" >/dev/null 2>&1; then
     exit 1
 fi
 
-# The Go version is part of the key: another toolchain compiles other code.
+# The Go version is part of the key: another toolchain compiles other code;
+# so is this script, which sets the link flags.
 hash="$(
     cd "$src"
     {
         "$go_cmd" env GOVERSION GOOS GOARCH
         find . -name '*.go' -type f | LC_ALL=C sort | xargs cat
-        cat go.mod go.sum
+        cat go.mod go.sum build.sh
     } | sha256sum | cut -c1-16
 )"
 out="$cache_root/kube-fixture-$hash"
@@ -56,14 +57,25 @@ echo "build.sh: building kube-fixture into $out (a cold build takes 10+ minutes 
 start=$(date +%s)
 (
     cd "$src"
+    # Module builds do not stamp a version, and a server reporting v0.0.0
+    # confuses clients that compare versions; stamp the pinned release.
+    k8s_version="$("$go_cmd" list -m -f '{{.Version}}' k8s.io/kubernetes)"
+    major="${k8s_version#v}"; major="${major%%.*}"
+    minor="${k8s_version#v*.}"; minor="${minor%%.*}"
+    ldflags="-s -w"
+    for pkg in k8s.io/component-base/version k8s.io/client-go/pkg/version; do
+        ldflags+=" -X $pkg.gitVersion=$k8s_version -X $pkg.gitMajor=$major -X $pkg.gitMinor=$minor -X $pkg.gitTreeState=clean"
+    done
     # -s -w: no symbol table or DWARF; the link is the memory peak and the
     # binary is for tests, whose panics still print Go function names.
-    "$go_cmd" build -trimpath -ldflags='-s -w' -o "$tmp/kube-fixture" .
+    "$go_cmd" build -trimpath -ldflags="$ldflags" -o "$tmp/kube-fixture" .
 ) >&2
 # kube-fixture acts as kubectl when invoked under that name.
 ln -s kube-fixture "$tmp/kubectl"
 rm -rf "$out"
 mv -T "$tmp" "$out"
 trap - EXIT
+# Each source change leaves a ~150 MB binary behind; keep the newest three.
+ls -1dt "$cache_root"/kube-fixture-[0-9a-f]* 2>/dev/null | tail -n +4 | xargs -r rm -rf
 echo "build.sh: built in $(( $(date +%s) - start ))s" >&2
 print_paths

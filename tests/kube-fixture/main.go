@@ -60,6 +60,9 @@ type options struct {
 }
 
 func main() {
+	if filepath.Base(os.Args[0]) == "kubectl" {
+		os.Exit(runKubectl())
+	}
 	if err := run(os.Args[1:]); err != nil {
 		fmt.Fprintf(os.Stderr, "kube-fixture: %v\n", err)
 		os.Exit(1)

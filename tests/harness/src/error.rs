@@ -2,6 +2,8 @@ use std::time::Duration;
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
+/// Sources are boxed to keep `Result<T>` small.
+///
 /// Every variant names what the harness was doing when it failed, so that a
 /// failing integration test says more than "connection refused".
 #[derive(Debug, thiserror::Error)]
@@ -16,19 +18,19 @@ pub enum Error {
     Kube {
         context: String,
         #[source]
-        source: kube::Error,
+        source: Box<kube::Error>,
     },
     #[error("{context}")]
     Kubeconfig {
         context: String,
         #[source]
-        source: kube::config::KubeconfigError,
+        source: Box<kube::config::KubeconfigError>,
     },
     #[error("{context}")]
     Yaml {
         context: String,
         #[source]
-        source: serde_saphyr::Error,
+        source: Box<serde_saphyr::Error>,
     },
     #[error("{context}")]
     Json {
@@ -46,6 +48,20 @@ pub enum Error {
     Timeout { what: String, timeout: Duration },
 }
 
+impl Error {
+    /// The API server's answer, when the failure was one (for example a 422
+    /// from a validation rule or a 409 conflict).
+    pub fn api_status(&self) -> Option<&kube::core::Status> {
+        match self {
+            Error::Kube { source, .. } => match source.as_ref() {
+                kube::Error::Api(status) => Some(status),
+                _ => None,
+            },
+            _ => None,
+        }
+    }
+}
+
 pub(crate) fn io(context: impl Into<String>) -> impl FnOnce(std::io::Error) -> Error {
     let context = context.into();
     move |source| Error::Io { context, source }
@@ -53,5 +69,8 @@ pub(crate) fn io(context: impl Into<String>) -> impl FnOnce(std::io::Error) -> E
 
 pub(crate) fn kube(context: impl Into<String>) -> impl FnOnce(kube::Error) -> Error {
     let context = context.into();
-    move |source| Error::Kube { context, source }
+    move |source| Error::Kube {
+        context,
+        source: Box::new(source),
+    }
 }

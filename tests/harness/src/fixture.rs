@@ -81,7 +81,8 @@ impl KubeFixture {
         let data_dir = new_data_dir()?;
         let ports = [free_port()?, free_port()?, free_port()?];
         let log_path = data_dir.join("fixture.log");
-        let log = File::create(&log_path).map_err(io(format!("creating {}", log_path.display())))?;
+        let log =
+            File::create(&log_path).map_err(io(format!("creating {}", log_path.display())))?;
         let log2 = log
             .try_clone()
             .map_err(io("duplicating the log file handle"))?;
@@ -113,11 +114,7 @@ impl KubeFixture {
             data_dir,
             kubeconfig,
             server_url: format!("https://127.0.0.1:{}", ports[0]),
-            config: Config::new(
-                "https://127.0.0.1"
-                    .parse()
-                    .expect("static URL parses"),
-            ),
+            config: Config::new("https://127.0.0.1".parse().expect("static URL parses")),
             binaries: binaries.clone(),
             keep_data_dir,
         };
@@ -167,13 +164,13 @@ impl KubeFixture {
         }
         let kc = Kubeconfig::read_from(&self.kubeconfig).map_err(|source| Error::Kubeconfig {
             context: format!("reading {}", self.kubeconfig.display()),
-            source,
+            source: Box::new(source),
         })?;
         Config::from_custom_kubeconfig(kc, &KubeConfigOptions::default())
             .await
             .map_err(|source| Error::Kubeconfig {
                 context: format!("loading {}", self.kubeconfig.display()),
-                source,
+                source: Box::new(source),
             })
     }
 
@@ -210,7 +207,10 @@ impl KubeFixture {
         let req = http::Request::get("/readyz")
             .body(Vec::new())
             .expect("static request builds");
-        let body = client.request_text(req).await.map_err(kube("GET /readyz"))?;
+        let body = client
+            .request_text(req)
+            .await
+            .map_err(kube("GET /readyz"))?;
         if body.trim() != "ok" {
             return Ok(Some(format!("/readyz said {body:?}")));
         }
@@ -272,6 +272,13 @@ impl KubeFixture {
     /// `fixture.log` (apiserver output).
     pub fn data_dir(&self) -> &Path {
         &self.data_dir
+    }
+
+    /// Process id of the kube-fixture process (also its process group id);
+    /// `None` once it has been stopped.
+    pub fn pid(&self) -> Option<u32> {
+        let guard = self.child.lock().unwrap_or_else(|p| p.into_inner());
+        guard.as_ref().map(Child::id)
     }
 
     /// kubectl of the same Kubernetes release as the fixture.

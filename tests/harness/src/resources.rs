@@ -81,7 +81,7 @@ fn parse_documents(yaml: &str) -> Result<Vec<Value>> {
     let docs: Vec<Option<Value>> =
         serde_saphyr::from_str_multiple(yaml).map_err(|source| Error::Yaml {
             context: "parsing multi-document YAML".into(),
-            source,
+            source: Box::new(source),
         })?;
     Ok(docs
         .into_iter()
@@ -116,10 +116,16 @@ pub async fn apply_yaml_in(
             Error::Manifest(format!("document {index} has no apiVersion and kind"))
         })?;
         let gvk = GroupVersionKind::try_from(types).map_err(|e| {
-            Error::Manifest(format!("document {index}: bad apiVersion {:?}: {e}", types.api_version))
+            Error::Manifest(format!(
+                "document {index}: bad apiVersion {:?}: {e}",
+                types.api_version
+            ))
         })?;
         let name = obj.metadata.name.clone().ok_or_else(|| {
-            Error::Manifest(format!("document {index} ({}) has no metadata.name", gvk.kind))
+            Error::Manifest(format!(
+                "document {index} ({}) has no metadata.name",
+                gvk.kind
+            ))
         })?;
         let what = format!("{} {name}", gvk.kind);
         let (resource, caps) = resolve(client, &gvk, &mut resolved).await?;
@@ -132,7 +138,11 @@ pub async fn apply_yaml_in(
             Scope::Cluster => Api::all_with(client.clone(), &resource),
         };
         let stored = api
-            .patch(&name, &PatchParams::apply(FIELD_MANAGER).force(), &Patch::Apply(&obj))
+            .patch(
+                &name,
+                &PatchParams::apply(FIELD_MANAGER).force(),
+                &Patch::Apply(&obj),
+            )
             .await
             .map_err(kube(format!("applying {what} (document {index})")))?;
         if gvk.group == "apiextensions.k8s.io" && gvk.kind == "CustomResourceDefinition" {
@@ -166,7 +176,7 @@ async fn resolve(
                         "discovering {}/{} {} for {CRD_TIMEOUT:?} (no such kind served?)",
                         gvk.group, gvk.version, gvk.kind
                     ),
-                    source,
+                    source: Box::new(source),
                 });
             }
             Err(_) => tokio::time::sleep(Duration::from_millis(200)).await,
@@ -194,7 +204,11 @@ pub async fn install_crds(client: &Client, yaml: &str) -> Result<Vec<CustomResou
             })?;
         let name = crd.name_any();
         let stored = api
-            .patch(&name, &PatchParams::apply(FIELD_MANAGER).force(), &Patch::Apply(&crd))
+            .patch(
+                &name,
+                &PatchParams::apply(FIELD_MANAGER).force(),
+                &Patch::Apply(&crd),
+            )
             .await
             .map_err(kube(format!("applying CustomResourceDefinition {name}")))?;
         installed.push(stored);
@@ -259,7 +273,8 @@ mod tests {
         for n in [&a, &b, &long] {
             assert!(n.len() <= 63, "{n} too long");
             assert!(
-                n.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-'),
+                n.chars()
+                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-'),
                 "{n}"
             );
             assert!(!n.starts_with('-') && !n.ends_with('-'), "{n}");

@@ -56,7 +56,10 @@ mod tests {
             .unwrap_err();
         assert!(start.elapsed() >= Duration::from_millis(300));
         assert!(start.elapsed() < Duration::from_secs(3));
-        assert!(matches!(err, Error::Timeout { ref what, .. } if what == "never"), "{err}");
+        assert!(
+            matches!(err, Error::Timeout { ref what, .. } if what == "never"),
+            "{err}"
+        );
     }
 
     #[tokio::test]
