@@ -5,6 +5,8 @@
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
+use ferrolb_config::build::BgpMode;
+
 use crate::tls::TlsArgs;
 
 /// Flags of the webhook server proper. The TLS flags live in [`TlsArgs`] because
@@ -76,8 +78,8 @@ pub struct ServeOptions {
     /// The MetalLB namespace: creation elsewhere is refused, and the certificate
     /// Secret and Service name live here.
     pub namespace: String,
-    /// Value of `METALLB_BGP_TYPE` (`native` when unset); selects the mode checks.
-    pub bgp_type: String,
+    /// From `METALLB_BGP_TYPE`; selects the mode-specific checks (crds.md §10.3).
+    pub mode: BgpMode,
     /// Extra DNS names / IP addresses for the generated serving certificate
     /// (tests reach the server as 127.0.0.1).
     pub extra_sans: Vec<String>,
@@ -89,7 +91,7 @@ impl ServeOptions {
             args: WebhookArgs::default(),
             tls: TlsArgs::default(),
             namespace: namespace.into(),
-            bgp_type: "native".into(),
+            mode: BgpMode::Native,
             extra_sans: Vec::new(),
         }
     }

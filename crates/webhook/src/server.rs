@@ -42,9 +42,6 @@ const RELOAD_EVERY: Duration = Duration::from_secs(10);
 /// switches to the new certificate, so the API server picks up the bundle first.
 const ROTATION_OVERLAP: Duration = Duration::from_secs(10);
 
-/// Runs the configuration builder over a snapshot; returns the error texts.
-pub type Checker = Arc<dyn Fn(&Snapshot) -> Result<(), Vec<String>> + Send + Sync>;
-
 #[derive(Debug, thiserror::Error)]
 pub enum ServeError {
     #[error(transparent)]
@@ -55,6 +52,8 @@ pub enum ServeError {
     Cert(#[from] certs::CertError),
     #[error("webhook certificate: {0}")]
     KeyPair(#[from] crate::tls::KeyPairError),
+    #[error("webhook server: {0}")]
+    Io(std::io::Error),
     #[error("binding the webhook server to {addr}: {source}")]
     Bind { addr: SocketAddr, source: std::io::Error },
 }
@@ -62,7 +61,7 @@ pub enum ServeError {
 struct App {
     policy: Policy,
     cluster: KubeCluster,
-    checker: Checker,
+    mode: ferrolb_config::build::BgpMode,
 }
 
 /// Where the serving certificate comes from, and how it is kept fresh.
@@ -91,7 +90,7 @@ impl WebhookServer {
     /// Loads or generates the certificate, injects the CA bundle (best effort)
     /// and binds the port. Handlers only become reachable once the
     /// certificate is ready, as in MetalLB.
-    pub async fn bind(opts: ServeOptions, client: Client, checker: Checker) -> Result<Self, ServeError> {
+    pub async fn bind(opts: ServeOptions, client: Client) -> Result<Self, ServeError> {
         let settings = opts.tls.settings()?;
         let provider = settings.provider().clone();
         let resolver = Arc::new(CertResolver::new());
@@ -133,7 +132,7 @@ impl WebhookServer {
             app: Arc::new(App {
                 policy: Policy { namespace: opts.namespace.clone() },
                 cluster: KubeCluster::new(client.clone(), opts.namespace.clone()),
-                checker,
+                mode: opts.mode,
             }),
             client,
             resolver,
@@ -355,8 +354,8 @@ async fn handle(app: Arc<App>, req: Request<Incoming>) -> Result<Response<Full<B
 async fn admit(app: &App, kind: Kind, body: &[u8]) -> Vec<u8> {
     let review = match admission::decode(body, kind) {
         Ok((request, review)) => {
-            let checker = app.checker.clone();
-            let verdict = app.policy.review(&app.cluster, move |s| checker(s), &review).await;
+            let check = |s: &Snapshot| crate::check::check(s, app.mode, &app.policy.namespace);
+            let verdict = app.policy.review(&app.cluster, check, &review).await;
             if verdict.allowed {
                 tracing::debug!(kind = kind.name(), name = %review.name, op = ?review.op, "admitted");
             } else {
