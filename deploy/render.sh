@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Regenerates deploy/ferrolb.yaml from the kustomization in this directory.
+# Regenerates deploy/ferrolb.yaml from the kustomization in this directory,
+# and the Helm chart's copy of the CRDs.
 # Uses $KUBECTL, else the kube-fixture's kubectl (tests/kube-fixture/build.sh),
 # else kubectl from PATH. The deploy test fails when the bundle is stale.
 set -euo pipefail
@@ -17,4 +18,6 @@ fi
     "$kubectl" kustomize "$here"
 } > "$here/ferrolb.yaml.tmp"
 mv "$here/ferrolb.yaml.tmp" "$here/ferrolb.yaml"
+# The Helm chart templates its own copy of the CRDs.
+cp "$here/crds/metallb.io.yaml" "$here/helm/ferrolb/files/metallb.io.yaml"
 echo "wrote $here/ferrolb.yaml"
