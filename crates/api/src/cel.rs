@@ -96,4 +96,3 @@ pub const STATUS_FIELD_IMMUTABLE: CelRule = CelRule {
     rule: "self == oldSelf",
     message: "Value is immutable",
 };
-

@@ -49,7 +49,11 @@ pub fn spec_to_v1beta2(spec: &v1beta1::BGPPeerSpec) -> v1beta2::BGPPeerSpec {
         hold_time: Some(timer_or_zero(spec.hold_time.as_deref())),
         keepalive_time: Some(timer_or_zero(spec.keepalive_time.as_deref())),
         router_id: spec.router_id.clone(),
-        node_selectors: spec.node_selectors.iter().map(legacy_to_label_selector).collect(),
+        node_selectors: spec
+            .node_selectors
+            .iter()
+            .map(legacy_to_label_selector)
+            .collect(),
         password: spec.password.clone(),
         bfd_profile: spec.bfd_profile.clone(),
         ebgp_multi_hop: spec.ebgp_multi_hop,
@@ -69,7 +73,11 @@ pub fn spec_to_v1beta1(spec: &v1beta2::BGPPeerSpec) -> v1beta1::BGPPeerSpec {
         hold_time: Some(timer_or_zero(spec.hold_time.as_deref())),
         keepalive_time: Some(timer_or_zero(spec.keepalive_time.as_deref())),
         router_id: spec.router_id.clone(),
-        node_selectors: spec.node_selectors.iter().map(label_selector_to_legacy).collect(),
+        node_selectors: spec
+            .node_selectors
+            .iter()
+            .map(label_selector_to_legacy)
+            .collect(),
         password: spec.password.clone(),
         bfd_profile: spec.bfd_profile.clone(),
         ebgp_multi_hop: spec.ebgp_multi_hop,
@@ -177,11 +185,20 @@ mod tests {
         assert_eq!(converted.metadata, legacy_peer().metadata);
         let spec = converted.spec;
         assert_eq!((spec.my_asn, spec.peer_asn), (64500, 64501));
-        assert_eq!((spec.peer_address.as_str(), spec.source_address.as_str()), ("10.0.0.1", "10.0.0.2"));
+        assert_eq!(
+            (spec.peer_address.as_str(), spec.source_address.as_str()),
+            ("10.0.0.1", "10.0.0.2")
+        );
         assert_eq!(spec.peer_port, 1179);
-        assert_eq!((spec.hold_time.as_deref(), spec.keepalive_time.as_deref()), (Some("90s"), Some("30s")));
+        assert_eq!(
+            (spec.hold_time.as_deref(), spec.keepalive_time.as_deref()),
+            (Some("90s"), Some("30s"))
+        );
         assert_eq!(spec.router_id, "10.10.10.10");
-        assert_eq!((spec.password.as_str(), spec.bfd_profile.as_str()), ("s3cr3t", "fast"));
+        assert_eq!(
+            (spec.password.as_str(), spec.bfd_profile.as_str()),
+            ("s3cr3t", "fast")
+        );
         assert!(spec.ebgp_multi_hop);
         assert_eq!(
             spec.node_selectors[0],
@@ -196,16 +213,27 @@ mod tests {
         );
         // v1beta2-only fields take their v1beta2 defaults.
         assert_eq!(spec.dynamic_asn, None);
-        assert_eq!((spec.local_asn, spec.interface.as_str(), spec.vrf.as_str()), (0, "", ""));
-        assert_eq!((spec.connect_time.as_deref(), spec.password_secret.as_ref()), (None, None));
-        assert!(!spec.enable_graceful_restart && !spec.disable_mp && !spec.dual_stack_address_family);
+        assert_eq!(
+            (spec.local_asn, spec.interface.as_str(), spec.vrf.as_str()),
+            (0, "", "")
+        );
+        assert_eq!(
+            (spec.connect_time.as_deref(), spec.password_secret.as_ref()),
+            (None, None)
+        );
+        assert!(
+            !spec.enable_graceful_restart && !spec.disable_mp && !spec.dual_stack_address_family
+        );
     }
 
     #[test]
     fn empty_legacy_selector_matches_everything() {
         let converted = spec_to_v1beta2(&legacy_peer().spec);
         assert_eq!(converted.node_selectors[1], LabelSelector::default());
-        assert_eq!(serde_json::to_value(&converted.node_selectors[1]).ok(), Some(serde_json::json!({})));
+        assert_eq!(
+            serde_json::to_value(&converted.node_selectors[1]).ok(),
+            Some(serde_json::json!({}))
+        );
     }
 
     #[test]

@@ -44,8 +44,11 @@ fn bgppeers() -> CustomResourceDefinition {
     // Both inputs are generated from this crate's own types with the same
     // group, kind and scope, which is all merge_crds checks; the
     // crds_are_generated test exercises this path.
-    let mut crd = merge_crds(vec![v1beta1::BGPPeer::crd(), v1beta2::BGPPeer::crd()], "v1beta2")
-        .expect("v1beta1 and v1beta2 BGPPeer CRDs share group, kind and scope");
+    let mut crd = merge_crds(
+        vec![v1beta1::BGPPeer::crd(), v1beta2::BGPPeer::crd()],
+        "v1beta2",
+    )
+    .expect("v1beta1 and v1beta2 BGPPeer CRDs share group, kind and scope");
     crd.spec.conversion = Some(CustomResourceConversion {
         strategy: BGPPEER_CONVERSION_STRATEGY.into(),
         webhook: None,
@@ -101,7 +104,9 @@ fn integral_floats_as_integers(value: serde_json::Value) -> serde_json::Value {
             }
             _ => Value::Number(number),
         },
-        Value::Array(items) => Value::Array(items.into_iter().map(integral_floats_as_integers).collect()),
+        Value::Array(items) => {
+            Value::Array(items.into_iter().map(integral_floats_as_integers).collect())
+        }
         Value::Object(map) => Value::Object(
             map.into_iter()
                 .map(|(key, item)| (key, integral_floats_as_integers(item)))

@@ -2,6 +2,10 @@
 //! schema validation as MetalLB), CRD generation, BGPPeer version conversion and
 //! the annotation/label keys MetalLB reads and writes.
 
+// kube's `printcolumn(name = .., type_ = .., ..)` repeats keys across columns by
+// design; clippy reads each repetition as a duplicated attribute.
+#![allow(clippy::duplicated_attributes)]
+
 pub mod annotations;
 pub mod cel;
 pub mod conversion;

@@ -18,7 +18,9 @@ macro_rules! optional_spec {
         }
 
         impl<'de> ::serde::Deserialize<'de> for $ty {
-            fn deserialize<D: ::serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+            fn deserialize<D: ::serde::Deserializer<'de>>(
+                deserializer: D,
+            ) -> Result<Self, D::Error> {
                 struct Present($ty);
                 impl<'de> ::serde::Deserialize<'de> for Present {
                     fn deserialize<D2: ::serde::Deserializer<'de>>(

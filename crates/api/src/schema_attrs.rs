@@ -17,7 +17,10 @@ impl schemars::transform::Transform for Validations {
         match schema.get_mut(VALIDATIONS_KEY) {
             Some(serde_json::Value::Array(existing)) => existing.extend(rules),
             _ => {
-                schema.insert(VALIDATIONS_KEY.into(), serde_json::Value::Array(rules.collect()));
+                schema.insert(
+                    VALIDATIONS_KEY.into(),
+                    serde_json::Value::Array(rules.collect()),
+                );
             }
         }
     }
@@ -30,7 +33,10 @@ pub(crate) struct ListMapKeys(pub &'static [&'static str]);
 impl schemars::transform::Transform for ListMapKeys {
     fn transform(&mut self, schema: &mut schemars::Schema) {
         schema.insert("x-kubernetes-list-type".into(), "map".into());
-        schema.insert("x-kubernetes-list-map-keys".into(), serde_json::json!(self.0));
+        schema.insert(
+            "x-kubernetes-list-map-keys".into(),
+            serde_json::json!(self.0),
+        );
     }
 }
 

@@ -51,7 +51,11 @@ fn fix_node(node: &mut JSONSchemaProps) {
         mark_label_selector_atomic(node);
     }
 
-    for child in node.properties.iter_mut().flat_map(|props| props.values_mut()) {
+    for child in node
+        .properties
+        .iter_mut()
+        .flat_map(|props| props.values_mut())
+    {
         fix_node(child);
     }
     match node.items.as_mut() {
@@ -68,7 +72,9 @@ fn fix_node(node: &mut JSONSchemaProps) {
 /// two fields) is recognised by its exact property set.
 fn is_label_selector(properties: Option<&BTreeMap<String, JSONSchemaProps>>) -> bool {
     properties.is_some_and(|props| {
-        props.len() == 2 && props.contains_key("matchLabels") && props.contains_key("matchExpressions")
+        props.len() == 2
+            && props.contains_key("matchLabels")
+            && props.contains_key("matchExpressions")
     })
 }
 

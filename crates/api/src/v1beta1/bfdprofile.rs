@@ -21,7 +21,11 @@ use crate::optional_spec::optional_spec;
     derive = "PartialEq",
     derive = "Default",
     doc = "BFDProfile represents the settings of the bfd session that can be optionally associated with a BGP session.",
-    printcolumn(name = "Passive Mode", type_ = "boolean", json_path = ".spec.passiveMode"),
+    printcolumn(
+        name = "Passive Mode",
+        type_ = "boolean",
+        json_path = ".spec.passiveMode"
+    ),
     printcolumn(
         name = "Transmit Interval",
         type_ = "integer",
@@ -32,7 +36,11 @@ use crate::optional_spec::optional_spec;
         type_ = "integer",
         json_path = ".spec.receiveInterval"
     ),
-    printcolumn(name = "Multiplier", type_ = "integer", json_path = ".spec.detectMultiplier")
+    printcolumn(
+        name = "Multiplier",
+        type_ = "integer",
+        json_path = ".spec.detectMultiplier"
+    )
 )]
 #[serde(rename_all = "camelCase")]
 pub struct BFDProfileSpec {

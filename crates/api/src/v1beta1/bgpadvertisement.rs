@@ -6,8 +6,8 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use crate::cel;
-use crate::schema_attrs::Validations;
 use crate::optional_spec::optional_spec;
+use crate::schema_attrs::Validations;
 use crate::serde_defaults::is_zero_u32;
 
 /// Default of `aggregationLength`: one IPv4 route per address.
@@ -37,7 +37,11 @@ fn default_aggregation_length_v6() -> i32 {
     derive = "PartialEq",
     derive = "Default",
     doc = "BGPAdvertisement allows to advertise the IPs coming from the selected IPAddressPools via BGP, setting the parameters of the BGP Advertisement.",
-    printcolumn(name = "IPAddressPools", type_ = "string", json_path = ".spec.ipAddressPools"),
+    printcolumn(
+        name = "IPAddressPools",
+        type_ = "string",
+        json_path = ".spec.ipAddressPools"
+    ),
     printcolumn(
         name = "IPAddressPool Selectors",
         type_ = "string",
@@ -60,7 +64,10 @@ pub struct BGPAdvertisementSpec {
     pub aggregation_length: i32,
 
     /// The aggregation-length advertisement option lets you “roll up” the /128s into a larger prefix. Defaults to 128. Works for IPv6 addresses.
-    #[serde(default = "default_aggregation_length_v6", rename = "aggregationLengthV6")]
+    #[serde(
+        default = "default_aggregation_length_v6",
+        rename = "aggregationLengthV6"
+    )]
     pub aggregation_length_v6: i32,
 
     /// The BGP LOCAL_PREF attribute which is used by BGP best path algorithm,

@@ -8,8 +8,8 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use crate::cel;
-use crate::schema_attrs::Validations;
 use crate::optional_spec::optional_spec;
+use crate::schema_attrs::Validations;
 use crate::serde_defaults::{is_false, is_zero_u16};
 
 /// Warning the API server returns to clients using this version.
@@ -35,7 +35,11 @@ pub const DEPRECATION_WARNING: &str = "v1beta1 is deprecated, please use v1beta2
     printcolumn(name = "Address", type_ = "string", json_path = ".spec.peerAddress"),
     printcolumn(name = "ASN", type_ = "string", json_path = ".spec.peerASN"),
     printcolumn(name = "BFD Profile", type_ = "string", json_path = ".spec.bfdProfile"),
-    printcolumn(name = "Multi Hops", type_ = "string", json_path = ".spec.ebgpMultiHop")
+    printcolumn(
+        name = "Multi Hops",
+        type_ = "string",
+        json_path = ".spec.ebgpMultiHop"
+    )
 )]
 #[schemars(transform = Validations(&[cel::PEER_MY_ASN_SET, cel::PEER_NO_MULTIHOP_FOR_IBGP]))]
 #[serde(rename_all = "camelCase")]

@@ -6,8 +6,8 @@ use kube::CustomResource;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use crate::schema_attrs::ListMapKeys;
 use crate::optional_spec::optional_spec;
+use crate::schema_attrs::ListMapKeys;
 
 /// Condition type written by the controller's pool reconciler.
 pub const CONDITION_POOL_RECONCILER_VALID: &str = "poolReconcilerValid";
@@ -22,7 +22,9 @@ pub const REASON_CONFIGURATION_ERROR: &str = "ConfigurationError";
 pub const REASON_UNKNOWN_ERROR: &str = "UnknownError";
 
 /// ConfigurationStateSpec is empty: the object carries only status.
-#[derive(CustomResource, JsonSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq)]
+#[derive(
+    CustomResource, JsonSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq,
+)]
 #[serde(remote = "Self")]
 #[kube(
     group = "metallb.io",
@@ -36,8 +38,16 @@ pub const REASON_UNKNOWN_ERROR: &str = "UnknownError";
     derive = "Default",
     doc = "ConfigurationState is a status-only CRD that reports configuration validation results from MetalLB components.",
     printcolumn(name = "Result", type_ = "string", json_path = ".status.result"),
-    printcolumn(name = "ErrorSummary", type_ = "string", json_path = ".status.errorSummary"),
-    printcolumn(name = "Age", type_ = "date", json_path = ".metadata.creationTimestamp")
+    printcolumn(
+        name = "ErrorSummary",
+        type_ = "string",
+        json_path = ".status.errorSummary"
+    ),
+    printcolumn(
+        name = "Age",
+        type_ = "date",
+        json_path = ".metadata.creationTimestamp"
+    )
 )]
 pub struct ConfigurationStateSpec {}
 

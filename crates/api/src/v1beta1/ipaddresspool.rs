@@ -21,8 +21,16 @@ use crate::serde_defaults::{default_true, is_zero_i32};
     status = "IPAddressPoolStatus",
     derive = "PartialEq",
     doc = "IPAddressPool represents a pool of IP addresses that can be allocated to LoadBalancer services.",
-    printcolumn(name = "Auto Assign", type_ = "boolean", json_path = ".spec.autoAssign"),
-    printcolumn(name = "Avoid Buggy IPs", type_ = "boolean", json_path = ".spec.avoidBuggyIPs"),
+    printcolumn(
+        name = "Auto Assign",
+        type_ = "boolean",
+        json_path = ".spec.autoAssign"
+    ),
+    printcolumn(
+        name = "Avoid Buggy IPs",
+        type_ = "boolean",
+        json_path = ".spec.avoidBuggyIPs"
+    ),
     printcolumn(name = "Addresses", type_ = "string", json_path = ".spec.addresses")
 )]
 #[serde(rename_all = "camelCase")]

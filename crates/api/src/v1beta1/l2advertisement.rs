@@ -21,7 +21,11 @@ use crate::optional_spec::optional_spec;
     derive = "PartialEq",
     derive = "Default",
     doc = "L2Advertisement allows to advertise the LoadBalancer IPs provided by the selected pools via L2.",
-    printcolumn(name = "IPAddressPools", type_ = "string", json_path = ".spec.ipAddressPools"),
+    printcolumn(
+        name = "IPAddressPools",
+        type_ = "string",
+        json_path = ".spec.ipAddressPools"
+    ),
     printcolumn(
         name = "IPAddressPool Selectors",
         type_ = "string",

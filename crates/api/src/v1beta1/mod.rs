@@ -16,14 +16,20 @@ pub use bgpadvertisement::{
     BGPAdvertisement, BGPAdvertisementSpec, BGPAdvertisementStatus, DEFAULT_AGGREGATION_LENGTH,
     DEFAULT_AGGREGATION_LENGTH_V6,
 };
-pub use bgppeer::{BGPPeer, BGPPeerSpec, BGPPeerStatus, DEPRECATION_WARNING, MatchExpression, NodeSelector};
+pub use bgppeer::{
+    BGPPeer, BGPPeerSpec, BGPPeerStatus, DEPRECATION_WARNING, MatchExpression, NodeSelector,
+};
 pub use community::{Community, CommunityAlias, CommunitySpec, CommunityStatus};
 pub use configurationstate::{
     CONDITION_CONFIG_RECONCILER_VALID, CONDITION_POOL_RECONCILER_VALID, ConfigurationResult,
-    ConfigurationState, ConfigurationStateSpec, ConfigurationStateStatus, REASON_CONFIGURATION_ERROR,
-    REASON_RECONCILED, REASON_UNKNOWN_ERROR,
+    ConfigurationState, ConfigurationStateSpec, ConfigurationStateStatus,
+    REASON_CONFIGURATION_ERROR, REASON_RECONCILED, REASON_UNKNOWN_ERROR,
 };
 pub use ipaddresspool::{IPAddressPool, IPAddressPoolSpec, IPAddressPoolStatus, ServiceAllocation};
-pub use l2advertisement::{L2Advertisement, L2AdvertisementSpec, L2AdvertisementStatus, PreferredNodeSelector};
+pub use l2advertisement::{
+    L2Advertisement, L2AdvertisementSpec, L2AdvertisementStatus, PreferredNodeSelector,
+};
 pub use servicebgpstatus::{MetalLBServiceBGPStatus, ServiceBGPStatus, ServiceBGPStatusSpec};
-pub use servicel2status::{InterfaceInfo, MetalLBServiceL2Status, ServiceL2Status, ServiceL2StatusSpec};
+pub use servicel2status::{
+    InterfaceInfo, MetalLBServiceL2Status, ServiceL2Status, ServiceL2StatusSpec,
+};

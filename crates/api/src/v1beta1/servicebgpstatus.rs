@@ -6,11 +6,13 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use crate::cel;
-use crate::schema_attrs::Validations;
 use crate::optional_spec::optional_spec;
+use crate::schema_attrs::Validations;
 
 /// ServiceBGPStatusSpec defines the desired state of ServiceBGPStatus (empty).
-#[derive(CustomResource, JsonSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq)]
+#[derive(
+    CustomResource, JsonSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq,
+)]
 #[serde(remote = "Self")]
 #[kube(
     group = "metallb.io",
@@ -24,7 +26,11 @@ use crate::optional_spec::optional_spec;
     derive = "Default",
     doc = "ServiceBGPStatus exposes the BGP peers a service is configured to be advertised to, per relevant node.",
     printcolumn(name = "Node", type_ = "string", json_path = ".status.node"),
-    printcolumn(name = "Service Name", type_ = "string", json_path = ".status.serviceName"),
+    printcolumn(
+        name = "Service Name",
+        type_ = "string",
+        json_path = ".status.serviceName"
+    ),
     printcolumn(
         name = "Service Namespace",
         type_ = "string",

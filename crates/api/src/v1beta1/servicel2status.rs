@@ -6,11 +6,13 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use crate::cel;
-use crate::schema_attrs::Validations;
 use crate::optional_spec::optional_spec;
+use crate::schema_attrs::Validations;
 
 /// ServiceL2StatusSpec defines the desired state of ServiceL2Status (empty).
-#[derive(CustomResource, JsonSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq)]
+#[derive(
+    CustomResource, JsonSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq,
+)]
 #[serde(remote = "Self")]
 #[kube(
     group = "metallb.io",
@@ -24,7 +26,11 @@ use crate::optional_spec::optional_spec;
     derive = "Default",
     doc = "ServiceL2Status reveals the actual traffic status of loadbalancer services in layer2 mode.",
     printcolumn(name = "Allocated Node", type_ = "string", json_path = ".status.node"),
-    printcolumn(name = "Service Name", type_ = "string", json_path = ".status.serviceName"),
+    printcolumn(
+        name = "Service Name",
+        type_ = "string",
+        json_path = ".status.serviceName"
+    ),
     printcolumn(
         name = "Service Namespace",
         type_ = "string",
@@ -61,7 +67,9 @@ pub struct MetalLBServiceL2Status {
 }
 
 /// InterfaceInfo defines interface info of layer2 announcement.
-#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq, PartialOrd, Ord, JsonSchema)]
+#[derive(
+    Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq, PartialOrd, Ord, JsonSchema,
+)]
 pub struct InterfaceInfo {
     /// Name the name of network interface card
     #[serde(default, skip_serializing_if = "String::is_empty")]

@@ -7,8 +7,8 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use crate::cel;
-use crate::schema_attrs::{MapTypeAtomic, Validations};
 use crate::optional_spec::optional_spec;
+use crate::schema_attrs::{MapTypeAtomic, Validations};
 use crate::serde_defaults::{is_false, is_zero_u32};
 
 /// Default of `peerPort`.
@@ -35,7 +35,11 @@ fn default_peer_port() -> u16 {
     printcolumn(name = "Address", type_ = "string", json_path = ".spec.peerAddress"),
     printcolumn(name = "ASN", type_ = "string", json_path = ".spec.peerASN"),
     printcolumn(name = "BFD Profile", type_ = "string", json_path = ".spec.bfdProfile"),
-    printcolumn(name = "Multi Hops", type_ = "string", json_path = ".spec.ebgpMultiHop")
+    printcolumn(
+        name = "Multi Hops",
+        type_ = "string",
+        json_path = ".spec.ebgpMultiHop"
+    )
 )]
 #[schemars(transform = Validations(&[
     cel::PEER_MY_ASN_SET,
@@ -64,7 +68,11 @@ pub struct BGPPeerSpec {
     /// internal - if the neighbor's ASN is different than MyASN connection is denied.
     /// external - if the neighbor's ASN is the same as MyASN the connection is denied.
     /// ASN and DynamicASN are mutually exclusive and one of them must be specified.
-    #[serde(default, rename = "dynamicASN", skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        rename = "dynamicASN",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub dynamic_asn: Option<DynamicASNMode>,
 
     /// AS number to use for the local end of the session instead of myASN

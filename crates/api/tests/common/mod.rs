@@ -10,7 +10,9 @@ use serde::de::DeserializeOwned;
 use serde_json::Value;
 
 pub fn fixture_text(name: &str) -> String {
-    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures").join(name);
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures")
+        .join(name);
     std::fs::read_to_string(&path).unwrap_or_else(|err| panic!("reading {}: {err}", path.display()))
 }
 
@@ -73,7 +75,9 @@ pub const FIXTURE_FILES: [&str; 8] = [
 /// The schema that serves an object, found from its `apiVersion` and `kind`.
 pub fn schema_for(object: &Value) -> Value {
     let kind = object["kind"].as_str().expect("object has a kind");
-    let api_version = object["apiVersion"].as_str().expect("object has an apiVersion");
+    let api_version = object["apiVersion"]
+        .as_str()
+        .expect("object has an apiVersion");
     let (group, version) = api_version.split_once('/').expect("group/version");
     let crd = ferrolb_api::crds::all()
         .into_iter()

@@ -55,7 +55,9 @@ fn walk_structural(node: &Value, path: &str, problems: &mut Vec<String>) {
     if map.contains_key("properties") && map.contains_key("additionalProperties") {
         problems.push(format!("{path}: both properties and additionalProperties"));
     }
-    if (map.contains_key("properties") || map.contains_key("additionalProperties")) && ty != Some("object") {
+    if (map.contains_key("properties") || map.contains_key("additionalProperties"))
+        && ty != Some("object")
+    {
         problems.push(format!("{path}: properties on a non-object"));
     }
     if ty == Some("array") && !map.get("items").is_some_and(Value::is_object) {
@@ -79,7 +81,10 @@ fn walk_structural(node: &Value, path: &str, problems: &mut Vec<String>) {
             problems.push(problem);
         }
     }
-    if let Some(keys) = map.get("x-kubernetes-list-map-keys").and_then(Value::as_array) {
+    if let Some(keys) = map
+        .get("x-kubernetes-list-map-keys")
+        .and_then(Value::as_array)
+    {
         let item_required = map
             .get("items")
             .and_then(|items| items.get("required"))
@@ -88,11 +93,18 @@ fn walk_structural(node: &Value, path: &str, problems: &mut Vec<String>) {
             .unwrap_or_default();
         for key in keys {
             if !item_required.contains(key) {
-                problems.push(format!("{path}: list-map key {key} is not required in the items"));
+                problems.push(format!(
+                    "{path}: list-map key {key} is not required in the items"
+                ));
             }
         }
     }
-    for (name, child) in map.get("properties").and_then(Value::as_object).into_iter().flatten() {
+    for (name, child) in map
+        .get("properties")
+        .and_then(Value::as_object)
+        .into_iter()
+        .flatten()
+    {
         walk_structural(child, &format!("{path}.{name}"), problems);
     }
     if let Some(items) = map.get("items") {
@@ -125,7 +137,10 @@ fn check_value(schema: &Value, value: &Value, path: &str, problems: &mut Vec<Str
         _ => true,
     };
     if !type_ok {
-        problems.push(format!("{path}: {value} is not of type {}", ty.unwrap_or("?")));
+        problems.push(format!(
+            "{path}: {value} is not of type {}",
+            ty.unwrap_or("?")
+        ));
         return;
     }
     if let Some(allowed) = map.get("enum").and_then(Value::as_array)
@@ -160,7 +175,12 @@ fn check_value(schema: &Value, value: &Value, path: &str, problems: &mut Vec<Str
     if let Some(object) = value.as_object() {
         let properties = map.get("properties").and_then(Value::as_object);
         let additional = map.get("additionalProperties");
-        for name in map.get("required").and_then(Value::as_array).into_iter().flatten() {
+        for name in map
+            .get("required")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+        {
             let name = name.as_str().unwrap_or_default();
             if !object.contains_key(name) {
                 problems.push(format!("{path}: missing required {name}"));
@@ -175,7 +195,9 @@ fn check_value(schema: &Value, value: &Value, path: &str, problems: &mut Vec<Str
             let child_path = format!("{path}.{name}");
             match (properties.and_then(|p| p.get(name)), additional) {
                 (Some(child_schema), _) => check_value(child_schema, child, &child_path, problems),
-                (None, Some(values)) if values.is_object() => check_value(values, child, &child_path, problems),
+                (None, Some(values)) if values.is_object() => {
+                    check_value(values, child, &child_path, problems)
+                }
                 _ => problems.push(format!("{child_path}: unknown field (would be pruned)")),
             }
         }
