@@ -11,7 +11,7 @@ use crate::intern::{Protocols, SharingKeys};
 use crate::pool::{PoolDef, pinned_order};
 use crate::records::{Record, Records};
 use crate::service::ServiceKey;
-use crate::space::{FamilySpace, Holders, cidr_capacity, from_ip, usable_range};
+use crate::space::{FamilySpace, Holders, SharedSet, cidr_capacity, from_ip, usable_range};
 
 #[derive(Clone, Debug)]
 pub(crate) struct PoolState {
@@ -335,7 +335,12 @@ impl Allocator {
                 }
             }
             if shares {
-                space.shared.entry(sharing).or_default().insert(loc.index);
+                match space.shared.get_mut(&sharing) {
+                    Some(set) => set.insert(loc.index),
+                    None => {
+                        space.shared.insert(sharing, SharedSet::One(loc.index));
+                    }
+                }
             }
         }
         self.mark_dirty(pool);
@@ -360,11 +365,12 @@ impl Allocator {
                 space.holders.remove(&loc.index);
                 space.free.put(loc.index);
                 if shares {
-                    if let Some(set) = space.shared.get_mut(&record.sharing) {
-                        set.remove(&loc.index);
-                        if set.is_empty() {
-                            space.shared.remove(&record.sharing);
-                        }
+                    let emptied = space
+                        .shared
+                        .get_mut(&record.sharing)
+                        .is_some_and(|set| set.remove(loc.index));
+                    if emptied {
+                        space.shared.remove(&record.sharing);
                     }
                 }
             }

@@ -163,7 +163,7 @@ impl Allocator {
                 .lookup(c.sharing, c.backend)
                 .and_then(|k| space.shared.get(&k))
             {
-                for &index in set {
+                for index in set.iter() {
                     if best.is_some_and(|b| index > b) {
                         break;
                     }

@@ -37,12 +37,22 @@ impl Record {
     }
 }
 
+/// Records per slab chunk. Chunks (instead of one doubling Vec) keep the
+/// slack to at most one chunk whatever the number of Services.
+const CHUNK: usize = 1024;
+
 #[derive(Clone, Default)]
 pub struct Records {
-    slots: Vec<Option<Record>>,
+    chunks: Vec<Box<[Option<Record>]>>,
+    used: usize,
     vacant: Vec<u32>,
     index: HashTable<u32>,
     hasher: std::collections::hash_map::RandomState,
+}
+
+fn slot_ref(chunks: &[Box<[Option<Record>]>], slot: u32) -> Option<&Record> {
+    let slot = slot as usize;
+    chunks.get(slot / CHUNK)?.get(slot % CHUNK)?.as_ref()
 }
 
 impl Records {
@@ -51,51 +61,54 @@ impl Records {
     }
 
     pub fn find(&self, key: &str) -> Option<u32> {
-        let slots = &self.slots;
+        let chunks = &self.chunks;
         self.index
             .find(self.hash(key), |s| {
-                slots
-                    .get(*s as usize)
-                    .and_then(Option::as_ref)
-                    .is_some_and(|r| &*r.key == key)
+                slot_ref(chunks, *s).is_some_and(|r| &*r.key == key)
             })
             .copied()
     }
 
     pub fn get(&self, slot: u32) -> Option<&Record> {
-        self.slots.get(slot as usize).and_then(Option::as_ref)
+        slot_ref(&self.chunks, slot)
+    }
+
+    fn cell(&mut self, slot: u32) -> Option<&mut Option<Record>> {
+        let slot = slot as usize;
+        self.chunks.get_mut(slot / CHUNK)?.get_mut(slot % CHUNK)
     }
 
     pub fn get_mut(&mut self, slot: u32) -> Option<&mut Record> {
-        self.slots.get_mut(slot as usize).and_then(Option::as_mut)
+        self.cell(slot)?.as_mut()
     }
 
     /// Stores a record for a key that has none.
     pub fn insert(&mut self, record: Record) -> u32 {
         let hash = self.hash(&record.key);
         let slot = match self.vacant.pop() {
-            Some(s) => {
-                self.slots[s as usize] = Some(record);
-                s
-            }
+            Some(s) => s,
             None => {
-                self.slots.push(Some(record));
-                (self.slots.len() - 1) as u32
+                if self.used == self.chunks.len() * CHUNK {
+                    self.chunks
+                        .push((0..CHUNK).map(|_| None).collect::<Vec<_>>().into_boxed_slice());
+                }
+                self.used += 1;
+                (self.used - 1) as u32
             }
         };
-        let slots = &self.slots;
+        if let Some(cell) = self.cell(slot) {
+            *cell = Some(record);
+        }
+        let chunks = &self.chunks;
         let hasher = &self.hasher;
         self.index.insert_unique(hash, slot, |s| {
-            slots
-                .get(*s as usize)
-                .and_then(Option::as_ref)
-                .map_or(0, |r| hasher.hash_one(&*r.key))
+            slot_ref(chunks, *s).map_or(0, |r| hasher.hash_one(&*r.key))
         });
         slot
     }
 
     pub fn remove(&mut self, slot: u32) -> Option<Record> {
-        let record = self.slots.get_mut(slot as usize)?.take()?;
+        let record = self.cell(slot)?.take()?;
         let hash = self.hash(&record.key);
         if let Ok(entry) = self.index.find_entry(hash, |s| *s == slot) {
             entry.remove();
@@ -105,8 +118,9 @@ impl Records {
     }
 
     pub fn iter(&self) -> impl Iterator<Item = (u32, &Record)> {
-        self.slots
+        self.chunks
             .iter()
+            .flat_map(|c| c.iter())
             .enumerate()
             .filter_map(|(i, r)| r.as_ref().map(|r| (i as u32, r)))
     }
@@ -154,10 +168,11 @@ mod tests {
         assert_eq!(c, a);
         assert_eq!(r.find("ns/c"), Some(c));
         assert_eq!(r.len(), 2);
-        for i in 0..1000 {
+        for i in 0..3000 {
             r.insert(rec(&format!("x/{i}")));
         }
         assert_eq!(r.find("ns/b"), Some(b));
-        assert_eq!(r.find("x/999").and_then(|s| r.get(s)).map(|r| &*r.key), Some("x/999"));
+        assert_eq!(r.find("x/2999").and_then(|s| r.get(s)).map(|r| &*r.key), Some("x/2999"));
+        assert_eq!(r.iter().count(), 3002);
     }
 }

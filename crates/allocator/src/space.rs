@@ -147,6 +147,46 @@ impl Holders {
     }
 }
 
+/// Indexes carrying one sharing key in one pool family. Most keys mark a
+/// single address, which then needs no tree node.
+#[derive(Clone, Debug)]
+pub enum SharedSet {
+    One(u128),
+    Many(BTreeSet<u128>),
+}
+
+impl SharedSet {
+    pub fn insert(&mut self, index: u128) {
+        match self {
+            SharedSet::One(i) if *i == index => {}
+            SharedSet::One(i) => *self = SharedSet::Many(BTreeSet::from([*i, index])),
+            SharedSet::Many(set) => {
+                set.insert(index);
+            }
+        }
+    }
+
+    /// Removes `index`; true when the set is now empty.
+    pub fn remove(&mut self, index: u128) -> bool {
+        match self {
+            SharedSet::One(i) => *i == index,
+            SharedSet::Many(set) => {
+                set.remove(&index);
+                set.is_empty()
+            }
+        }
+    }
+
+    /// Ascending.
+    pub fn iter(&self) -> impl Iterator<Item = u128> + '_ {
+        let (one, many) = match self {
+            SharedSet::One(i) => (Some(*i), None),
+            SharedSet::Many(set) => (None, Some(set.iter().copied())),
+        };
+        one.into_iter().chain(many.into_iter().flatten())
+    }
+}
+
 /// One family of one pool: layout, free set, holders and sharing index.
 #[derive(Clone, Debug)]
 pub struct FamilySpace {
@@ -156,7 +196,7 @@ pub struct FamilySpace {
     pub holders: FastMap<u128, Holders>,
     /// Sharing-key id -> indexes whose recorded key is that (non-empty) key,
     /// so packing (allocation.md §8) never scans the pool.
-    pub shared: FastMap<u32, BTreeSet<u128>>,
+    pub shared: FastMap<u32, SharedSet>,
 }
 
 impl FamilySpace {
@@ -315,6 +355,21 @@ mod tests {
                 assert_eq!(count as i64, cidr_capacity(&n, avoid), "{s} {avoid}");
             }
         }
+    }
+
+    #[test]
+    fn shared_sets_stay_sorted() {
+        let mut s = SharedSet::One(5);
+        s.insert(5);
+        assert_eq!(s.iter().collect::<Vec<_>>(), [5]);
+        s.insert(2);
+        s.insert(9);
+        assert_eq!(s.iter().collect::<Vec<_>>(), [2, 5, 9]);
+        assert!(!s.remove(5));
+        assert!(!s.remove(2));
+        assert!(s.remove(9));
+        assert!(SharedSet::One(1).remove(1));
+        assert!(!SharedSet::One(1).remove(2));
     }
 
     #[test]
