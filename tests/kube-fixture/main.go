@@ -1,5 +1,5 @@
 // Command kube-fixture runs a throwaway Kubernetes control plane for tests: an
-// embedded etcd and a real kube-apiserver in one process, listening on
+// embedded etcd and a real kube-apiserver in one binary, listening on
 // 127.0.0.1 only, with all state under one data directory.
 //
 // It generates its own CA, serving certificate, service-account key and admin
@@ -9,6 +9,12 @@
 //
 // on stdout once /readyz answers ok. Everything else (apiserver and etcd logs)
 // goes to stderr or to files in the data directory.
+//
+// The process is a small supervisor around a child (the same binary) that
+// runs etcd and the apiserver. Stopping means killing the child and then
+// removing the data directory: removing it under a live etcd makes etcd or
+// the apiserver die with arbitrary exit codes, and neither can be stopped
+// quickly from inside the process.
 //
 // Invoked through a link named "kubectl", the same binary is kubectl: one link
 // step and one file instead of two, since both share most of their packages.
@@ -36,8 +42,10 @@ import (
 	"net/http"
 	"net/url"
 	"os"
+	"os/exec"
 	"os/signal"
 	"path/filepath"
+	"runtime"
 	"strconv"
 	"syscall"
 	"time"
@@ -59,14 +67,27 @@ type options struct {
 	extraArgs      []string
 }
 
+// childEnv marks the supervised child process, which runs the servers.
+const childEnv = "KUBE_FIXTURE_SERVER_CHILD"
+
 func main() {
 	if filepath.Base(os.Args[0]) == "kubectl" {
 		os.Exit(runKubectl())
 	}
-	if err := run(os.Args[1:]); err != nil {
-		fmt.Fprintf(os.Stderr, "kube-fixture: %v\n", err)
-		os.Exit(1)
+	o, err := parseFlags(os.Args[1:])
+	if errors.Is(err, flag.ErrHelp) {
+		os.Exit(0)
+	} else if err != nil {
+		os.Exit(2)
 	}
+	if os.Getenv(childEnv) == "1" {
+		if err := serve(o); err != nil {
+			fmt.Fprintf(os.Stderr, "kube-fixture: %v\n", err)
+			os.Exit(1)
+		}
+		return
+	}
+	os.Exit(supervise(o))
 }
 
 func parseFlags(args []string) (*options, error) {
@@ -89,72 +110,128 @@ func parseFlags(args []string) (*options, error) {
 	return o, nil
 }
 
-func run(args []string) error {
-	o, err := parseFlags(args)
-	if err != nil {
-		return err
+// supervise settles every setting (data dir, ports, token) so that the child
+// needs no choices of its own, runs the child, and removes the data dir once
+// the child is gone. It returns the exit code.
+func supervise(o *options) int {
+	fail := func(format string, args ...any) int {
+		fmt.Fprintf(os.Stderr, "kube-fixture: "+format+"\n", args...)
+		return 1
 	}
+	var err error
 	if o.dataDir == "" {
-		o.dataDir, err = os.MkdirTemp("", "kube-fixture-")
-		if err != nil {
-			return fmt.Errorf("creating data dir: %w", err)
+		if o.dataDir, err = os.MkdirTemp("", "kube-fixture-"); err != nil {
+			return fail("creating data dir: %v", err)
 		}
 	} else if err := os.MkdirAll(o.dataDir, 0o700); err != nil {
-		return fmt.Errorf("creating data dir %s: %w", o.dataDir, err)
+		return fail("creating data dir %s: %v", o.dataDir, err)
 	}
 	if o.dataDir, err = filepath.Abs(o.dataDir); err != nil {
-		return fmt.Errorf("resolving data dir: %w", err)
+		return fail("resolving data dir: %v", err)
 	}
 	cleanup := func() {
 		if !o.keepDataDir {
-			_ = os.RemoveAll(o.dataDir)
+			if err := os.RemoveAll(o.dataDir); err != nil {
+				fmt.Fprintf(os.Stderr, "kube-fixture: removing %s: %v\n", o.dataDir, err)
+			}
 		}
 	}
-
 	for _, p := range []*int{&o.securePort, &o.etcdClientPort, &o.etcdPeerPort} {
 		if *p == 0 {
 			if *p, err = freePort(); err != nil {
-				return err
+				cleanup()
+				return fail("%v", err)
 			}
 		}
 	}
 	if o.token == "" {
 		b := make([]byte, 24)
 		if _, err := rand.Read(b); err != nil {
-			return fmt.Errorf("generating token: %w", err)
+			cleanup()
+			return fail("generating token: %v", err)
 		}
 		o.token = hex.EncodeToString(b)
 	}
 
-	// The fixture is disposable: on a signal or on the parent's death it exits
-	// at once instead of shutting the apiserver down gracefully, which can take
-	// a minute while watches drain.
+	// Subscribe before starting the child so that no signal slips through.
 	sigs := make(chan os.Signal, 1)
 	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM)
-	go func() {
-		s := <-sigs
-		fmt.Fprintf(os.Stderr, "kube-fixture: got %v, exiting\n", s)
-		cleanup()
-		os.Exit(0)
-	}()
+	stdinClosed := make(chan struct{})
 	if o.exitOnStdinEOF {
 		go func() {
 			_, _ = io.Copy(io.Discard, os.Stdin)
-			fmt.Fprintln(os.Stderr, "kube-fixture: stdin closed, exiting")
-			cleanup()
-			os.Exit(0)
+			close(stdinClosed)
 		}()
 	}
 
-	files, err := writeCredentials(o)
+	self, err := os.Executable()
 	if err != nil {
 		cleanup()
+		return fail("finding own executable: %v", err)
+	}
+	args := []string{
+		"--data-dir=" + o.dataDir,
+		"--secure-port=" + strconv.Itoa(o.securePort),
+		"--etcd-client-port=" + strconv.Itoa(o.etcdClientPort),
+		"--etcd-peer-port=" + strconv.Itoa(o.etcdPeerPort),
+		"--token=" + o.token,
+		"--service-cluster-ip-range=" + o.serviceCIDRs,
+		"--v=" + strconv.Itoa(o.verbosity),
+		"--",
+	}
+	child := exec.Command(self, append(args, o.extraArgs...)...)
+	child.Env = append(os.Environ(), childEnv+"=1")
+	child.Stdout = os.Stdout
+	child.Stderr = os.Stderr
+	// Pdeathsig fires when the thread that forked exits, not the process; a
+	// locked main thread lives as long as the process, so should the
+	// supervisor be SIGKILLed the child dies with it.
+	runtime.LockOSThread()
+	child.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	if err := child.Start(); err != nil {
+		cleanup()
+		return fail("starting the server process: %v", err)
+	}
+	exited := make(chan error, 1)
+	go func() { exited <- child.Wait() }()
+
+	// A stop request kills the child at once instead of letting the
+	// apiserver drain its watches, which can take a minute: the data is
+	// thrown away anyway.
+	stop := func(why string) int {
+		fmt.Fprintf(os.Stderr, "kube-fixture: %s, stopping\n", why)
+		_ = child.Process.Kill()
+		<-exited
+		cleanup()
+		return 0
+	}
+	select {
+	case s := <-sigs:
+		return stop("got " + s.String())
+	case <-stdinClosed:
+		return stop("stdin closed")
+	case err := <-exited:
+		cleanup()
+		var exitErr *exec.ExitError
+		if errors.As(err, &exitErr) && exitErr.ExitCode() > 0 {
+			return exitErr.ExitCode()
+		}
+		if err != nil {
+			return fail("server process: %v", err)
+		}
+		return fail("server process exited unexpectedly")
+	}
+}
+
+// serve runs etcd and the apiserver with the settings supervise chose.
+func serve(o *options) error {
+	files, err := writeCredentials(o)
+	if err != nil {
 		return err
 	}
 
 	etcd, err := startEtcd(o)
 	if err != nil {
-		cleanup()
 		return err
 	}
 	defer etcd.Close()
@@ -192,11 +269,9 @@ func run(args []string) error {
 	cmd := app.NewAPIServerCommand()
 	cmd.SetArgs(apiArgs)
 	if err := cmd.Execute(); err != nil {
-		cleanup()
 		return fmt.Errorf("kube-apiserver: %w", err)
 	}
-	cleanup()
-	return nil
+	return errors.New("kube-apiserver returned without error")
 }
 
 func freePort() (int, error) {

@@ -175,8 +175,8 @@ impl KubeFixture {
     }
 
     /// Ready means: /readyz is ok, the `default` namespace exists and the
-    /// default ServiceCIDR is Ready (until it is, creating a Service fails
-    /// with "no ServiceCIDR available", which /readyz does not cover).
+    /// default ServiceCIDR is Ready (/readyz does not cover it, and until then
+    /// clusterIP allocation for a new Service may fail).
     async fn wait_ready(&self, deadline: Instant, timeout: Duration) -> Result<()> {
         let client = self.client()?;
         let mut last;

@@ -430,10 +430,27 @@ async fn kubectl_talks_to_the_fixture() -> Result<()> {
     Ok(())
 }
 
-fn process_alive(pid: u32) -> bool {
-    let pid = libc::pid_t::try_from(pid).expect("pid fits pid_t");
-    // SAFETY: kill(2) with signal 0 only checks for existence.
-    unsafe { libc::kill(pid, 0) == 0 }
+/// Processes of process group `pgid` that are not zombies, from /proc: the
+/// fixture is a supervisor plus a server child, and both must be gone.
+fn live_group_members(pgid: u32) -> Vec<u32> {
+    let mut live = Vec::new();
+    for entry in std::fs::read_dir("/proc").expect("read /proc").flatten() {
+        let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else {
+            continue;
+        };
+        let Ok(stat) = std::fs::read_to_string(entry.path().join("stat")) else {
+            continue;
+        };
+        // "pid (comm) state ppid pgrp ...": comm may hold spaces and parens.
+        let Some(rest) = stat.rfind(')').map(|i| &stat[i + 1..]) else {
+            continue;
+        };
+        let fields: Vec<&str> = rest.split_whitespace().collect();
+        if fields.len() > 2 && fields[2] == pgid.to_string() && fields[0] != "Z" {
+            live.push(pid);
+        }
+    }
+    live
 }
 
 /// Own fixture (not the shared one): a test that panics must still leave no
@@ -447,14 +464,27 @@ fn a_panicking_test_tears_its_fixture_down() {
             let fixture = KubeFixture::start().await.expect("fixture starts");
             let pid = fixture.pid().expect("running");
             *seen.lock().unwrap() = Some((pid, fixture.data_dir().to_owned()));
-            assert!(process_alive(pid));
+            let members = live_group_members(pid);
+            assert!(
+                members.len() >= 2,
+                "supervisor and server expected: {members:?}"
+            );
             assert!(fixture.kubeconfig_path().is_file());
             panic!("deliberate panic with a live fixture");
         })
     }));
     assert!(result.is_err(), "the closure panics");
     let (pid, dir) = seen.lock().unwrap().take().expect("fixture had started");
-    assert!(!process_alive(pid), "kube-fixture {pid} survived the panic");
+    // SIGKILL is delivered asynchronously to the server child.
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    while !live_group_members(pid).is_empty() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "kube-fixture processes {:?} survived the panic",
+            live_group_members(pid)
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
     assert!(!dir.exists(), "{} survived the panic", dir.display());
 }
 
