@@ -1,0 +1,172 @@
+//! Process wiring: client, endpoints, caches, leader election and the
+//! session that runs while this replica leads.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use k8s_openapi::api::coordination::v1::Lease;
+use kube::api::Api;
+use tokio::sync::watch as tokio_watch;
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+
+use crate::error::ControllerError;
+use crate::http_server::{self, Endpoints};
+use crate::leader::{LeaderConfig, LeaderElector};
+use crate::metrics::Metrics;
+use crate::options::ControllerOptions;
+use crate::session::{self, SessionContext};
+use crate::watch::{self, ChangeRouter};
+use crate::{client, logging};
+
+/// How long shutdown waits for the Lease to be released.
+const RELEASE_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// A started controller: its addresses and metrics, and the future that
+/// runs it until shutdown.
+pub struct Controller {
+    pub metrics: Metrics,
+    pub metrics_addr: Option<SocketAddr>,
+    pub health_addr: Option<SocketAddr>,
+    run: std::pin::Pin<Box<dyn Future<Output = ()> + Send>>,
+}
+
+impl Controller {
+    /// Runs until the shutdown future given to [`start`] completes.
+    pub async fn wait(self) {
+        self.run.await
+    }
+}
+
+/// Runs the controller until `shutdown` completes (SIGTERM in the binary).
+/// Only start-up problems are errors; API errors are retried for ever.
+pub async fn run(
+    opts: ControllerOptions,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), ControllerError> {
+    logging::init(&opts.log_level, opts.log_format)?;
+    tracing::info!(
+        version = env!("CARGO_PKG_VERSION"),
+        "MetalLB controller starting (ferrolb {})",
+        env!("CARGO_PKG_VERSION")
+    );
+    start(opts, shutdown).await?.wait().await;
+    Ok(())
+}
+
+/// Binds the endpoints, builds the client and returns the running
+/// controller without installing a log subscriber (tests, embedding).
+pub async fn start(
+    opts: ControllerOptions,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<Controller, ControllerError> {
+    logging::parse_level(&opts.log_level)?;
+    let metrics = Metrics::new();
+    let namespace = opts.resolved_namespace();
+    let config = client::load_config(&opts).await?;
+    let client = client::build(config, metrics.clone())?;
+
+    let mut tasks = JoinSet::new();
+    let mut metrics_addr = None;
+    if opts.port != 0 {
+        let addr = SocketAddr::new(opts.bind_address, opts.port);
+        let (bound, serve) = http_server::bind("metrics", addr, Endpoints::Metrics(metrics.clone())).await?;
+        tasks.spawn(serve);
+        metrics_addr = Some(bound);
+    }
+    let mut health_addr = None;
+    if opts.health_probe_port != 0 {
+        let addr = SocketAddr::new(opts.bind_address, opts.health_probe_port);
+        let (bound, serve) = http_server::bind("health", addr, Endpoints::Health).await?;
+        tasks.spawn(serve);
+        health_addr = Some(bound);
+    }
+
+    let router = ChangeRouter::default();
+    let caches = watch::start(&client, &namespace, &router, &mut tasks);
+    let identity = opts.identity();
+    let ctx = SessionContext {
+        client: client.clone(),
+        namespace: namespace.clone(),
+        lb_class: opts.lb_class().map(str::to_string),
+        pod_name: opts.pod_name.clone(),
+        instance: identity.clone(),
+        write_concurrency: opts.write_concurrency,
+        event_interval: opts.event_aggregation_interval,
+        caches,
+        router,
+        metrics: metrics.clone(),
+    };
+
+    let cancel = CancellationToken::new();
+    let (lead_tx, lead_rx) = tokio_watch::channel(!opts.leader_elect);
+    // Without election nobody changes leadership, but the sender must live
+    // as long as the controller: a closed channel reads as "stop".
+    let mut keep_leading = None;
+    let elector = if !opts.leader_elect {
+        keep_leading = Some(lead_tx);
+        None
+    } else {
+        let cfg = LeaderConfig {
+            lease_name: opts.lease_name.clone(),
+            identity: identity.clone(),
+            lease_duration: opts.lease_duration,
+            renew_deadline: opts.renew_deadline,
+            retry_period: opts.retry_period,
+        };
+        let leases: Api<Lease> = Api::namespaced(client.clone(), &namespace);
+        Some(tokio::spawn(LeaderElector::new(leases, cfg).run(lead_tx, cancel.child_token())))
+    };
+    tracing::info!(%namespace, %identity, leader_elect = opts.leader_elect, ?metrics_addr, ?health_addr, "controller started");
+
+    let m = metrics.clone();
+    let run = async move {
+        lead_loop(ctx, lead_rx, &m, shutdown).await;
+        drop(keep_leading);
+        cancel.cancel();
+        if let Some(e) = elector
+            && tokio::time::timeout(RELEASE_TIMEOUT, e).await.is_err()
+        {
+            tracing::warn!("leader election did not stop in time");
+        }
+        // Dropping the tasks stops reflectors and HTTP endpoints.
+        drop(tasks);
+        tracing::info!("controller stopped");
+    };
+    Ok(Controller { metrics, metrics_addr, health_addr, run: Box::pin(run) })
+}
+
+/// Runs a session for every leadership term until shutdown.
+async fn lead_loop(
+    ctx: SessionContext,
+    mut leading: tokio_watch::Receiver<bool>,
+    metrics: &Metrics,
+    shutdown: impl Future<Output = ()> + Send,
+) {
+    let mut shutdown = std::pin::pin!(shutdown);
+    loop {
+        tokio::select! {
+            _ = &mut shutdown => return,
+            r = leading.wait_for(|l| *l) => if r.is_err() { return },
+        }
+        metrics.is_leader.set(1);
+        let stop = CancellationToken::new();
+        let term = session::run(ctx.clone(), stop.clone());
+        // Whichever comes first ends the term; dropping `term` aborts its writes.
+        tokio::select! {
+            _ = &mut shutdown => {
+                metrics.is_leader.set(0);
+                return;
+            }
+            r = leading.wait_for(|l| !*l) => {
+                tracing::warn!("leadership lost, stopped writing");
+                if r.is_err() {
+                    metrics.is_leader.set(0);
+                    return;
+                }
+            }
+            _ = term => tracing::warn!("controller session ended unexpectedly, restarting it"),
+        }
+        metrics.is_leader.set(0);
+    }
+}

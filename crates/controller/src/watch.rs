@@ -1,0 +1,200 @@
+//! Always-on caches (reflectors) of what the controller reads, and the
+//! change notifications that drive the reconcile session.
+//!
+//! The caches run whether or not this replica leads, so a standby that takes
+//! over starts from warm caches. Notifications go to the current session
+//! only; a session that starts later begins with a full pass anyway.
+
+use std::fmt::Debug;
+use std::hash::Hash;
+use std::sync::{Arc, Mutex};
+
+use ferrolb_api::v1beta1::{Community, ConfigurationState, IPAddressPool};
+use futures::{Stream, StreamExt};
+use k8s_openapi::api::core::v1::{Namespace, Service};
+use kube::api::Api;
+use kube::runtime::reflector::{self, Store};
+use kube::runtime::watcher::{self, Event};
+use kube::runtime::WatchStreamExt;
+use kube::{Client, Resource, ResourceExt};
+use serde::de::DeserializeOwned;
+use tokio::sync::mpsc;
+use tokio::task::JoinSet;
+
+/// `namespace/name` of a Service.
+pub type ServiceId = (String, String);
+
+/// What changed, at the granularity the session acts on.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Change {
+    /// A Service was added, modified or deleted.
+    Service(ServiceId),
+    /// The Service cache was rebuilt from a fresh list (watch expired or
+    /// reconnected); deletions in between may have gone unnoticed.
+    ServicesRelisted,
+    /// Pools, Communities or Namespaces changed: rebuild the pool configuration.
+    Config,
+    /// An IPAddressPool was created or modified (its status may need a rewrite).
+    Pool(String),
+    /// ConfigurationState/controller was created, modified or deleted.
+    ConfigState,
+}
+
+/// Where notifications go: the current session, if any.
+#[derive(Clone, Default)]
+pub struct ChangeRouter(Arc<Mutex<Option<mpsc::UnboundedSender<Change>>>>);
+
+impl ChangeRouter {
+    /// Routes every later notification to a new receiver.
+    pub fn subscribe(&self) -> mpsc::UnboundedReceiver<Change> {
+        let (tx, rx) = mpsc::unbounded_channel();
+        *self.0.lock().unwrap_or_else(|p| p.into_inner()) = Some(tx);
+        rx
+    }
+
+    pub fn unsubscribe(&self) {
+        *self.0.lock().unwrap_or_else(|p| p.into_inner()) = None;
+    }
+
+    fn send(&self, change: Change) {
+        if let Some(tx) = self.0.lock().unwrap_or_else(|p| p.into_inner()).as_ref() {
+            // A closed receiver means the session just ended; nothing to do.
+            let _ = tx.send(change);
+        }
+    }
+}
+
+#[derive(Clone)]
+pub struct Caches {
+    pub services: Store<Service>,
+    pub namespaces: Store<Namespace>,
+    pub pools: Store<IPAddressPool>,
+    pub communities: Store<Community>,
+    pub config_states: Store<ConfigurationState>,
+}
+
+impl Caches {
+    /// Waits until every cache has completed its first list.
+    pub async fn ready(&self) {
+        // A dropped writer means the reflector task ended, which only happens
+        // at shutdown; the session is being torn down then.
+        let _ = self.services.wait_until_ready().await;
+        let _ = self.namespaces.wait_until_ready().await;
+        let _ = self.pools.wait_until_ready().await;
+        let _ = self.communities.wait_until_ready().await;
+        let _ = self.config_states.wait_until_ready().await;
+    }
+}
+
+/// Name of the controller's ConfigurationState object.
+pub const CONFIG_STATE_NAME: &str = "controller";
+
+/// Starts the reflectors on `tasks`; they run until the set is dropped.
+pub fn start(client: &Client, namespace: &str, router: &ChangeRouter, tasks: &mut JoinSet<()>) -> Caches {
+    let services = spawn_reflector(
+        tasks,
+        "services",
+        Api::<Service>::all(client.clone()),
+        watcher::Config::default(),
+        router.clone(),
+        |ev, r| match ev {
+            Event::Apply(s) | Event::Delete(s) => r.send(Change::Service(id_of(s))),
+            Event::InitDone => r.send(Change::ServicesRelisted),
+            Event::Init | Event::InitApply(_) => {}
+        },
+    );
+    let namespaces = spawn_reflector(
+        tasks,
+        "namespaces",
+        Api::<Namespace>::all(client.clone()),
+        watcher::Config::default(),
+        router.clone(),
+        config_change,
+    );
+    let pools = spawn_reflector(
+        tasks,
+        "ipaddresspools",
+        Api::<IPAddressPool>::namespaced(client.clone(), namespace),
+        watcher::Config::default(),
+        router.clone(),
+        |ev, r| {
+            if let Event::Apply(p) = ev {
+                r.send(Change::Pool(p.name_any()));
+            }
+            config_change(ev, r);
+        },
+    );
+    let communities = spawn_reflector(
+        tasks,
+        "communities",
+        Api::<Community>::namespaced(client.clone(), namespace),
+        watcher::Config::default(),
+        router.clone(),
+        config_change,
+    );
+    let config_states = spawn_reflector(
+        tasks,
+        "configurationstates",
+        Api::<ConfigurationState>::namespaced(client.clone(), namespace),
+        watcher::Config::default().fields(&format!("metadata.name={CONFIG_STATE_NAME}")),
+        router.clone(),
+        |ev, r| match ev {
+            Event::Apply(_) | Event::Delete(_) | Event::InitDone => r.send(Change::ConfigState),
+            Event::Init | Event::InitApply(_) => {}
+        },
+    );
+    Caches { services, namespaces, pools, communities, config_states }
+}
+
+fn config_change<K>(ev: &Event<K>, r: &ChangeRouter) {
+    match ev {
+        Event::Apply(_) | Event::Delete(_) | Event::InitDone => r.send(Change::Config),
+        Event::Init | Event::InitApply(_) => {}
+    }
+}
+
+pub fn id_of(s: &Service) -> ServiceId {
+    (s.namespace().unwrap_or_default(), s.name_any())
+}
+
+fn spawn_reflector<K, F>(
+    tasks: &mut JoinSet<()>,
+    what: &'static str,
+    api: Api<K>,
+    cfg: watcher::Config,
+    router: ChangeRouter,
+    notify: F,
+) -> Store<K>
+where
+    K: Resource + Clone + Debug + DeserializeOwned + Send + Sync + 'static,
+    K::DynamicType: Default + Eq + Hash + Clone + Send + Sync,
+    F: Fn(&Event<K>, &ChangeRouter) + Send + 'static,
+{
+    let (reader, writer) = reflector::store();
+    // managedFields are never read and are the bulk of a large object: drop
+    // them before caching (5,000 Services).
+    let stream = watcher(api, cfg)
+        .default_backoff()
+        .modify(|o: &mut K| o.meta_mut().managed_fields = None);
+    let stream = reflector::reflector(writer, stream);
+    tasks.spawn(drive(what, stream, router, notify));
+    reader
+}
+
+async fn drive<K, S, F>(what: &'static str, stream: S, router: ChangeRouter, notify: F)
+where
+    S: Stream<Item = Result<Event<K>, watcher::Error>>,
+    F: Fn(&Event<K>, &ChangeRouter),
+{
+    let mut stream = std::pin::pin!(stream);
+    while let Some(item) = stream.next().await {
+        match item {
+            Ok(ev) => notify(&ev, &router),
+            // The watcher retries with backoff (and relists on 410 Gone);
+            // errors are only reported.
+            Err(error) => tracing::warn!(resource = what, %error, "watch failed, retrying"),
+        }
+    }
+}
+
+use kube::runtime::watcher::watcher;
