@@ -1,1 +1,26 @@
-fn main() {}
+//! `ferrolb`: one binary for the controller, the speaker and the offline
+//! tools. Subcommands map to modules; this file only parses arguments, sets
+//! up logging and turns errors into exit codes.
+
+mod cli;
+mod offline;
+mod serve;
+
+use std::process::ExitCode;
+
+use clap::Parser;
+
+fn main() -> ExitCode {
+    let args = cli::Cli::parse();
+    match args.command {
+        cli::Command::Plan(cmd) => offline::plan::run(&cmd),
+        cli::Command::Validate(cmd) => offline::validate::run(&cmd),
+        cli::Command::Explain(cmd) => offline::explain::run(&cmd),
+        cli::Command::Controller(args) => serve::controller(*args),
+        cli::Command::Webhook(cmd) => serve::webhook(*cmd),
+        cli::Command::Crds => {
+            print!("{}", ferrolb_api::crds::render_yaml());
+            ExitCode::SUCCESS
+        }
+    }
+}

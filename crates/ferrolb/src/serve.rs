@@ -1,0 +1,166 @@
+//! The long-running commands: `ferrolb controller` (allocation, plus the
+//! admission webhook unless `--webhook-mode` says otherwise) and
+//! `ferrolb webhook` (the webhook alone).
+
+use std::process::ExitCode;
+
+use anyhow::Context as _;
+use clap::{Args, ValueEnum};
+use ferrolb_controller::ControllerOptions;
+use ferrolb_webhook::{ServeOptions, TlsArgs, WebhookArgs};
+use tokio_util::sync::CancellationToken;
+
+/// MetalLB's `--webhook-mode` (controller.md §1 step 8).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum WebhookMode {
+    Enabled,
+    Disabled,
+    Onlywebhook,
+}
+
+#[derive(Debug, Args)]
+pub struct ControllerArgs {
+    #[command(flatten)]
+    pub controller: ControllerOptions,
+    /// enabled: allocate and serve the webhooks; disabled: allocate only;
+    /// onlywebhook: serve the webhooks only.
+    #[arg(long = "webhook-mode", value_enum, default_value = "enabled")]
+    pub webhook_mode: WebhookMode,
+    #[command(flatten)]
+    pub webhook: WebhookArgs,
+    #[command(flatten)]
+    pub tls: TlsArgs,
+}
+
+pub fn controller(args: ControllerArgs) -> ExitCode {
+    exit_code(runtime().and_then(|rt| rt.block_on(run_controller(args))))
+}
+
+fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")
+}
+
+fn exit_code(result: anyhow::Result<()>) -> ExitCode {
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("error: {err:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run_controller(args: ControllerArgs) -> anyhow::Result<()> {
+    let shutdown = shutdown_on_signal()?;
+    let namespace = args.controller.resolved_namespace();
+    let webhook = match args.webhook_mode {
+        WebhookMode::Disabled => None,
+        WebhookMode::Enabled | WebhookMode::Onlywebhook => {
+            let config = ferrolb_controller::client::load_config(&args.controller)
+                .await
+                .context("loading the Kubernetes client configuration for the webhook")?;
+            let client = kube::Client::try_from(config).context("building the webhook's Kubernetes client")?;
+            let opts = webhook_options(args.webhook.clone(), args.tls.clone(), namespace)?;
+            let token = shutdown.clone();
+            Some(tokio::spawn(async move {
+                ferrolb_webhook::serve(opts, client, token.cancelled_owned()).await
+            }))
+        }
+    };
+
+    let allocation = if args.webhook_mode == WebhookMode::Onlywebhook {
+        // The webhook needs the logging the controller would have set up.
+        ferrolb_controller::logging::init(&args.controller.log_level, args.controller.log_format)
+            .context("setting up logging")?;
+        Ok(())
+    } else {
+        let token = shutdown.clone();
+        ferrolb_controller::run(args.controller, token.cancelled_owned())
+            .await
+            .context("controller")
+    };
+    // Whatever ended first, stop the rest.
+    shutdown.cancel();
+    if let Some(handle) = webhook {
+        handle
+            .await
+            .context("webhook task")?
+            .context("admission webhook")?;
+    }
+    allocation
+}
+
+/// `ferrolb webhook`: only the admission and conversion webhooks.
+#[derive(Debug, Args)]
+pub struct WebhookCmd {
+    /// MetalLB namespace.
+    #[arg(long, env = "METALLB_NAMESPACE", default_value = "metallb-system")]
+    pub namespace: String,
+    /// Kubeconfig file; default: in-cluster config, then $KUBECONFIG / ~/.kube/config.
+    #[arg(long)]
+    pub kubeconfig: Option<std::path::PathBuf>,
+    #[arg(long = "log-level", default_value = "info")]
+    pub log_level: String,
+    #[arg(long = "log-format", value_enum, default_value = "json")]
+    pub log_format: ferrolb_controller::LogFormat,
+    #[command(flatten)]
+    pub webhook: WebhookArgs,
+    #[command(flatten)]
+    pub tls: TlsArgs,
+}
+
+pub fn webhook(cmd: WebhookCmd) -> ExitCode {
+    exit_code(runtime().and_then(|rt| rt.block_on(run_webhook(cmd))))
+}
+
+async fn run_webhook(cmd: WebhookCmd) -> anyhow::Result<()> {
+    ferrolb_controller::logging::init(&cmd.log_level, cmd.log_format).context("setting up logging")?;
+    let shutdown = shutdown_on_signal()?;
+    let config = match &cmd.kubeconfig {
+        Some(path) => {
+            let kubeconfig = kube::config::Kubeconfig::read_from(path)
+                .with_context(|| format!("reading kubeconfig {}", path.display()))?;
+            kube::Config::from_custom_kubeconfig(kubeconfig, &Default::default())
+                .await
+                .context("loading kubeconfig")?
+        }
+        None => kube::Config::infer().await.context("finding a Kubernetes client configuration")?,
+    };
+    let client = kube::Client::try_from(config).context("building the Kubernetes client")?;
+    let opts = webhook_options(cmd.webhook, cmd.tls, cmd.namespace)?;
+    ferrolb_webhook::serve(opts, client, shutdown.cancelled_owned())
+        .await
+        .context("admission webhook")
+}
+
+fn webhook_options(args: WebhookArgs, tls: TlsArgs, namespace: String) -> anyhow::Result<ServeOptions> {
+    let mode = ferrolb_config::build::BgpMode::from_env_value(std::env::var("METALLB_BGP_TYPE").ok().as_deref())
+        .map_err(anyhow::Error::msg)
+        .context("METALLB_BGP_TYPE")?;
+    let mut opts = ServeOptions::new(namespace);
+    opts.args = args;
+    opts.tls = tls;
+    opts.mode = mode;
+    Ok(opts)
+}
+
+/// Cancelled on SIGTERM or SIGINT, so every task can finish its current write
+/// and release the leader Lease.
+fn shutdown_on_signal() -> anyhow::Result<CancellationToken> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let token = CancellationToken::new();
+    let mut term = signal(SignalKind::terminate()).context("installing the SIGTERM handler")?;
+    let mut int = signal(SignalKind::interrupt()).context("installing the SIGINT handler")?;
+    let trigger = token.clone();
+    tokio::spawn(async move {
+        tokio::select! {
+            _ = term.recv() => tracing::info!("SIGTERM received, shutting down"),
+            _ = int.recv() => tracing::info!("SIGINT received, shutting down"),
+        }
+        trigger.cancel();
+    });
+    Ok(token)
+}
