@@ -9,17 +9,18 @@ use crate::policy::{Op, Review, Verdict};
 
 /// Decodes a review body. On failure, the returned response is what to send
 /// back (an "invalid request" review, as the API server expects a review even then).
-pub fn decode(body: &[u8], kind: Kind) -> Result<(AdmissionRequest<DynamicObject>, Review), AdmissionResponse> {
-    let review: AdmissionReview<DynamicObject> = serde_json::from_slice(body)
-        .map_err(|e| AdmissionResponse::invalid(format!("decoding AdmissionReview: {e}")))?;
+pub fn decode(body: &[u8], kind: Kind) -> Result<(AdmissionRequest<DynamicObject>, Review), Box<AdmissionResponse>> {
+    let invalid = |m: String| Box::new(AdmissionResponse::invalid(m));
+    let review: AdmissionReview<DynamicObject> =
+        serde_json::from_slice(body).map_err(|e| invalid(format!("decoding AdmissionReview: {e}")))?;
     let request: AdmissionRequest<DynamicObject> = review
         .try_into()
-        .map_err(|e| AdmissionResponse::invalid(format!("AdmissionReview without request: {e}")))?;
-    let to_value = |o: &Option<DynamicObject>| -> Result<Option<Value>, AdmissionResponse> {
+        .map_err(|e| invalid(format!("AdmissionReview without request: {e}")))?;
+    let to_value = |o: &Option<DynamicObject>| -> Result<Option<Value>, Box<AdmissionResponse>> {
         o.as_ref()
             .map(serde_json::to_value)
             .transpose()
-            .map_err(|e| AdmissionResponse::invalid(format!("re-encoding the object: {e}")))
+            .map_err(|e| invalid(format!("re-encoding the object: {e}")))
     };
     let review = Review {
         kind,

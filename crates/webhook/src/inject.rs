@@ -182,14 +182,12 @@ pub async fn inject_ca_bundle(
             .filter(|c| c.strategy == "Webhook")
             .and_then(|c| c.webhook.as_mut())
             .and_then(|w| w.client_config.as_mut());
-        if let Some(cc) = client_config {
-            if cc.ca_bundle.as_ref() != Some(&wanted) {
-                cc.ca_bundle = Some(wanted);
-                crds.replace(crd, &PostParams::default(), &def)
-                    .await
-                    .map_err(kube_err(format!("updating {what}")))?;
-                done.crd = true;
-            }
+        if let Some(cc) = client_config.filter(|cc| cc.ca_bundle.as_ref() != Some(&wanted)) {
+            cc.ca_bundle = Some(wanted);
+            crds.replace(crd, &PostParams::default(), &def)
+                .await
+                .map_err(kube_err(format!("updating {what}")))?;
+            done.crd = true;
         }
     }
     Ok(done)
