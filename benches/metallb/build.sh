@@ -1,0 +1,109 @@
+#!/usr/bin/env bash
+# Builds MetalLB's controller from its Go module (go.universe.tf/metallb) at a
+# release, through the Go module proxy, into
+#   ${FERROLB_CACHE:-$HOME/.cache/ferrolb}/metallb-<version>/controller
+# and prints
+#   metallb-controller=<path>
+#   metallb-version=<version>
+# on stdout. A second run with the same version, replaces and Go toolchain
+# only prints. No MetalLB source is kept in this repository: the module comes
+# from the proxy into the Go module cache, as any dependency would.
+#
+# How: a throwaway main module in the cache dir requires
+# go.universe.tf/metallb@<version> and builds its package
+# go.universe.tf/metallb/controller. Plain `go install pkg@version` would do if
+# every dependency were on the proxy, but for v0.16.2 the proxy refuses the zip
+# of github.com/metallb/frr-k8s v0.0.27 ("403 This module version is not
+# available"), so the throwaway module replaces it (see METALLB_REPLACES).
+#
+# Environment:
+#   METALLB_VERSION   release to build (default: newest release the proxy lists)
+#   METALLB_REPLACES  space-separated old=new@version replaces for the throwaway
+#                     module (default for v0.16.2:
+#                     github.com/metallb/frr-k8s=github.com/metallb/frr-k8s@v0.0.26)
+#   FERROLB_CACHE     cache root (default $HOME/.cache/ferrolb)
+#   GO                go command (default: go)
+set -euo pipefail
+
+go_cmd="${GO:-go}"
+cache_root="${FERROLB_CACHE:-${HOME:-/tmp}/.cache/ferrolb}"
+module=go.universe.tf/metallb
+
+if ! command -v "$go_cmd" >/dev/null 2>&1; then
+    echo "build.sh: '$go_cmd' not found; building MetalLB needs a Go toolchain" >&2
+    exit 1
+fi
+# MetalLB's go.mod names a newer patch toolchain (go1.26.9) than the machine
+# may have; its `go 1.26.0` line is what matters, so never fetch a toolchain.
+export GOTOOLCHAIN=local
+
+version="${METALLB_VERSION:-}"
+if [[ -z "$version" ]]; then
+    # Newest non-prerelease version the proxy lists.
+    version="$("$go_cmd" list -m -versions "$module" | tr ' ' '\n' | tail -n +2 \
+        | grep -E '^v[0-9]+\.[0-9]+\.[0-9]+$' | sort -V | tail -n 1)"
+fi
+[[ -n "$version" ]] || { echo "build.sh: no release of $module found" >&2; exit 1; }
+
+if [[ -z "${METALLB_REPLACES+set}" ]]; then
+    case "$version" in
+        # frr-k8s v0.0.27 (required by v0.16.2) is not served by the proxy.
+        # The controller only registers frr-k8s's API types in its client
+        # scheme (it never runs the FRRConfiguration reconciler, which is the
+        # speaker's), so the previous release's types change nothing here.
+        v0.16.2) METALLB_REPLACES="github.com/metallb/frr-k8s=github.com/metallb/frr-k8s@v0.0.26" ;;
+        *) METALLB_REPLACES="" ;;
+    esac
+fi
+
+out="$cache_root/metallb-$version"
+key="$("$go_cmd" env GOVERSION) replaces=[$METALLB_REPLACES]"
+
+print_paths() {
+    echo "metallb-controller=$out/controller"
+    echo "metallb-version=$version"
+}
+cached() { [[ -x "$out/controller" && "$(cat "$out/key" 2>/dev/null)" == "$key" ]]; }
+
+if cached; then print_paths; exit 0; fi
+
+mkdir -p "$cache_root"
+exec 9>"$cache_root/metallb.lock"
+flock 9
+if cached; then print_paths; exit 0; fi
+
+tmp="$(mktemp -d "$cache_root/metallb-build.XXXXXX")"
+trap 'rm -rf "$tmp"' EXIT
+echo "build.sh: building $module/controller@$version into $out" >&2
+[[ -n "$METALLB_REPLACES" ]] && echo "build.sh: with replaces: $METALLB_REPLACES" >&2
+start=$(date +%s)
+(
+    mkdir "$tmp/mod"
+    cd "$tmp/mod"
+    cat >go.mod <<MOD
+module ferrolb.invalid/metallb-build
+
+go 1.26.0
+MOD
+    for r in $METALLB_REPLACES; do
+        old="${r%%=*}"; new="${r#*=}"
+        "$go_cmd" mod edit -replace="$old=${new%@*}@${new##*@}"
+    done
+    # Adds the requirement and the go.sum lines the controller's packages need
+    # (checked against the checksum database as usual).
+    "$go_cmd" get "$module/controller@$version"
+    # Same flags as upstream's controller/Dockerfile: CGO_ENABLED=0, not
+    # stripped (only its -X git stamps are left out: there is no checkout).
+    CGO_ENABLED=0 "$go_cmd" build -o "$tmp/controller" "$module/controller"
+    # What went in, for the record.
+    "$go_cmd" list -m all >"$tmp/modules.txt"
+) >&2
+echo "$key" >"$tmp/key"
+secs=$(( $(date +%s) - start ))
+echo "$secs" >"$tmp/build-seconds"
+rm -rf "$tmp/mod"
+rm -rf "$out"
+mv -T "$tmp" "$out"
+trap - EXIT
+echo "build.sh: built in ${secs}s" >&2
+print_paths

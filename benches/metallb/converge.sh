@@ -1,0 +1,337 @@
+#!/usr/bin/env bash
+# Convergence bench of one controller against the kube fixture:
+# N LoadBalancer Services are created in a burst, then the controller starts,
+# and we measure how long until every Service has status.loadBalancer.ingress,
+# the controller's peak RSS and CPU time, and the API requests it made.
+#
+# Usage:
+#   benches/metallb/converge.sh metallb [CONTROLLER_BINARY]
+#       MetalLB's controller (default: what benches/metallb/build.sh builds)
+#   benches/metallb/converge.sh ferrolb [FERROLB_BINARY]
+#       `ferrolb controller` (default: target/release/ferrolb, built with
+#       `cargo build --release -p ferrolb` when missing)
+#
+# Environment:
+#   N             Services to create (default 5000)
+#   PARALLEL      kubectl processes creating them (default 4)
+#   SETTLE        seconds to keep the controller running after convergence,
+#                 to count trailing requests (events, pool status) (default 10)
+#   TIMEOUT       seconds to wait for convergence (default 1200)
+#   RESULTS_FILE  where to write the figures as key=value lines
+#                 (default: <results dir>/result.env)
+#   RESULTS_DIR   where result.env, requests.txt and the controller log go
+#                 (default: ${TMPDIR:-/tmp}/ferrolb-bench-metallb/<kind>-<time>)
+#   KEEP_WORK=1   keep the work dir (fixture data, audit log) for a post-mortem
+#   EXTRA_ARGS    more arguments for the controller
+#
+# Both controllers get the same fixture, CRDs (deploy/crds/metallb.io.yaml),
+# objects and flags that mean the same thing: namespace metallb-system, a fake
+# Pod of their own (no kubelet: it stays Pending), webhooks off, no memberlist
+# secret, metrics and health endpoints on free ports, log level info.
+#
+# Requests are counted on the apiserver side, from an audit log (every request
+# once, level Metadata): everything not made by the apiserver itself, kubectl
+# (the setup) or the bench's watcher is the controller's.
+set -euo pipefail
+
+here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+root="$(cd "$here/../.." && pwd)"
+
+kind="${1:-}"
+case "$kind" in
+    metallb|ferrolb) ;;
+    *) echo "usage: $0 metallb|ferrolb [BINARY]" >&2; exit 2 ;;
+esac
+bin="${2:-}"
+
+N="${N:-5000}"
+PARALLEL="${PARALLEL:-4}"
+SETTLE="${SETTLE:-10}"
+TIMEOUT="${TIMEOUT:-1200}"
+ns_lb=metallb-system
+ns_svc=bench
+pod=controller-bench
+
+log() { echo "converge.sh: $*" >&2; }
+
+# --- binaries --------------------------------------------------------------
+version=""
+if [[ "$kind" == metallb ]]; then
+    if [[ -z "$bin" ]]; then
+        built="$(bash "$here/build.sh")"
+        bin="$(sed -n 's/^metallb-controller=//p' <<<"$built")"
+        version="$(sed -n 's/^metallb-version=//p' <<<"$built")"
+    fi
+    [[ -n "$version" ]] || version="$(basename "$(dirname "$bin")")"
+else
+    if [[ -z "$bin" ]]; then
+        bin="$root/target/release/ferrolb"
+        if [[ ! -x "$bin" ]]; then
+            log "building ferrolb (cargo build --release -p ferrolb)"
+            (cd "$root" && cargo build --release -p ferrolb >&2)
+        fi
+    fi
+    version="ferrolb $(cd "$root" && git rev-parse --short HEAD 2>/dev/null || echo '?')"
+fi
+[[ -x "$bin" ]] || { log "controller binary '$bin' not found"; exit 1; }
+
+if [[ -n "${FERROLB_KUBE_FIXTURE_BIN:-}" ]]; then
+    fixture="$FERROLB_KUBE_FIXTURE_BIN"
+else
+    # build.sh has printed either `kube-fixture=<path>` lines or the bare path.
+    fixture="$(bash "$root/tests/kube-fixture/build.sh" | grep -m1 -E '(^|=)/.*kube-fixture$' | sed 's/^kube-fixture=//')"
+fi
+kubectl_bin="$(dirname "$fixture")/kubectl"
+[[ -x "$fixture" && -x "$kubectl_bin" ]] || { log "kube-fixture not found ($fixture)"; exit 1; }
+
+# --- work dir, cleanup ------------------------------------------------------
+work="$(mktemp -d "${TMPDIR:-/tmp}/ferrolb-bench-metallb.XXXXXX")"
+stamp="$(date +%Y%m%d-%H%M%S)"
+RESULTS_DIR="${RESULTS_DIR:-${TMPDIR:-/tmp}/ferrolb-bench-metallb/$kind-$stamp}"
+mkdir -p "$RESULTS_DIR"
+RESULTS_FILE="${RESULTS_FILE:-$RESULTS_DIR/result.env}"
+fixture_pid="" ctrl_pid="" watch_pid=""
+cleanup() {
+    local rc=$?
+    for p in $ctrl_pid $watch_pid; do kill -TERM "$p" 2>/dev/null || true; done
+    for p in $ctrl_pid $watch_pid; do wait "$p" 2>/dev/null || true; done
+    if [[ -n "$fixture_pid" ]]; then
+        kill -TERM "$fixture_pid" 2>/dev/null || true
+        wait "$fixture_pid" 2>/dev/null || true
+    fi
+    exec 8>&- 2>/dev/null || true
+    if [[ "${KEEP_WORK:-0}" == 1 ]]; then log "work dir kept: $work"; else rm -rf "$work"; fi
+    exit "$rc"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+export KUBECONFIG="$work/data/kubeconfig"
+export KUBECACHEDIR="$work/kube-cache"
+kc() { "$kubectl_bin" --cache-dir="$KUBECACHEDIR" "$@"; }
+
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+
+# --- fixture, with an audit log ---------------------------------------------
+cat >"$work/audit-policy.yaml" <<'EOF'
+apiVersion: audit.k8s.io/v1
+kind: Policy
+omitStages: [RequestReceived, ResponseStarted]
+rules:
+  - level: Metadata
+EOF
+mkfifo "$work/stdin"
+# The fixture exits (and cleans up) when this script dies, whatever kills it:
+# fd 8 is the only writer of its stdin. Children get `8>&-`.
+exec 8<>"$work/stdin"
+log "starting kube-fixture ($fixture)"
+"$fixture" --data-dir="$work/data" --exit-on-stdin-eof -- \
+    --audit-policy-file="$work/audit-policy.yaml" --audit-log-path="$work/audit.log" \
+    --audit-log-maxsize=0 \
+    <"$work/stdin" >"$work/fixture.out" 2>"$work/fixture.log" &
+fixture_pid=$!
+for _ in $(seq 1 600); do
+    grep -q '^kube-fixture ready ' "$work/fixture.out" 2>/dev/null && break
+    kill -0 "$fixture_pid" 2>/dev/null || { tail -30 "$work/fixture.log" >&2; log "fixture died"; exit 1; }
+    sleep 0.2
+done
+grep -q '^kube-fixture ready ' "$work/fixture.out" || { log "fixture not ready after 120 s"; exit 1; }
+# Until the default ServiceCIDR is Ready, clusterIP allocation may fail.
+kc wait --for=condition=Ready servicecidr/kubernetes --timeout=60s >/dev/null
+
+# --- CRDs and MetalLB objects ----------------------------------------------
+kc apply --server-side -f "$root/deploy/crds/metallb.io.yaml" >/dev/null
+kc wait --for=condition=Established crd --all --timeout=60s >/dev/null
+cat >"$work/setup.yaml" <<EOF
+apiVersion: v1
+kind: Namespace
+metadata: {name: $ns_lb}
+---
+apiVersion: v1
+kind: Namespace
+metadata: {name: $ns_svc}
+---
+# The controller reads its own Pod at startup (owner of its
+# ConfigurationState). Nothing runs it: no scheduler, no kubelet.
+apiVersion: v1
+kind: Pod
+metadata:
+  name: $pod
+  namespace: $ns_lb
+  labels: {app: metallb, component: controller}
+spec:
+  containers:
+    - name: controller
+      image: bench.invalid/controller:none
+---
+apiVersion: metallb.io/v1beta1
+kind: IPAddressPool
+metadata: {name: bench, namespace: $ns_lb}
+spec:
+  addresses: [10.0.0.0/16]
+EOF
+# Discovery of the new CRDs may lag a moment behind Established.
+for i in $(seq 1 50); do
+    kc apply --server-side -f "$work/setup.yaml" >/dev/null 2>"$work/setup.err" && break
+    [[ $i == 50 ]] && { cat "$work/setup.err" >&2; exit 1; }
+    sleep 0.2
+done
+
+# --- the burst of Services --------------------------------------------------
+python3 - "$N" "$PARALLEL" "$ns_svc" "$work" <<'EOF'
+import sys
+n, parts, ns, work = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3], sys.argv[4]
+files = [open(f"{work}/services-{p}.yaml", "w") for p in range(parts)]
+for i in range(n):
+    files[i % parts].write(f"""---
+apiVersion: v1
+kind: Service
+metadata:
+  name: svc-{i:05d}
+  namespace: {ns}
+spec:
+  type: LoadBalancer
+  # 5000 Services would exhaust the 2768 node ports of the default range;
+  # node ports mean nothing to either controller.
+  allocateLoadBalancerNodePorts: false
+  selector: {{app: svc-{i:05d}}}
+  ports:
+    - {{name: http, port: 80, targetPort: 8080, protocol: TCP}}
+""")
+for f in files:
+    f.close()
+EOF
+log "creating $N LoadBalancer Services ($PARALLEL kubectl create in parallel)"
+c0=$(date +%s.%N)
+pids=()
+for p in $(seq 0 $((PARALLEL - 1))); do
+    kc create -f "$work/services-$p.yaml" -o name >/dev/null 2>"$work/create-$p.err" 8>&- &
+    pids+=($!)
+done
+for p in "${pids[@]}"; do
+    wait "$p" || { cat "$work"/create-*.err >&2; log "creating Services failed"; exit 1; }
+done
+c1=$(date +%s.%N)
+create_s=$(python3 -c "print(f'{$c1 - $c0:.1f}')")
+count=$(kc get services -n "$ns_svc" --no-headers | wc -l)
+[[ "$count" == "$N" ]] || { log "expected $N Services, found $count"; exit 1; }
+log "created $N Services in ${create_s}s"
+
+# --- watcher ----------------------------------------------------------------
+python3 "$here/watch.py" "$KUBECONFIG" "$ns_svc" "$N" "$kubectl_bin" \
+    >"$work/watch.out" 2>"$work/watch.err" 8>&- &
+watch_pid=$!
+for _ in $(seq 1 300); do
+    grep -q '^ready ' "$work/watch.out" && break
+    kill -0 "$watch_pid" 2>/dev/null || { cat "$work/watch.err" >&2; exit 1; }
+    sleep 0.1
+done
+grep -q '^ready ' "$work/watch.out" || { log "watcher not ready"; exit 1; }
+# Let the apiserver finish what the burst left it (quiet machine for t0).
+sleep 3
+
+# --- the controller ---------------------------------------------------------
+metrics_port=$(free_port)
+health_port=$(free_port)
+if [[ "$kind" == metallb ]]; then
+    # controller-runtime reads KUBECONFIG. MetalLB binds its health probe on
+    # all interfaces (":<port>"); nothing connects to it. --port serves
+    # metrics over HTTPS (as deployed); METALLB_ML_SECRET_NAME unset: no
+    # memberlist secret. No leader election exists in MetalLB.
+    cmd=("$bin" --namespace="$ns_lb" --pod-name="$pod" --webhook-mode=disabled
+         --port="$metrics_port" --health-probe-port="$health_port" --log-level=info)
+else
+    cmd=("$bin" controller --kubeconfig="$KUBECONFIG" --namespace="$ns_lb" --pod-name="$pod"
+         --webhook-mode=disabled --port="$metrics_port" --health-probe-port="$health_port"
+         --bind-address=127.0.0.1 --log-level=info)
+fi
+# shellcheck disable=SC2206
+cmd+=(${EXTRA_ARGS:-})
+load=$(cut -d' ' -f1-3 /proc/loadavg)
+log "starting: ${cmd[*]}"
+t0=$(date +%s.%N)
+env -u METALLB_ML_SECRET_NAME -u METALLB_DEPLOYMENT -u METALLB_BGP_TYPE \
+    "${cmd[@]}" >"$work/controller.log" 2>&1 8>&- &
+ctrl_pid=$!
+
+hwm_kb() { awk '/^VmHWM:/ {print $2}' "/proc/$ctrl_pid/status"; }
+rss_kb() { awk '/^VmRSS:/ {print $2}' "/proc/$ctrl_pid/status"; }
+cpu_s() {
+    # utime + stime (fields 14, 15) of all threads, in clock ticks. The
+    # command name (field 2) has no spaces for either binary.
+    awk -v hz="$(getconf CLK_TCK)" '{printf "%.2f", ($14 + $15) / hz}' "/proc/$ctrl_pid/stat"
+}
+
+deadline=$(( $(date +%s) + TIMEOUT ))
+while ! grep -q '^done ' "$work/watch.out"; do
+    if ! kill -0 "$ctrl_pid" 2>/dev/null; then
+        tail -30 "$work/controller.log" >&2; log "controller exited before convergence"; exit 1
+    fi
+    if ! kill -0 "$watch_pid" 2>/dev/null && ! grep -q '^done ' "$work/watch.out"; then
+        cat "$work/watch.err" >&2; log "watcher died"; exit 1
+    fi
+    if (( $(date +%s) > deadline )); then
+        tail -5 "$work/watch.out" >&2; log "no convergence after ${TIMEOUT}s"; exit 1
+    fi
+    sleep 0.1
+done
+hwm_done=$(hwm_kb); cpu_done=$(cpu_s)
+sleep "$SETTLE"
+kill -0 "$ctrl_pid" 2>/dev/null || { tail -30 "$work/controller.log" >&2; log "controller exited"; exit 1; }
+hwm_end=$(hwm_kb); rss_end=$(rss_kb); cpu_end=$(cpu_s)
+kill -TERM "$ctrl_pid"; wait "$ctrl_pid" 2>/dev/null || true; ctrl_pid=""
+kill -TERM "$watch_pid" 2>/dev/null || true; wait "$watch_pid" 2>/dev/null || true; watch_pid=""
+
+read -r _ t_done distinct _ with_ip < <(grep '^done ' "$work/watch.out")
+t_first=$(awk '/^first / {print $2}' "$work/watch.out")
+t_half=$(awk '/^progress 50 / {print $3}' "$work/watch.out")
+eval "$(python3 "$here/requests.py" "$work/audit.log" "$t_done" "$RESULTS_DIR/requests.txt" | sed 's/^user_agent=\(.*\)$/user_agent="\1"/')"
+cp "$work/controller.log" "$RESULTS_DIR/controller.log" 2>/dev/null || true
+[[ $(stat -c %s "$RESULTS_DIR/controller.log") -gt 20000000 ]] && : >"$RESULTS_DIR/controller.log.too-big" && rm "$RESULTS_DIR/controller.log"
+
+f() { python3 -c "print(f'{$1:.${2:-2f}}')"; }
+converge_s=$(f "$t_done - $t0")
+first_s=$(f "$t_first - $t0")
+half_s=$(f "$t_half - $t0")
+per_svc_converge=$(f "$requests_converge / $N" 3f)
+per_svc_total=$(f "$requests_total / $N" 3f)
+cat >"$RESULTS_FILE" <<EOF
+kind=$kind
+version="$version"
+binary="$bin"
+n=$N
+create_seconds=$create_s
+converge_seconds=$converge_s
+first_ip_seconds=$first_s
+half_seconds=$half_s
+distinct_ips=$distinct
+services_with_ip=$with_ip
+peak_rss_kib_at_converge=$hwm_done
+peak_rss_kib=$hwm_end
+rss_kib_end=$rss_end
+cpu_seconds_at_converge=$cpu_done
+cpu_seconds=$cpu_end
+settle_seconds=$SETTLE
+requests_converge=$requests_converge
+requests_total=$requests_total
+requests_per_service_converge=$per_svc_converge
+requests_per_service_total=$per_svc_total
+user_agent="$user_agent"
+loadavg_at_start="$load"
+EOF
+
+mib() { python3 -c "print(f'{$1 / 1024:.1f}')"; }
+cat <<EOF
+
+== $kind ($version), N=$N ==
+seconds until every Service has an IP  $converge_s   (first IP after $first_s s, half after $half_s s)
+distinct IPs / Services with an IP     $distinct / $with_ip
+peak RSS (VmHWM)                       $(mib "$hwm_end") MiB   (at convergence $(mib "$hwm_done") MiB; RSS after +${SETTLE}s $(mib "$rss_end") MiB)
+CPU time (user+sys)                    ${cpu_done} s at convergence, ${cpu_end} s after +${SETTLE}s
+API requests until convergence         $requests_converge   ($per_svc_converge per Service)
+API requests incl. +${SETTLE}s           $requests_total   ($per_svc_total per Service)
+load average at start                  $load
+figures: $RESULTS_FILE
+requests by verb/resource: $RESULTS_DIR/requests.txt
+EOF
+sed 's/^/    /' "$RESULTS_DIR/requests.txt" | head -20
