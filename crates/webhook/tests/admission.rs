@@ -235,6 +235,16 @@ async fn webhooks_against_the_api_server() {
 
     // --- v1beta1 BGPPeer: converted by /convert, validated through v1beta2
     let v1 = resource("v1beta1", "BGPPeer", "bgppeers");
+    // The CRD's new caBundle reaches the API server's conversion client
+    // asynchronously, like the webhook configuration did.
+    let v1_api: Api<DynamicObject> = Api::namespaced_with(client.clone(), &ns, &v1);
+    wait_for("the conversion webhook to be trusted", TIMEOUT, || async {
+        let dry = PostParams { dry_run: true, ..PostParams::default() };
+        let probe = object(&v1, &ns, "probe", json!({"myASN": 1, "peerASN": 2, "peerAddress": "192.0.2.9"}));
+        v1_api.create(&dry, &probe).await.ok()
+    })
+    .await
+    .expect("conversion webhook usable");
     let stored = create(&client, &v1, &ns, "old", json!({"myASN": 64500, "peerASN": 64502, "peerAddress": "192.0.2.3",
         "nodeSelectors": [{"matchLabels": {"rack": "r1"}}]}))
         .await
