@@ -1,10 +1,9 @@
 #!/usr/bin/env bash
 # Builds the kube-fixture binary (kube-apiserver + etcd, and kubectl through a
 # link to the same binary) into a cache directory keyed by a hash of the
-# sources and the Go version, and prints
-#   kube-fixture=<path>
-#   kubectl=<path>
-# on stdout. With unchanged sources a second run only hashes and prints.
+# sources and the Go version, and prints the kube-fixture binary's path as
+# the only line on stdout; kubectl is the link `kubectl` in the same directory.
+# With unchanged sources a second run only hashes and prints.
 #
 # Environment:
 #   FERROLB_CACHE   cache root (default $HOME/.cache/ferrolb)
@@ -33,8 +32,7 @@ hash="$(
 out="$cache_root/kube-fixture-$hash"
 
 print_paths() {
-    echo "kube-fixture=$out/kube-fixture"
-    echo "kubectl=$out/kubectl"
+    echo "$out/kube-fixture"
 }
 
 if [[ -x "$out/kube-fixture" && -L "$out/kubectl" ]]; then

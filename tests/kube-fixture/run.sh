@@ -9,9 +9,8 @@
 set -euo pipefail
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
-bins="$(bash "$here/build.sh")"
-fixture="$(sed -n 's/^kube-fixture=//p' <<<"$bins")"
-kubectl="$(sed -n 's/^kubectl=//p' <<<"$bins")"
+fixture="$(bash "$here/build.sh")"
+kubectl="$(dirname "$fixture")/kubectl"
 
 data_dir="$(mktemp -d "${TMPDIR:-/tmp}/kube-fixture-run.XXXXXX")"
 # Output lives outside the data dir, which the fixture deletes on exit, so a

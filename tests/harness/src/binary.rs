@@ -13,8 +13,9 @@ pub struct FixtureBinaries {
 }
 
 /// Overrides the build: points at an already built kube-fixture binary; a
-/// `kubectl` link is expected next to it.
-pub const BIN_ENV: &str = "FERROLB_KUBE_FIXTURE_BIN";
+/// `kubectl` link is expected next to it. scripts/test.sh sets it to what
+/// build.sh printed.
+pub const BIN_ENV: &str = "FERROLB_KUBE_FIXTURE";
 
 fn build_script() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../kube-fixture/build.sh")
@@ -30,9 +31,24 @@ pub fn fixture_binaries() -> Result<FixtureBinaries> {
     // failed once fails the same way for every later test in this process.
     static BINARIES: OnceLock<std::result::Result<FixtureBinaries, String>> = OnceLock::new();
     BINARIES
-        .get_or_init(|| locate().map_err(|e| e.to_string()))
+        .get_or_init(|| locate().map_err(error_chain))
         .clone()
         .map_err(Error::Build)
+}
+
+/// The error and its sources as one line, without repeating the Build prefix.
+fn error_chain(e: Error) -> String {
+    let mut text = match &e {
+        Error::Build(message) => message.clone(),
+        other => other.to_string(),
+    };
+    let mut source = std::error::Error::source(&e);
+    while let Some(s) = source {
+        text.push_str(": ");
+        text.push_str(&s.to_string());
+        source = s.source();
+    }
+    text
 }
 
 fn locate() -> Result<FixtureBinaries> {
@@ -67,26 +83,25 @@ fn locate() -> Result<FixtureBinaries> {
     parse_build_output(&String::from_utf8_lossy(&output.stdout))
 }
 
-/// build.sh prints `kube-fixture=<path>` and `kubectl=<path>` on stdout.
+/// build.sh prints the binary's path as its last line; kubectl is the link
+/// next to it.
 fn parse_build_output(stdout: &str) -> Result<FixtureBinaries> {
-    let field = |key: &str| {
-        stdout
-            .lines()
-            .find_map(|l| l.strip_prefix(key)?.strip_prefix('='))
-            .map(|p| PathBuf::from(p.trim()))
-            .ok_or_else(|| Error::Build(format!("build.sh printed no {key}= line: {stdout:?}")))
-    };
-    let bins = FixtureBinaries {
-        kube_fixture: field("kube-fixture")?,
-        kubectl: field("kubectl")?,
-    };
-    if !bins.kube_fixture.is_file() {
+    let path = stdout
+        .lines()
+        .map(str::trim)
+        .rfind(|l| !l.is_empty())
+        .ok_or_else(|| Error::Build("build.sh printed no path".into()))?;
+    let kube_fixture = PathBuf::from(path);
+    if !kube_fixture.is_file() {
         return Err(Error::Build(format!(
             "build.sh named {} but there is no such file",
-            bins.kube_fixture.display()
+            kube_fixture.display()
         )));
     }
-    Ok(bins)
+    Ok(FixtureBinaries {
+        kubectl: kube_fixture.with_file_name("kubectl"),
+        kube_fixture,
+    })
 }
 
 #[cfg(test)]
@@ -94,21 +109,15 @@ mod tests {
     use super::*;
 
     #[test]
-    fn parses_both_paths_and_rejects_missing_lines() {
-        let dir = std::env::temp_dir();
+    fn takes_the_last_line_and_puts_kubectl_next_to_it() {
         let exe = std::env::current_exe().expect("test binary path");
-        let out = format!(
-            "kube-fixture={}\nkubectl={}/kubectl\n",
-            exe.display(),
-            dir.display()
-        );
-        let bins = parse_build_output(&out).expect("valid output");
+        let bins = parse_build_output(&format!("\n{}\n\n", exe.display())).expect("valid");
         assert_eq!(bins.kube_fixture, exe);
-        assert_eq!(bins.kubectl, dir.join("kubectl"));
+        assert_eq!(bins.kubectl, exe.with_file_name("kubectl"));
 
-        let err = parse_build_output("kube-fixture=/x\n").unwrap_err();
-        assert!(err.to_string().contains("no kubectl= line"), "{err}");
-        let err = parse_build_output("kube-fixture=/nonexistent/kf\nkubectl=/k\n").unwrap_err();
+        let err = parse_build_output("\n").unwrap_err();
+        assert!(err.to_string().contains("printed no path"), "{err}");
+        let err = parse_build_output("/nonexistent/kube-fixture\n").unwrap_err();
         assert!(err.to_string().contains("no such file"), "{err}");
     }
 }
