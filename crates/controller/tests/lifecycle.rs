@@ -118,3 +118,103 @@ async fn pool_changes_re_evaluate_services() {
     assert_eq!(env.wait_ips("x").await, ["203.0.113.0"]);
     ctl.shutdown().await;
 }
+
+#[tokio::test]
+async fn invalid_configuration_is_ignored_and_reported() {
+    use ferrolb_api::v1beta1::ConfigurationState;
+    let env = env("invalid", true).await;
+    env.apply(&pool_yaml("good", &["192.0.2.64/30"], "")).await;
+    let ctl = env.start(&[]).await;
+    env.create_service("a", "").await;
+    assert_eq!(env.wait_ips("a").await, ["192.0.2.64"]);
+
+    let states: Api<ConfigurationState> = Api::namespaced(env.client.clone(), &env.system);
+    let result_is = |want: &'static str| {
+        let states = states.clone();
+        move || {
+            let states = states.clone();
+            async move {
+                let cs = states.get_opt("controller").await.ok()??;
+                let st = cs.status.clone()?;
+                (serde_json::to_value(st.result).ok()? == want).then_some(cs)
+            }
+        }
+    };
+    let cs = wait_for("ConfigurationState Valid", WAIT, result_is("Valid")).await.unwrap();
+    let labels = cs.metadata.labels.clone().unwrap_or_default();
+    assert_eq!(labels.get("metallb.io/component-type").map(String::as_str), Some("controller"));
+    let cond = &cs.status.as_ref().unwrap().conditions[0];
+    assert_eq!((cond.type_.as_str(), cond.status.as_str(), cond.reason.as_str()), ("poolReconcilerValid", "True", "Reconciled"));
+
+    // Forced in without the webhook: a pool overlapping "good".
+    env.apply(&pool_yaml("bad", &["192.0.2.64/31"], "")).await;
+    let cs = wait_for("ConfigurationState Invalid", WAIT, result_is("Invalid")).await.unwrap();
+    let st = cs.status.unwrap();
+    assert!(st.error_summary.starts_with("configuration error: "), "{}", st.error_summary);
+    assert!(st.error_summary.contains("overlap"), "{}", st.error_summary);
+    let cond = &st.conditions[0];
+    assert_eq!((cond.status.as_str(), cond.reason.as_str()), ("False", "ConfigurationError"));
+    wait_for("config_stale_bool 1", WAIT, || async {
+        ctl.metrics.encode().lines().any(|l| l == "metallb_k8s_client_config_stale_bool 1").then_some(())
+    })
+    .await
+    .unwrap();
+    let events: Api<k8s_openapi::api::core::v1::Event> = Api::namespaced(env.client.clone(), &env.system);
+    wait_for("ConfigurationError event", WAIT, || async {
+        let list = events.list(&Default::default()).await.ok()?;
+        list.items.into_iter().find(|e| e.reason.as_deref() == Some("ConfigurationError"))
+    })
+    .await
+    .unwrap();
+
+    // The last valid configuration stays in force: a keeps its address and
+    // a new Service is served from "good" as before.
+    env.create_service("b", "").await;
+    assert_eq!(env.wait_ips("b").await, ["192.0.2.65"]);
+    assert_eq!(ips(&env.services().get("a").await.unwrap()), ["192.0.2.64"]);
+
+    // Fixed: valid again.
+    Api::<IPAddressPool>::namespaced(env.client.clone(), &env.system)
+        .delete("bad", &Default::default())
+        .await
+        .unwrap();
+    wait_for("ConfigurationState Valid again", WAIT, result_is("Valid")).await.unwrap();
+    assert!(ctl.metrics.encode().lines().any(|l| l == "metallb_k8s_client_config_stale_bool 0"));
+
+    // A deleted ConfigurationState is recreated.
+    states.delete("controller", &Default::default()).await.unwrap();
+    wait_for("ConfigurationState recreated", WAIT, result_is("Valid")).await.unwrap();
+    ctl.shutdown().await;
+}
+
+#[tokio::test]
+async fn repeated_identical_events_are_aggregated() {
+    let env = env("events", true).await;
+    env.apply(&pool_yaml("one", &["192.0.2.200/32"], "")).await;
+    let ctl = env.start(&[]).await;
+    env.create_service("holder", "").await;
+    env.wait_ips("holder").await;
+    env.create_service("waiting", "").await;
+    env.wait_event("waiting", "AllocationFailed", "no available IPs").await;
+    // Every update of the Service makes the controller process it again and
+    // fail the same way.
+    for i in 0..5 {
+        let patch = serde_json::json!({"metadata": {"annotations": {"touch": i.to_string()}}});
+        env.services().patch("waiting", &Default::default(), &kube::api::Patch::Merge(&patch)).await.unwrap();
+    }
+    let ev = wait_for("aggregated count", WAIT, || async {
+        let evs: Vec<_> = env
+            .events_of("waiting")
+            .await
+            .into_iter()
+            .filter(|e| e.reason.as_deref() == Some("AllocationFailed"))
+            .collect();
+        (evs.len() == 1 && evs[0].count.unwrap_or(0) >= 6).then(|| evs[0].clone())
+    })
+    .await
+    .expect("one AllocationFailed event with count >= 6");
+    assert!(ev.last_timestamp.unwrap().0 >= ev.first_timestamp.unwrap().0);
+    let aggregated = ctl.metrics.events_aggregated.get();
+    assert!(aggregated >= 5, "aggregated {aggregated}");
+    ctl.shutdown().await;
+}
