@@ -7,6 +7,7 @@ pub mod community;
 pub mod duration;
 pub mod error;
 pub mod selector;
+pub mod service;
 pub mod timers;
 
 pub use error::ConfigError;
