@@ -7,7 +7,6 @@ pub mod community;
 pub mod duration;
 pub mod error;
 pub mod selector;
-pub mod service;
 pub mod timers;
 
 pub use error::ConfigError;

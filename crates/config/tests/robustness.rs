@@ -11,9 +11,6 @@ fn read_and_build(text: &str) {
             let _ = build_config(&m.config_input(mode, "metallb-system"));
         }
         let _ = ferrolb_config::build::build_pool_config(&m.pools, &m.communities, &m.namespaces);
-        for s in &m.services {
-            let _ = ferrolb_config::service::view(s);
-        }
     }
 }
 

@@ -5,7 +5,7 @@ use super::types::{BfdProfile, DynamicAsn, Password, Peer};
 use super::{BgpMode, ConfigInput, Errors, by_name, name_of};
 use crate::error::kinds;
 use crate::{cidr, duration, selector, timers};
-use ferrolb_api::v1beta2::{BGPPeer, DynamicASNMode};
+use ferrolb_api::v1beta2::{BGPPeer, DEFAULT_PEER_PORT, DynamicASNMode};
 use k8s_openapi::api::core::v1::Secret;
 use std::collections::HashSet;
 
@@ -97,7 +97,8 @@ fn parse(p: &BGPPeer, input: &ConfigInput<'_>, nodes: &NodeIndex, errs: &mut Err
         address: address.flatten(),
         interface: non_empty(&spec.interface),
         source_address: source_address.flatten(),
-        port: spec.peer_port,
+        // A v1beta1 object stored without conversion reads back with an explicit 0.
+        port: if spec.peer_port == 0 { DEFAULT_PEER_PORT } else { spec.peer_port },
         timers,
         connect_time,
         router_id: router_id.flatten(),

@@ -27,6 +27,14 @@ fn valid_peer_parsed() {
 }
 
 #[test]
+fn port_zero_means_default() {
+    let cfg = native_peer(json!({"myASN": 1, "peerASN": 2, "peerAddress": "10.0.0.1", "peerPort": 0})).ok();
+    assert_eq!(cfg.peers[0].port, 179);
+    let cfg = native_peer(json!({"myASN": 1, "peerASN": 2, "peerAddress": "10.0.0.1", "peerPort": 1179})).ok();
+    assert_eq!(cfg.peers[0].port, 1179);
+}
+
+#[test]
 fn r1_missing_local_asn() {
     native_peer(json!({"myASN": 0, "peerASN": 1, "peerAddress": "10.0.0.1"}))
         .expect_error("BGPPeer/p: spec.myASN: missing local ASN");
