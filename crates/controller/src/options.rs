@@ -23,7 +23,7 @@ pub enum LogFormat {
 }
 
 #[derive(Debug, Clone, Parser)]
-#[command(name = "controller", about = "ferrolb controller: assigns LoadBalancer addresses")]
+#[command(name = "controller", about = "ferrolb controller: assigns LoadBalancer addresses", args_override_self = true)]
 pub struct ControllerOptions {
     /// MetalLB namespace (pools, communities, ConfigurationState, Lease live here).
     #[arg(long, env = "METALLB_NAMESPACE")]

@@ -115,7 +115,11 @@ pub async fn start(
             retry_period: opts.retry_period,
         };
         let leases: Api<Lease> = Api::namespaced(client.clone(), &namespace);
-        Some(tokio::spawn(LeaderElector::new(leases, cfg).run(lead_tx, cancel.child_token())))
+        // In a JoinSet so that dropping the controller (a crash in tests)
+        // stops renewing, as the death of the process would.
+        let mut set = JoinSet::new();
+        set.spawn(LeaderElector::new(leases, cfg).run(lead_tx, cancel.child_token()));
+        Some(set)
     };
     tracing::info!(%namespace, %identity, leader_elect = opts.leader_elect, ?metrics_addr, ?health_addr, "controller started");
 
@@ -124,8 +128,8 @@ pub async fn start(
         lead_loop(ctx, lead_rx, &m, shutdown).await;
         drop(keep_leading);
         cancel.cancel();
-        if let Some(e) = elector
-            && tokio::time::timeout(RELEASE_TIMEOUT, e).await.is_err()
+        if let Some(mut e) = elector
+            && tokio::time::timeout(RELEASE_TIMEOUT, e.join_next()).await.is_err()
         {
             tracing::warn!("leader election did not stop in time");
         }

@@ -1,0 +1,108 @@
+//! Restart and failover against the real API server: no Service changes
+//! address because a controller died, and a standby takes over.
+
+mod common;
+
+use std::collections::{BTreeMap, HashSet};
+use std::time::{Duration, Instant};
+
+use common::*;
+use ferrolb_test_harness::wait_for;
+use futures::StreamExt;
+use kube::api::ListParams;
+
+async fn snapshot(env: &Env) -> BTreeMap<String, Vec<String>> {
+    env.services()
+        .list(&ListParams::default())
+        .await
+        .expect("list")
+        .items
+        .iter()
+        .filter(|s| !ips(s).is_empty())
+        .map(|s| (s.metadata.name.clone().unwrap(), ips(s)))
+        .collect()
+}
+
+#[tokio::test]
+async fn restart_mid_stream_keeps_every_address() {
+    const N: usize = 500;
+    let env = env("restart", true).await;
+    env.apply(&pool_yaml("big", &["10.64.0.0/22"], "")).await;
+    let first = env.start(&[]).await;
+
+    // Create the Services concurrently; kill the controller halfway.
+    let creator = {
+        let client = env.client.clone();
+        let apps = env.apps.clone();
+        let class = env.class.clone().unwrap();
+        tokio::spawn(async move {
+            futures::stream::iter(0..N)
+                .map(|i| {
+                    let api: kube::Api<k8s_openapi::api::core::v1::Service> = kube::Api::namespaced(client.clone(), &apps);
+                    let class = class.clone();
+                    async move {
+                        let svc: k8s_openapi::api::core::v1::Service = serde_json::from_value(serde_json::json!({
+                            "metadata": {"name": format!("s{i:04}")},
+                            "spec": {"type": "LoadBalancer", "loadBalancerClass": class, "ports": [{"port": 80}]}
+                        }))
+                        .unwrap();
+                        api.create(&Default::default(), &svc).await.expect("create service");
+                    }
+                })
+                .buffer_unordered(16)
+                .collect::<Vec<_>>()
+                .await;
+        })
+    };
+    wait_for("half of the Services assigned", Duration::from_secs(120), || async {
+        (snapshot(&env).await.len() >= N / 2).then_some(())
+    })
+    .await
+    .unwrap();
+    first.kill();
+    // Requests already on the wire when the task died land now.
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let before = snapshot(&env).await;
+    println!("killed the controller with {} of {N} Services assigned", before.len());
+    assert!(before.len() < N, "the kill must happen mid-stream");
+    creator.await.unwrap();
+
+    let second = env.start(&[]).await;
+    let after = wait_for("every Service assigned", Duration::from_secs(180), || async {
+        let s = snapshot(&env).await;
+        (s.len() == N).then_some(s)
+    })
+    .await
+    .unwrap();
+    for (name, ips) in &before {
+        assert_eq!(after.get(name), Some(ips), "{name} changed address across the restart");
+    }
+    let distinct: HashSet<&Vec<String>> = after.values().collect();
+    assert_eq!(distinct.len(), N, "addresses are unique");
+    second.shutdown().await;
+}
+
+#[tokio::test]
+async fn standby_takes_over_when_the_leader_dies() {
+    let env = env("failover", true).await;
+    env.apply(&pool_yaml("p", &["10.99.0.0/29"], "")).await;
+    let le = ["--leader-elect=true"];
+    let a = env.start(&[le[0], "--pod-name=ctl-a"]).await;
+    wait_for("a leads", WAIT, || async { (a.metrics.is_leader.get() == 1).then_some(()) }).await.unwrap();
+    let b = env.start(&[le[0], "--pod-name=ctl-b"]).await;
+
+    env.create_service("s1", "").await;
+    assert_eq!(env.wait_ips("s1").await, ["10.99.0.0"]);
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert_eq!(b.metrics.is_leader.get(), 0, "one leader");
+    assert_eq!(b.metrics.requests_for(None, "services/status"), 0, "the standby never writes");
+
+    a.kill();
+    let died = Instant::now();
+    env.create_service("s2", "").await;
+    assert_eq!(env.wait_ips("s2").await, ["10.99.0.1"]);
+    println!("standby served a new Service {:?} after the leader died", died.elapsed());
+    assert_eq!(b.metrics.is_leader.get(), 1);
+    assert_eq!(ips(&env.services().get("s1").await.unwrap()), ["10.99.0.0"]);
+    b.shutdown().await;
+}
