@@ -11,16 +11,24 @@
 #
 # How: a throwaway main module in the cache dir requires
 # go.universe.tf/metallb@<version> and builds its package
-# go.universe.tf/metallb/controller. Plain `go install pkg@version` would do if
-# every dependency were on the proxy, but for v0.16.2 the proxy refuses the zip
-# of github.com/metallb/frr-k8s v0.0.27 ("403 This module version is not
-# available"), so the throwaway module replaces it (see METALLB_REPLACES).
+# go.universe.tf/metallb/controller, with CGO_ENABLED=0 as upstream's
+# Dockerfile does. Plain `go install pkg@version` would do if every dependency
+# were on the proxy; for v0.16.2 one is not:
+#
+#   github.com/metallb/frr-k8s v0.0.27 (MetalLB's frr-k8s BGP backend API):
+#   the proxy answers "403 This module version is not available" for its zip.
+#   v0.0.26 is served but lacks one type and one field that MetalLB's
+#   internal/bgp/frrk8s uses (frr-k8s's AsPathPrependPrefixes and
+#   Advertise.PrefixesWithAsPathPrepend). So the throwaway module replaces
+#   frr-k8s with a copy of v0.0.26 (in the cache dir, never committed) plus
+#   that type and field, their shape dictated by MetalLB's use of them. That
+#   code builds FRRConfiguration objects for the speaker in frr-k8s mode; the
+#   controller links it (internal/k8s/controllers) but never runs it.
 #
 # Environment:
 #   METALLB_VERSION   release to build (default: newest release the proxy lists)
-#   METALLB_REPLACES  space-separated old=new@version replaces for the throwaway
-#                     module (default for v0.16.2:
-#                     github.com/metallb/frr-k8s=github.com/metallb/frr-k8s@v0.0.26)
+#   METALLB_REPLACES  extra space-separated old=new@version replaces for the
+#                     throwaway module (default none)
 #   FERROLB_CACHE     cache root (default $HOME/.cache/ferrolb)
 #   GO                go command (default: go)
 set -euo pipefail
@@ -45,19 +53,14 @@ if [[ -z "$version" ]]; then
 fi
 [[ -n "$version" ]] || { echo "build.sh: no release of $module found" >&2; exit 1; }
 
-if [[ -z "${METALLB_REPLACES+set}" ]]; then
-    case "$version" in
-        # frr-k8s v0.0.27 (required by v0.16.2) is not served by the proxy.
-        # The controller only registers frr-k8s's API types in its client
-        # scheme (it never runs the FRRConfiguration reconciler, which is the
-        # speaker's), so the previous release's types change nothing here.
-        v0.16.2) METALLB_REPLACES="github.com/metallb/frr-k8s=github.com/metallb/frr-k8s@v0.0.26" ;;
-        *) METALLB_REPLACES="" ;;
-    esac
-fi
+METALLB_REPLACES="${METALLB_REPLACES:-}"
+frr_shim=""
+case "$version" in
+    v0.16.2) frr_shim="github.com/metallb/frr-k8s@v0.0.26" ;;
+esac
 
 out="$cache_root/metallb-$version"
-key="$("$go_cmd" env GOVERSION) replaces=[$METALLB_REPLACES]"
+key="$("$go_cmd" env GOVERSION) replaces=[$METALLB_REPLACES] frr-shim=[$frr_shim] script=$(sha256sum "${BASH_SOURCE[0]}" | cut -c1-16)"
 
 print_paths() {
     echo "metallb-controller=$out/controller"
@@ -76,6 +79,7 @@ tmp="$(mktemp -d "$cache_root/metallb-build.XXXXXX")"
 trap 'rm -rf "$tmp"' EXIT
 echo "build.sh: building $module/controller@$version into $out" >&2
 [[ -n "$METALLB_REPLACES" ]] && echo "build.sh: with replaces: $METALLB_REPLACES" >&2
+[[ -n "$frr_shim" ]] && echo "build.sh: with $frr_shim plus the shim described above" >&2
 start=$(date +%s)
 (
     mkdir "$tmp/mod"
@@ -85,6 +89,26 @@ module ferrolb.invalid/metallb-build
 
 go 1.26.0
 MOD
+    if [[ -n "$frr_shim" ]]; then
+        dir="$("$go_cmd" mod download -json "$frr_shim" | sed -n 's/^\t"Dir": "\(.*\)",$/\1/p')"
+        [[ -d "$dir" ]] || { echo "build.sh: could not download $frr_shim" >&2; exit 1; }
+        cp -r "$dir" "$tmp/frr-k8s"
+        chmod -R u+w "$tmp/frr-k8s"
+        types="$tmp/frr-k8s/api/v1beta1/frrconfiguration_types.go"
+        grep -q '^type Advertise struct {$' "$types" || { echo "build.sh: frr-k8s shim: no Advertise struct" >&2; exit 1; }
+        sed -i 's|^type Advertise struct {$|&\n\tPrefixesWithAsPathPrepend []AsPathPrependPrefixes `json:"withAsPathPrepend,omitempty"`|' "$types"
+        cat >"$tmp/frr-k8s/api/v1beta1/zz_ferrolb_shim.go" <<'GO'
+package v1beta1
+
+// Added at build time by ferrolb's benches/metallb/build.sh: frr-k8s v0.0.27,
+// which MetalLB v0.16.2 requires, is not served by the Go module proxy.
+type AsPathPrependPrefixes struct {
+	AsPathPrepend uint8    `json:"asPathPrepend,omitempty"`
+	Prefixes      []string `json:"prefixes,omitempty"`
+}
+GO
+        "$go_cmd" mod edit -replace="github.com/metallb/frr-k8s=$tmp/frr-k8s"
+    fi
     for r in $METALLB_REPLACES; do
         old="${r%%=*}"; new="${r#*=}"
         "$go_cmd" mod edit -replace="$old=${new%@*}@${new##*@}"
@@ -101,7 +125,7 @@ MOD
 echo "$key" >"$tmp/key"
 secs=$(( $(date +%s) - start ))
 echo "$secs" >"$tmp/build-seconds"
-rm -rf "$tmp/mod"
+rm -rf "$tmp/mod" "$tmp/frr-k8s"
 rm -rf "$out"
 mv -T "$tmp" "$out"
 trap - EXIT

@@ -14,14 +14,19 @@
 # Environment:
 #   N             Services to create (default 5000)
 #   PARALLEL      kubectl processes creating them (default 4)
-#   SETTLE        seconds to keep the controller running after convergence,
-#                 to count trailing requests (events, pool status) (default 10)
+#   QUIET         after convergence the controller keeps running until it has
+#                 made no request (Lease renewals aside) for QUIET seconds, to
+#                 count trailing writes (events, pool status) (default 5)
+#   QUIET_MAX     ... but for at most this many seconds (default 300)
 #   TIMEOUT       seconds to wait for convergence (default 1200)
 #   RESULTS_FILE  where to write the figures as key=value lines
 #                 (default: <results dir>/result.env)
 #   RESULTS_DIR   where result.env, requests.txt and the controller log go
 #                 (default: ${TMPDIR:-/tmp}/ferrolb-bench-metallb/<kind>-<time>)
 #   KEEP_WORK=1   keep the work dir (fixture data, audit log) for a post-mortem
+#   AUDIT_POLICY  an audit policy file instead of the default (e.g. level
+#                 Request for some resources, to see what is written); it must
+#                 still log each request once, at stage ResponseComplete
 #   EXTRA_ARGS    more arguments for the controller
 #
 # Both controllers get the same fixture, CRDs (deploy/crds/metallb.io.yaml),
@@ -46,7 +51,8 @@ bin="${2:-}"
 
 N="${N:-5000}"
 PARALLEL="${PARALLEL:-4}"
-SETTLE="${SETTLE:-10}"
+QUIET="${QUIET:-5}"
+QUIET_MAX="${QUIET_MAX:-300}"
 TIMEOUT="${TIMEOUT:-1200}"
 ns_lb=metallb-system
 ns_svc=bench
@@ -113,13 +119,17 @@ kc() { "$kubectl_bin" --cache-dir="$KUBECACHEDIR" "$@"; }
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 
 # --- fixture, with an audit log ---------------------------------------------
-cat >"$work/audit-policy.yaml" <<'EOF'
+if [[ -n "${AUDIT_POLICY:-}" ]]; then
+    cp "$AUDIT_POLICY" "$work/audit-policy.yaml"
+else
+    cat >"$work/audit-policy.yaml" <<'EOF'
 apiVersion: audit.k8s.io/v1
 kind: Policy
 omitStages: [RequestReceived, ResponseStarted]
 rules:
   - level: Metadata
 EOF
+fi
 mkfifo "$work/stdin"
 # The fixture exits (and cleans up) when this script dies, whatever kills it:
 # fd 8 is the only writer of its stdin. Children get `8>&-`.
@@ -276,16 +286,17 @@ while ! grep -q '^done ' "$work/watch.out"; do
     sleep 0.1
 done
 hwm_done=$(hwm_kb); cpu_done=$(cpu_s)
-sleep "$SETTLE"
+log "all $N Services have an IP; waiting for the controller to go quiet (${QUIET}s without a request)"
+kill -TERM "$watch_pid" 2>/dev/null || true; wait "$watch_pid" 2>/dev/null || true; watch_pid=""
+quiet_line=$(python3 "$here/requests.py" wait-quiet "$work/audit.log" "$t0" "$QUIET" "$QUIET_MAX")
 kill -0 "$ctrl_pid" 2>/dev/null || { tail -30 "$work/controller.log" >&2; log "controller exited"; exit 1; }
 hwm_end=$(hwm_kb); rss_end=$(rss_kb); cpu_end=$(cpu_s)
 kill -TERM "$ctrl_pid"; wait "$ctrl_pid" 2>/dev/null || true; ctrl_pid=""
-kill -TERM "$watch_pid" 2>/dev/null || true; wait "$watch_pid" 2>/dev/null || true; watch_pid=""
 
 read -r _ t_done distinct _ with_ip < <(grep '^done ' "$work/watch.out")
 t_first=$(awk '/^first / {print $2}' "$work/watch.out")
 t_half=$(awk '/^progress 50 / {print $3}' "$work/watch.out")
-eval "$(python3 "$here/requests.py" "$work/audit.log" "$t_done" "$RESULTS_DIR/requests.txt" | sed 's/^user_agent=\(.*\)$/user_agent="\1"/')"
+eval "$(python3 "$here/requests.py" count "$work/audit.log" "$t0" "$t_done" "$RESULTS_DIR/requests.txt" | sed 's/^user_agent=\(.*\)$/user_agent="\1"/')"
 cp "$work/controller.log" "$RESULTS_DIR/controller.log" 2>/dev/null || true
 [[ $(stat -c %s "$RESULTS_DIR/controller.log") -gt 20000000 ]] && : >"$RESULTS_DIR/controller.log.too-big" && rm "$RESULTS_DIR/controller.log"
 
@@ -295,6 +306,8 @@ first_s=$(f "$t_first - $t0")
 half_s=$(f "$t_half - $t0")
 per_svc_converge=$(f "$requests_converge / $N" 3f)
 per_svc_total=$(f "$requests_total / $N" 3f)
+last_s=$(f "$last_request - $t0")
+quiet=${quiet_line#quiet=}
 cat >"$RESULTS_FILE" <<EOF
 kind=$kind
 version="$version"
@@ -311,9 +324,12 @@ peak_rss_kib=$hwm_end
 rss_kib_end=$rss_end
 cpu_seconds_at_converge=$cpu_done
 cpu_seconds=$cpu_end
-settle_seconds=$SETTLE
+quiet_seconds=$QUIET
+went_quiet=$quiet
+last_request_seconds=$last_s
 requests_converge=$requests_converge
 requests_total=$requests_total
+requests_leases=$requests_leases
 requests_per_service_converge=$per_svc_converge
 requests_per_service_total=$per_svc_total
 user_agent="$user_agent"
@@ -326,10 +342,11 @@ cat <<EOF
 == $kind ($version), N=$N ==
 seconds until every Service has an IP  $converge_s   (first IP after $first_s s, half after $half_s s)
 distinct IPs / Services with an IP     $distinct / $with_ip
-peak RSS (VmHWM)                       $(mib "$hwm_end") MiB   (at convergence $(mib "$hwm_done") MiB; RSS after +${SETTLE}s $(mib "$rss_end") MiB)
-CPU time (user+sys)                    ${cpu_done} s at convergence, ${cpu_end} s after +${SETTLE}s
+last request (Lease renewals aside)    after $last_s s   (quiet for ${QUIET}s: $([[ $quiet == 1 ]] && echo yes || echo "no, stopped after ${QUIET_MAX}s"))
+peak RSS (VmHWM)                       $(mib "$hwm_end") MiB   (at convergence $(mib "$hwm_done") MiB; RSS at the end $(mib "$rss_end") MiB)
+CPU time (user+sys)                    ${cpu_done} s at convergence, ${cpu_end} s at the end
 API requests until convergence         $requests_converge   ($per_svc_converge per Service)
-API requests incl. +${SETTLE}s           $requests_total   ($per_svc_total per Service)
+API requests until quiet               $requests_total   ($per_svc_total per Service; Lease requests: $requests_leases)
 load average at start                  $load
 figures: $RESULTS_FILE
 requests by verb/resource: $RESULTS_DIR/requests.txt

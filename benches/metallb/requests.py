@@ -1,27 +1,37 @@
 #!/usr/bin/env python3
-"""Counts the controller's API requests in a kube-apiserver audit log.
+"""The controller's API requests, from a kube-apiserver audit log.
 
-Usage: requests.py AUDIT_LOG CUTOFF_EPOCH [BREAKDOWN_OUT]
+  requests.py count AUDIT_LOG START CUTOFF [BREAKDOWN_OUT]
+  requests.py wait-quiet AUDIT_LOG START QUIET MAX
 
 The audit policy (converge.sh) logs every request once, at stage
 ResponseComplete, at level Metadata. A request is the controller's when it
-was not made by the apiserver itself (user system:apiserver), by kubectl (the
-bench's setup) or by the bench's watcher (user agent ferrolb-bench-watcher);
-the bench makes no other requests while the controller runs.
+was received at or after START (epoch seconds: the controller's start) and not
+made by the apiserver itself (user system:apiserver), by kubectl or by the
+bench's watcher (user agent ferrolb-bench-watcher); the bench makes no other
+requests while the controller runs.
 
-Prints `key=value` lines:
-  requests_converge   requests received before CUTOFF (the moment every
-                      Service had an address)
-  requests_total      all of the controller's requests in the log
+count prints `key=value` lines:
+  requests_converge   the controller's requests received before CUTOFF (the
+                      moment every Service had an address)
+  requests_total      all of them
+  requests_leases     of which coordination.k8s.io Leases (leader election)
+  last_request        receive time (epoch) of the last request that is not
+                      a Lease request
   user_agent          the controller's user agent(s)
-and writes a table `count  verb  resource[/subresource]` of all of the
-controller's requests (total, and before the cutoff) to BREAKDOWN_OUT.
+and writes a table `total before-cutoff verb resource[/subresource]` to
+BREAKDOWN_OUT.
+
+wait-quiet follows the log and returns once no controller request other than
+a Lease request (leader-election renewals never stop) has been logged for
+QUIET seconds, or after MAX seconds; it prints quiet=1 or quiet=0.
 """
 
 import collections
 import datetime
 import json
 import sys
+import time
 
 
 def epoch(ts):
@@ -29,41 +39,90 @@ def epoch(ts):
     return datetime.datetime.fromisoformat(ts.replace("Z", "+00:00")).timestamp()
 
 
-def main():
-    path, cutoff = sys.argv[1], float(sys.argv[2])
-    breakdown_out = sys.argv[3] if len(sys.argv) > 3 else None
+def controller_request(line, start):
+    """(verb, resource, received) of a request of the controller, else None."""
+    try:
+        ev = json.loads(line)
+    except json.JSONDecodeError:
+        return None
+    if ev.get("stage") != "ResponseComplete":
+        return None
+    user = (ev.get("user") or {}).get("username", "")
+    ua = ev.get("userAgent", "")
+    if user == "system:apiserver" or ua.startswith("kubectl") or ua.startswith("ferrolb-bench-watcher"):
+        return None
+    received = epoch(ev["requestReceivedTimestamp"])
+    if received < start:
+        return None
+    ref = ev.get("objectRef") or {}
+    res = ref.get("resource", "") or ev.get("requestURI", "?").split("?")[0]
+    if ref.get("subresource"):
+        res += "/" + ref["subresource"]
+    return ev.get("verb", "?"), res, received, ua.split(" ")[0]
+
+
+def count(path, start, cutoff, breakdown_out=None):
     total = collections.Counter()
     before = collections.Counter()
     agents = collections.Counter()
+    last = start
     with open(path) as f:
         for line in f:
-            try:
-                ev = json.loads(line)
-            except json.JSONDecodeError:
+            r = controller_request(line, start)
+            if r is None:
                 continue
-            if ev.get("stage") != "ResponseComplete":
-                continue
-            user = (ev.get("user") or {}).get("username", "")
-            ua = ev.get("userAgent", "")
-            if user == "system:apiserver" or ua.startswith("kubectl") or ua.startswith("ferrolb-bench-watcher"):
-                continue
-            ref = ev.get("objectRef") or {}
-            res = ref.get("resource", "") or ev.get("requestURI", "?").split("?")[0]
-            if ref.get("subresource"):
-                res += "/" + ref["subresource"]
-            key = (ev.get("verb", "?"), res)
-            total[key] += 1
-            agents[ua.split(" ")[0]] += 1
-            if epoch(ev["requestReceivedTimestamp"]) < cutoff:
-                before[key] += 1
+            verb, res, received, agent = r
+            total[(verb, res)] += 1
+            agents[agent] += 1
+            if received < cutoff:
+                before[(verb, res)] += 1
+            if res != "leases":
+                last = max(last, received)
     print(f"requests_converge={sum(before.values())}")
     print(f"requests_total={sum(total.values())}")
+    print(f"requests_leases={sum(c for (v, r), c in total.items() if r == 'leases')}")
+    print(f"last_request={last:.3f}")
     print("user_agent=" + ",".join(a for a, _ in agents.most_common()))
     if breakdown_out:
         with open(breakdown_out, "w") as f:
             f.write(f"{'total':>7} {'<=done':>7}  verb resource\n")
             for (verb, res), c in sorted(total.items(), key=lambda kv: (-kv[1], kv[0])):
                 f.write(f"{c:>7} {before[(verb, res)]:>7}  {verb} {res}\n")
+
+
+def wait_quiet(path, start, quiet, limit):
+    t_begin = time.time()
+    last_seen = time.time()
+    buf = ""
+    with open(path) as f:
+        while True:
+            chunk = f.read()
+            if chunk:
+                buf += chunk
+                *lines, buf = buf.split("\n")
+                for line in lines:
+                    r = controller_request(line, start)
+                    if r is not None and r[1] != "leases":
+                        last_seen = time.time()
+            now = time.time()
+            if now - last_seen >= quiet:
+                print("quiet=1")
+                return
+            if now - t_begin >= limit:
+                print("quiet=0")
+                return
+            time.sleep(0.5)
+
+
+def main():
+    cmd = sys.argv[1]
+    if cmd == "count":
+        count(sys.argv[2], float(sys.argv[3]), float(sys.argv[4]),
+              sys.argv[5] if len(sys.argv) > 5 else None)
+    elif cmd == "wait-quiet":
+        wait_quiet(sys.argv[2], float(sys.argv[3]), float(sys.argv[4]), float(sys.argv[5]))
+    else:
+        sys.exit(f"unknown command {cmd}")
 
 
 if __name__ == "__main__":
