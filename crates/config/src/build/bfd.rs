@@ -30,7 +30,7 @@ pub(crate) fn build(profiles: &[BFDProfile], errs: &mut Errors) -> Vec<BfdProfil
                     kinds::BFD,
                     name,
                     format!("spec.{field}"),
-                    format!("invalid value {v}, must be in {min}-{max} range; {what}"),
+                    format!("{what}: invalid value {v}, must be in {min}-{max} range"),
                 );
                 ok = false;
             }

@@ -17,11 +17,11 @@ fn bfd_profile_parsed() {
 #[test]
 fn bfd_ranges() {
     let cases = [
-        ("receiveInterval", 9, "invalid value 9, must be in 10-60000 range; invalid receive interval value"),
-        ("transmitInterval", 60001, "invalid value 60001, must be in 10-60000 range; invalid transmit interval value"),
-        ("detectMultiplier", 256, "invalid value 256, must be in 2-255 range; invalid detect multiplier value"),
-        ("echoInterval", 1, "invalid value 1, must be in 10-60000 range; invalid echo interval value"),
-        ("minimumTtl", 0, "invalid value 0, must be in 1-254 range; invalid minimum ttl value"),
+        ("receiveInterval", 9, "invalid receive interval value: invalid value 9, must be in 10-60000 range"),
+        ("transmitInterval", 60001, "invalid transmit interval value: invalid value 60001, must be in 10-60000 range"),
+        ("detectMultiplier", 256, "invalid detect multiplier value: invalid value 256, must be in 2-255 range"),
+        ("echoInterval", 1, "invalid echo interval value: invalid value 1, must be in 10-60000 range"),
+        ("minimumTtl", 0, "invalid minimum ttl value: invalid value 0, must be in 1-254 range"),
     ];
     for (field, value, msg) in cases {
         let mut f = frr();
