@@ -81,7 +81,10 @@ pub struct Allocator {
     pub(crate) records: Records,
     pub(crate) keys: SharingKeys,
     pub(crate) protos: Protocols,
-    dirty: BTreeSet<String>,
+    /// Per pool: counters may have changed since `take_dirty_pools`.
+    dirty: Vec<bool>,
+    /// Pools removed by `set_pools` since `take_dirty_pools`.
+    removed: BTreeSet<String>,
 }
 
 impl Allocator {
@@ -103,8 +106,7 @@ impl Allocator {
     /// stay total on bad input, a repeated name or a CIDR overlapping an
     /// earlier one is ignored.
     pub fn set_pools(&mut self, defs: Vec<PoolDef>) {
-        self.dirty
-            .extend(self.pools.iter().map(|p| p.def.name.clone()));
+        let old_names: Vec<String> = self.pools.iter().map(|p| p.def.name.clone()).collect();
         let old_records: Vec<(Record, String, String)> = {
             let records = std::mem::take(&mut self.records);
             records
@@ -118,8 +120,9 @@ impl Allocator {
         self.keys = SharingKeys::default();
         self.build_pools(defs);
         self.loaded = true;
-        self.dirty
-            .extend(self.pools.iter().map(|p| p.def.name.clone()));
+        self.dirty = vec![true; self.pools.len()];
+        self.removed
+            .extend(old_names.into_iter().filter(|n| !self.by_name.contains_key(n)));
         for (mut record, sharing, backend) in old_records {
             let ips: Vec<Option<IpAddr>> = record.ips().map(Some).collect();
             if let Some(pool) = self.pool_for(&ips) {
@@ -231,7 +234,13 @@ impl Allocator {
     /// Pools whose counters may have changed since the last call, including
     /// pools that were removed (controller.md §6).
     pub fn take_dirty_pools(&mut self) -> BTreeSet<String> {
-        std::mem::take(&mut self.dirty)
+        let mut out = std::mem::take(&mut self.removed);
+        for (id, flag) in self.dirty.iter_mut().enumerate() {
+            if std::mem::take(flag) {
+                out.insert(self.pools[id].def.name.clone());
+            }
+        }
+        out
     }
 
     /// The addresses recorded for a Service, in status order.
@@ -323,9 +332,9 @@ impl Allocator {
         let pool = record.pool;
         let sharing = record.sharing;
         let shares = !self.keys.get(sharing).0.is_empty();
-        let locs: Vec<Loc> = record.ips().filter_map(|ip| self.locate(&ip)).collect();
+        let locs = [Some(record.first), record.second].map(|ip| ip.and_then(|ip| self.locate(&ip)));
         let slot = self.records.insert(record);
-        for loc in locs {
+        for loc in locs.into_iter().flatten() {
             let space = &mut self.pools[loc.pool as usize].spaces[loc.family.slot()];
             match space.holders.get_mut(&loc.index) {
                 Some(h) => h.add(slot),
@@ -380,10 +389,8 @@ impl Allocator {
     }
 
     fn mark_dirty(&mut self, pool: u32) {
-        if let Some(p) = self.pools.get(pool as usize) {
-            if !self.dirty.contains(&p.def.name) {
-                self.dirty.insert(p.def.name.clone());
-            }
+        if let Some(flag) = self.dirty.get_mut(pool as usize) {
+            *flag = true;
         }
     }
 }

@@ -8,7 +8,7 @@ use crate::allocator::{Allocator, Loc};
 use crate::error::AllocError;
 use crate::family::Family;
 use crate::records::{PortId, Record};
-use crate::service::{Port, ServiceView};
+use crate::service::ServiceView;
 
 /// The Service facts the allocator needs to claim or pick addresses.
 #[derive(Clone, Debug)]
@@ -18,22 +18,26 @@ pub(crate) struct Claimant<'a> {
     pub labels: &'a BTreeMap<String, String>,
     pub sharing: &'a str,
     pub backend: &'a str,
-    pub ports: &'a [Port],
+    /// `(protocol, port)` as in the view; an empty protocol is TCP.
+    pub ports: &'a [(String, i32)],
+}
+
+/// The protocol name of a view port (empty means TCP).
+pub(crate) fn protocol(name: &str) -> &str {
+    if name.is_empty() { "TCP" } else { name }
 }
 
 /// Owned parts of a Claimant derived from a view.
 pub(crate) struct ClaimantParts {
     pub key: String,
     pub backend: String,
-    pub ports: Vec<Port>,
 }
 
 impl ClaimantParts {
     pub fn of(view: &ServiceView) -> Self {
         ClaimantParts {
-            key: view.key().to_string(),
+            key: format!("{}/{}", view.namespace, view.name),
             backend: view.backend_key(),
-            ports: view.port_set(),
         }
     }
 
@@ -44,7 +48,7 @@ impl ClaimantParts {
             labels: &view.labels,
             sharing: view.sharing_key(),
             backend: &self.backend,
-            ports: &self.ports,
+            ports: &view.ports,
         }
     }
 }
@@ -79,14 +83,11 @@ impl Allocator {
                 });
             }
         }
-        for port in c.ports {
-            let Some(proto) = self.protos.lookup(&port.protocol) else {
+        for (proto_name, port) in c.ports {
+            let Some(proto) = self.protos.lookup(protocol(proto_name)) else {
                 continue;
             };
-            let id = PortId {
-                proto,
-                port: port.port,
-            };
+            let id = PortId { proto, port: *port };
             let taken = holders
                 .iter()
                 .filter(|s| Some(*s) != me)
@@ -94,7 +95,7 @@ impl Allocator {
                 .any(|r| r.ports.contains(&id));
             if taken {
                 return Err(AllocError::PortInUse {
-                    port: port.to_string(),
+                    port: format!("{}/{port}", protocol(proto_name)),
                     ip: *ip,
                 });
             }
@@ -113,16 +114,18 @@ impl Allocator {
             return Err(AllocError::NotCompatible(def.name.clone()));
         }
         // pool_for succeeded, so every address is present.
-        let ips: Vec<IpAddr> = ips.iter().flatten().copied().collect();
-        match ips.as_slice() {
-            [_] => {}
-            [a, b] if Family::of(a) == Family::of(b) => return Err(AllocError::SameFamily(*a, *b)),
-            [_, _] => {}
-            _ => return Err(AllocError::MoreThanTwo(ips)),
-        }
-        for ip in &ips {
-            if let Some(loc) = self.locate(ip) {
-                self.check_sharing(c, loc, ip)?;
+        let present = || ips.iter().flatten().copied();
+        let (first, second) = match ips {
+            [Some(a)] => (*a, None),
+            [Some(a), Some(b)] if Family::of(a) == Family::of(b) => {
+                return Err(AllocError::SameFamily(*a, *b));
+            }
+            [Some(a), Some(b)] => (*a, Some(*b)),
+            _ => return Err(AllocError::MoreThanTwo(present().collect())),
+        };
+        for ip in present() {
+            if let Some(loc) = self.locate(&ip) {
+                self.check_sharing(c, loc, &ip)?;
             }
         }
         self.release_key(c.key);
@@ -130,17 +133,17 @@ impl Allocator {
         let ports: Box<[PortId]> = c
             .ports
             .iter()
-            .map(|p| PortId {
-                proto: self.protos.intern(&p.protocol),
-                port: p.port,
+            .map(|(proto, port)| PortId {
+                proto: self.protos.intern(protocol(proto)),
+                port: *port,
             })
             .collect();
         self.insert_record(Record {
             key: c.key.into(),
             pool,
             sharing,
-            first: ips[0],
-            second: ips.get(1).copied(),
+            first,
+            second,
             ports,
         });
         Ok(pool)
@@ -149,7 +152,8 @@ impl Allocator {
     /// The lowest address of `family` in `pool` that `c` may use (§6), as an
     /// index: the first free one, the first one already shared under `c`'s
     /// key without port clash, or one `c` holds itself — whichever is lowest.
-    pub(crate) fn candidate(&self, c: &Claimant, pool: u32, family: Family) -> Option<u128> {
+    /// `mine` is `c`'s record slot, looked up once by the caller.
+    pub(crate) fn candidate(&self, c: &Claimant, mine: Option<u32>, pool: u32, family: Family) -> Option<u128> {
         let space = self.pool_state(pool).space(family);
         // O(1) emptiness test first: a full pool costs no tree walk.
         let mut best = if space.free.is_empty() {
@@ -182,7 +186,7 @@ impl Allocator {
                 }
             }
         }
-        if let Some(record) = self.records.find(c.key).and_then(|s| self.records.get(s)) {
+        if let Some(record) = mine.and_then(|s| self.records.get(s)) {
             for ip in record.ips() {
                 let Some(loc) = self.locate(&ip) else {
                     continue;
@@ -199,8 +203,8 @@ impl Allocator {
         best
     }
 
-    pub(crate) fn candidate_ip(&self, c: &Claimant, pool: u32, family: Family) -> Option<IpAddr> {
-        let index = self.candidate(c, pool, family)?;
+    pub(crate) fn candidate_ip(&self, c: &Claimant, mine: Option<u32>, pool: u32, family: Family) -> Option<IpAddr> {
+        let index = self.candidate(c, mine, pool, family)?;
         self.pool_state(pool).space(family).address(index)
     }
 }

@@ -7,7 +7,7 @@ use crate::allocator::Allocator;
 use crate::claim::{Claimant, ClaimantParts};
 use crate::error::AllocError;
 use crate::family::{Policy, ServiceFamily, family_changed, family_for_addresses, go_ip_text, parse_ip};
-use crate::gofmt::{quote, quoted_list};
+use crate::gofmt::{ip_text, quote, quoted_ips, quoted_list};
 use crate::service::{ServiceView, annotations};
 use crate::verdict::{Failure, FailureKind, Mode, PoolVerdict, VerdictReason, shape_of};
 
@@ -165,7 +165,7 @@ pub(crate) fn converge_traced(
         .and_then(|s| alloc.records.get(s))
         .map(|r| r.ip_vec())
         .unwrap_or_default();
-    let prev_key = allocation_key(alloc, c.key);
+    let prev_key = allocation_key(alloc, prev_slot);
 
     let mut w = Work {
         ingress: view.ingress_ips.clone(),
@@ -181,7 +181,8 @@ pub(crate) fn converge_traced(
     } else {
         SyncResult::Success
     };
-    if allocation_key(alloc, c.key) != prev_key {
+    let slot = alloc.records.find(c.key);
+    if allocation_key(alloc, slot) != prev_key {
         result = SyncResult::ReprocessAll;
     }
     let changed = w.ingress != view.ingress_ips || w.pool != current_pool;
@@ -193,8 +194,7 @@ pub(crate) fn converge_traced(
                 format!("Service uses deprecated annotation {key}"),
             );
         }
-        let now_allocated = alloc.records.find(c.key).is_some();
-        if !prev_ips.is_empty() && !now_allocated && alloc.pool_for_ips(&prev_ips).is_some() {
+        if !prev_ips.is_empty() && slot.is_none() && alloc.pool_for_ips(&prev_ips).is_some() {
             result = SyncResult::ReprocessAll;
         }
     }
@@ -217,11 +217,8 @@ fn set_path(trace: &mut Option<&mut Trace>, path: AllocationPath) {
 }
 
 /// (sharing key, backend key) of the record; the empty pair when unallocated.
-fn allocation_key(alloc: &Allocator, key: &str) -> (String, String) {
-    alloc
-        .records
-        .find(key)
-        .and_then(|s| alloc.records.get(s))
+fn allocation_key(alloc: &Allocator, slot: Option<u32>) -> (String, String) {
+    slot.and_then(|s| alloc.records.get(s))
         .map(|r| {
             let (s, b) = alloc.keys.get(r.sharing);
             (s.to_string(), b.to_string())
@@ -364,7 +361,7 @@ fn steps(alloc: &mut Allocator, view: &ServiceView, c: &Claimant, w: &mut Work, 
                     w.event(
                         EventType::Normal,
                         "IPAllocated",
-                        format!("Assigned additional IP {}", quote(&ip.to_string())),
+                        format!("Assigned additional IP {}", quote(&ip_text(&ip))),
                     );
                 }
             }
@@ -383,8 +380,12 @@ fn steps(alloc: &mut Allocator, view: &ServiceView, c: &Claimant, w: &mut Work, 
                 return;
             }
             Ok(ips) => {
-                w.event(EventType::Normal, "IPAllocated", format!("Assigned IP {}", quoted_list(&ips)));
-                lb = ips.into_iter().map(Some).collect();
+                w.event(
+                    EventType::Normal,
+                    "IPAllocated",
+                    format!("Assigned IP {}", quoted_ips(ips.iter().flatten())),
+                );
+                lb = ips;
             }
         }
     }
@@ -416,7 +417,7 @@ fn allocate(
     view: &ServiceView,
     c: &Claimant,
     trace: &mut Option<&mut Trace>,
-) -> Result<Vec<IpAddr>, Failure> {
+) -> Result<Vec<Option<IpAddr>>, Failure> {
     let family = view
         .family()
         .map_err(|e| Failure::simple(FailureKind::InvalidClusterIPs, e))?;
@@ -447,7 +448,7 @@ fn allocate(
             return Err(alloc.failure(c, mode, None, &err));
         }
         mark_chosen(alloc, pool, trace, false);
-        return Ok(desired.ips);
+        return Ok(ips);
     }
     if !desired_pool.is_empty() {
         set_path(trace, AllocationPath::RequestedPool(desired_pool.to_string()));

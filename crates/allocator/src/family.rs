@@ -109,7 +109,7 @@ pub fn parse_ip(s: &str) -> Option<IpAddr> {
 /// Text of an address as Go prints a parsed `net.IP` (`<nil>` for garbage).
 pub fn go_ip_text(ip: Option<&IpAddr>) -> String {
     match ip {
-        Some(ip) => ip.to_string(),
+        Some(ip) => crate::gofmt::ip_text(ip),
         None => "<nil>".to_string(),
     }
 }

@@ -8,7 +8,9 @@ use std::collections::BTreeMap;
 
 #[derive(Clone, Debug, Default)]
 pub struct FreeSet {
-    /// start -> end (inclusive); intervals never touch or overlap.
+    /// end (inclusive) -> start; intervals never touch or overlap. Keyed by
+    /// the end so that taking the lowest index of an interval (the common
+    /// case) only rewrites a value in place.
     intervals: BTreeMap<u128, u128>,
 }
 
@@ -17,7 +19,7 @@ impl FreeSet {
     pub fn full(last: Option<u128>) -> Self {
         let mut intervals = BTreeMap::new();
         if let Some(last) = last {
-            intervals.insert(0, last);
+            intervals.insert(last, 0);
         }
         FreeSet { intervals }
     }
@@ -27,70 +29,69 @@ impl FreeSet {
     }
 
     pub fn first(&self) -> Option<u128> {
-        self.intervals.first_key_value().map(|(s, _)| *s)
+        self.intervals.first_key_value().map(|(_, start)| *start)
+    }
+
+    /// The interval holding `index`, as (start, end).
+    fn around(&self, index: u128) -> Option<(u128, u128)> {
+        let (end, start) = self.intervals.range(index..).next()?;
+        (*start <= index).then_some((*start, *end))
     }
 
     #[cfg(test)]
     pub fn contains(&self, index: u128) -> bool {
-        self.intervals
-            .range(..=index)
-            .next_back()
-            .is_some_and(|(_, e)| *e >= index)
+        self.around(index).is_some()
     }
 
     /// Marks `index` used; false when it was not free.
     pub fn take(&mut self, index: u128) -> bool {
-        let Some((&start, &end)) = self.intervals.range(..=index).next_back() else {
+        let Some((start, end)) = self.around(index) else {
             return false;
         };
-        if end < index {
-            return false;
+        if index == end {
+            self.intervals.remove(&end);
+        } else if let Some(s) = self.intervals.get_mut(&end) {
+            *s = index + 1;
         }
-        if start == index {
-            self.intervals.remove(&start);
-        } else {
-            self.intervals.insert(start, index - 1);
-        }
-        if index < end {
-            self.intervals.insert(index + 1, end);
+        if start < index {
+            self.intervals.insert(index - 1, start);
         }
         true
     }
 
     /// Marks `index` free again; false when it already was.
     pub fn put(&mut self, index: u128) -> bool {
-        let before = self.intervals.range(..=index).next_back().map(|(s, e)| (*s, *e));
-        if let Some((_, e)) = before {
-            if e >= index {
-                return false;
+        if self.around(index).is_some() {
+            return false;
+        }
+        // An interval ending just before `index` merges into the new one.
+        let start = match index.checked_sub(1).and_then(|p| self.intervals.remove(&p)) {
+            Some(s) => s,
+            None => index,
+        };
+        // So does one starting just after it: it is the next interval by end.
+        let next = index
+            .checked_add(1)
+            .and_then(|n| self.intervals.range_mut(n..).next().filter(|(_, s)| **s == n));
+        match next {
+            Some((_, s)) => *s = start,
+            None => {
+                self.intervals.insert(index, start);
             }
         }
-        let mut start = index;
-        let mut end = index;
-        if let Some((s, e)) = before {
-            if e + 1 == index {
-                start = s;
-            }
-        }
-        if let Some(next) = index.checked_add(1) {
-            if let Some(e) = self.intervals.remove(&next) {
-                end = e;
-            }
-        }
-        self.intervals.insert(start, end);
         true
     }
 
-    #[cfg(test)]
     /// Number of free indexes, saturating.
+    #[cfg(test)]
     pub fn count(&self) -> u128 {
         self.intervals
             .iter()
-            .fold(0u128, |acc, (s, e)| acc.saturating_add((e - s).saturating_add(1)))
+            .fold(0u128, |acc, (e, s)| acc.saturating_add((e - s).saturating_add(1)))
     }
 
+    /// Number of stored intervals.
     #[cfg(test)]
-    /// Number of stored intervals (memory accounting, tests).
     pub fn interval_count(&self) -> usize {
         self.intervals.len()
     }

@@ -4,10 +4,63 @@
 //! scripts grep for those exact strings, so the allocator renders them the same way.
 
 use std::fmt::{Display, Write};
+use std::net::IpAddr;
+
+/// An address as text. IPv4 is written by hand: `Ipv4Addr`'s `Display`
+/// supports padding and costs more than the rest of an allocation.
+pub fn ip_text(ip: &IpAddr) -> String {
+    match ip {
+        IpAddr::V4(v4) => {
+            let mut out = String::with_capacity(15);
+            push_ipv4(&mut out, v4.octets());
+            out
+        }
+        IpAddr::V6(v6) => v6.to_string(),
+    }
+}
+
+fn push_ipv4(out: &mut String, octets: [u8; 4]) {
+    for (i, o) in octets.into_iter().enumerate() {
+        if i > 0 {
+            out.push('.');
+        }
+        if o >= 100 {
+            out.push(char::from(b'0' + o / 100));
+        }
+        if o >= 10 {
+            out.push(char::from(b'0' + (o / 10) % 10));
+        }
+        out.push(char::from(b'0' + o % 10));
+    }
+}
+
+/// `%q` of a `[]net.IP`: `["10.0.0.1" "fc00::1"]`, in one allocation.
+pub fn quoted_ips<'a>(ips: impl IntoIterator<Item = &'a IpAddr>) -> String {
+    let mut out = String::with_capacity(48);
+    out.push('[');
+    for (i, ip) in ips.into_iter().enumerate() {
+        if i > 0 {
+            out.push(' ');
+        }
+        out.push('"');
+        match ip {
+            IpAddr::V4(v4) => push_ipv4(&mut out, v4.octets()),
+            IpAddr::V6(v6) => {
+                let _ = write!(out, "{v6}");
+            }
+        }
+        out.push('"');
+    }
+    out.push(']');
+    out
+}
 
 /// `strconv.Quote`: double-quoted, with Go's escapes for `"`, `\` and
 /// non-printable characters.
 pub fn quote(s: &str) -> String {
+    if s.bytes().all(|b| (0x20..0x7f).contains(&b) && b != b'"' && b != b'\\') {
+        return format!("\"{s}\"");
+    }
     let mut out = String::with_capacity(s.len() + 2);
     out.push('"');
     for c in s.chars() {
@@ -81,6 +134,17 @@ mod tests {
         assert_eq!(quote("a\"b\\c"), "\"a\\\"b\\\\c\"");
         assert_eq!(quote("x\ny\u{1}"), "\"x\\ny\\x01\"");
         assert_eq!(quote("é"), "\"é\"");
+    }
+
+    #[test]
+    fn ip_text_matches_display() {
+        for s in ["0.0.0.0", "1.2.3.4", "10.0.100.255", "255.255.255.255", "192.168.9.10", "fc00::1", "::"] {
+            let ip: IpAddr = s.parse().unwrap();
+            assert_eq!(ip_text(&ip), ip.to_string());
+        }
+        let ips: Vec<IpAddr> = vec!["10.0.0.1".parse().unwrap(), "fc00::1".parse().unwrap()];
+        assert_eq!(quoted_ips(&ips), quoted_list(&ips));
+        assert_eq!(quoted_ips(&[]), "[]");
     }
 
     #[test]

@@ -16,7 +16,6 @@ mod explain;
 pub mod family;
 mod freeset;
 mod gofmt;
-mod hash;
 mod intern;
 mod pool;
 mod records;

@@ -47,7 +47,7 @@ pub struct Records {
     used: usize,
     vacant: Vec<u32>,
     index: HashTable<u32>,
-    hasher: std::collections::hash_map::RandomState,
+    hasher: hashbrown::DefaultHashBuilder,
 }
 
 fn slot_ref(chunks: &[Box<[Option<Record>]>], slot: u32) -> Option<&Record> {

@@ -64,16 +64,16 @@ pub(crate) fn select_ips(pool: &str, pair: Pair, shape: Shape) -> Result<Vec<Opt
 
 impl Allocator {
     /// The candidate pair of a pool, computing only the families `shape` reads.
-    pub(crate) fn pair(&self, c: &Claimant, pool: u32, family: ServiceFamily) -> Pair {
+    pub(crate) fn pair(&self, c: &Claimant, mine: Option<u32>, pool: u32, family: ServiceFamily) -> Pair {
         let want = |f: Family| family.as_single().is_none_or(|s| s == f);
         Pair {
             v4: if want(Family::V4) {
-                self.candidate_ip(c, pool, Family::V4)
+                self.candidate_ip(c, mine, pool, Family::V4)
             } else {
                 None
             },
             v6: if want(Family::V6) {
-                self.candidate_ip(c, pool, Family::V6)
+                self.candidate_ip(c, mine, pool, Family::V6)
             } else {
                 None
             },
@@ -81,11 +81,17 @@ impl Allocator {
     }
 
     /// upstream `findBestPoolForService`.
-    pub(crate) fn find_best(&self, c: &Claimant, pools: &[u32], shape: Shape) -> Option<(u32, Pair)> {
+    pub(crate) fn find_best(
+        &self,
+        c: &Claimant,
+        pools: impl IntoIterator<Item = u32>,
+        shape: Shape,
+    ) -> Option<(u32, Pair)> {
         let mut primary = None;
         let mut secondary = None;
-        for &pool in pools {
-            let pair = self.pair(c, pool, shape.family);
+        let mine = self.records.find(c.key);
+        for pool in pools {
+            let pair = self.pair(c, mine, pool, shape.family);
             match shape.family.as_single() {
                 Some(f) => {
                     if pair.get(f).is_some() {
@@ -112,41 +118,37 @@ impl Allocator {
     }
 
     /// Phase-1 pools for a Service: pinned, autoAssign, compatible.
-    pub(crate) fn phase1(&self, c: &Claimant) -> Vec<u32> {
-        self.pinned
-            .iter()
-            .copied()
-            .filter(|p| {
-                let def = &self.pool_state(*p).def;
-                def.auto_assign && def.compatibility(c.namespace, c.labels).is_ok()
-            })
-            .collect()
+    pub(crate) fn phase1<'a>(&'a self, c: &'a Claimant) -> impl Iterator<Item = u32> + 'a {
+        self.pinned.iter().copied().filter(|p| {
+            let def = &self.pool_state(*p).def;
+            def.auto_assign && def.compatibility(c.namespace, c.labels).is_ok()
+        })
     }
 
     /// Phase-2 pools: autoAssign and no serviceAllocation.
-    pub(crate) fn phase2(&self) -> Vec<u32> {
+    pub(crate) fn phase2(&self) -> impl Iterator<Item = u32> + '_ {
         self.fallback
             .iter()
             .copied()
             .filter(|p| self.pool_state(*p).def.auto_assign)
-            .collect()
     }
 
-    fn allocate_from_phase(&mut self, c: &Claimant, pools: &[u32], shape: Shape) -> Option<(Vec<IpAddr>, u32)> {
-        let (pool, pair) = self.find_best(c, pools, shape)?;
+    fn claim_best(&mut self, c: &Claimant, best: Option<(u32, Pair)>, shape: Shape) -> Option<(Vec<Option<IpAddr>>, u32)> {
+        let (pool, pair) = best?;
         let ips = select_ips(self.pool_name(pool), pair, shape).ok()?;
         let pool = self.claim(c, &ips).ok()?;
-        Some((ips.into_iter().flatten().collect(), pool))
+        Some((ips, pool))
     }
 
     /// upstream `Allocate`: phase 1, then phase 2, else `no available IPs`.
-    pub(crate) fn allocate_auto(&mut self, c: &Claimant, shape: Shape) -> Result<(Vec<IpAddr>, u32), AllocError> {
-        let phase1 = self.phase1(c);
-        if let Some(done) = self.allocate_from_phase(c, &phase1, shape) {
+    /// The addresses returned are all present (`Some`).
+    pub(crate) fn allocate_auto(&mut self, c: &Claimant, shape: Shape) -> Result<(Vec<Option<IpAddr>>, u32), AllocError> {
+        let best = self.find_best(c, self.phase1(c), shape);
+        if let Some(done) = self.claim_best(c, best, shape) {
             return Ok(done);
         }
-        let phase2 = self.phase2();
-        self.allocate_from_phase(c, &phase2, shape)
+        let best = self.find_best(c, self.phase2(), shape);
+        self.claim_best(c, best, shape)
             .ok_or(AllocError::NoAvailableIps)
     }
 
@@ -156,17 +158,17 @@ impl Allocator {
         c: &Claimant,
         name: &str,
         shape: Shape,
-    ) -> Result<(Vec<IpAddr>, u32), AllocError> {
+    ) -> Result<(Vec<Option<IpAddr>>, u32), AllocError> {
         let pool = self
             .pool_id(name)
             .ok_or_else(|| AllocError::UnknownPool(name.to_string()))?;
-        let pair = self.pair(c, pool, ServiceFamily::Dual);
+        let pair = self.pair(c, self.records.find(c.key), pool, ServiceFamily::Dual);
         if pair.v4.is_none() && pair.v6.is_none() {
             return Err(AllocError::PoolExhausted(name.to_string()));
         }
         let ips = select_ips(name, pair, shape)?;
         let pool = self.claim(c, &ips)?;
-        Ok((ips.into_iter().flatten().collect(), pool))
+        Ok((ips, pool))
     }
 
     /// upstream `AllocateFromPoolForAdditionalFamily` (allocation.md §11):
@@ -178,7 +180,7 @@ impl Allocator {
         pool: u32,
     ) -> Result<IpAddr, AllocError> {
         let family = Family::of(&existing).other();
-        let extra = self.candidate_ip(c, pool, family);
+        let extra = self.candidate_ip(c, self.records.find(c.key), pool, family);
         self.claim(c, &[Some(existing), extra])?;
         // claim rejects a missing address, so `extra` is set here.
         extra.ok_or_else(|| AllocError::NotAllowed(vec![Some(existing), None]))

@@ -9,11 +9,11 @@
 use std::collections::BTreeSet;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
+use hashbrown::HashMap;
 use ipnet::IpNet;
 
 use crate::family::Family;
 use crate::freeset::FreeSet;
-use crate::hash::FastMap;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Stride {
@@ -193,10 +193,10 @@ pub struct FamilySpace {
     pub family: Family,
     pub segments: Vec<Segment>,
     pub free: FreeSet,
-    pub holders: FastMap<u128, Holders>,
+    pub holders: HashMap<u128, Holders>,
     /// Sharing-key id -> indexes whose recorded key is that (non-empty) key,
     /// so packing (allocation.md §8) never scans the pool.
-    pub shared: FastMap<u32, SharedSet>,
+    pub shared: HashMap<u32, SharedSet>,
 }
 
 impl FamilySpace {
@@ -205,8 +205,8 @@ impl FamilySpace {
             family,
             segments: Vec::new(),
             free: FreeSet::default(),
-            holders: FastMap::default(),
-            shared: FastMap::default(),
+            holders: HashMap::default(),
+            shared: HashMap::default(),
         }
     }
 

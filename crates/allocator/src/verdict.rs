@@ -223,7 +223,7 @@ impl Allocator {
                 VerdictReason::NoAddressOfFamily(f)
             }
         };
-        let pair = self.pair(c, pool, shape.family);
+        let pair = self.pair(c, self.records.find(c.key), pool, shape.family);
         match shape.family.as_single() {
             Some(f) => {
                 if pair.get(f).is_some() {
