@@ -208,9 +208,12 @@ impl<'o> Reader<'o> {
 
     /// One document or `List` item; `path` prefixes fields of list items.
     fn document(&mut self, place: &Place<'_>, value: Value, path: &str) -> Result<(), InputError> {
-        let field = |f: &str| {
-            let joined = if path.is_empty() { f.to_string() } else if f.is_empty() { path.to_string() } else { format!("{path}.{f}") };
-            Some(joined)
+        let field = |f: &str| -> Option<String> {
+            Some(match (path.is_empty(), f.is_empty()) {
+                (true, _) => f.to_string(),
+                (false, true) => path.to_string(),
+                (false, false) => format!("{path}.{f}"),
+            })
         };
         let Value::Object(map) = &value else {
             return Err(place.error(field(""), "expected an object with apiVersion and kind"));
@@ -231,7 +234,7 @@ impl<'o> Reader<'o> {
             let Value::Object(mut map) = value else { return Ok(()) };
             let Some(Value::Array(items)) = map.remove("items") else { return Ok(()) };
             for (i, item) in items.into_iter().enumerate() {
-                let item_path = field(&format!("items[{i}]")).unwrap_or_default();
+                let item_path = if path.is_empty() { format!("items[{i}]") } else { format!("{path}.items[{i}]") };
                 self.document(place, item, &item_path)?;
             }
             return Ok(());

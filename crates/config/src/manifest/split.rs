@@ -41,7 +41,6 @@ pub fn split<'a>(text: &'a str) -> Vec<Chunk<'a>> {
     let mut start_line = 1usize;
     let mut explicit = false; // open chunk began with `---`
     let mut offset = 0usize;
-    let mut line_no = 1usize;
     let close = |out: &mut Vec<Chunk<'a>>, from: usize, to: usize, first_line: usize, explicit: bool| -> bool {
         let body = &text[from..to];
         if explicit || !is_blank(body) {
@@ -51,7 +50,7 @@ pub fn split<'a>(text: &'a str) -> Vec<Chunk<'a>> {
             false
         }
     };
-    for line in text.split_inclusive('\n') {
+    for (line_no, line) in (1usize..).zip(text.split_inclusive('\n')) {
         let line_end = offset + line.len();
         if is_marker(line, "---") {
             let pending = &text[start..offset];
@@ -69,7 +68,6 @@ pub fn split<'a>(text: &'a str) -> Vec<Chunk<'a>> {
             explicit = false;
         }
         offset = line_end;
-        line_no += 1;
     }
     close(&mut out, start, text.len(), start_line, explicit);
     out

@@ -222,15 +222,15 @@ fn directories_recursive_lexical_and_filtered() {
 fn file_errors_name_the_file() {
     let dir = tempfile::tempdir().unwrap();
     let missing = dir.path().join("missing.yaml");
-    let e = read_paths(&[missing.clone()]).unwrap_err();
+    let e = read_paths(std::slice::from_ref(&missing)).unwrap_err();
     assert_eq!(e.file, missing.display().to_string());
     let bin = dir.path().join("bin.yaml");
     fs::write(&bin, [0xff, 0xfe, 0x00, 0x41, 0x80]).unwrap();
-    let e = read_paths(&[bin.clone()]).unwrap_err();
+    let e = read_paths(std::slice::from_ref(&bin)).unwrap_err();
     assert!(e.to_string().starts_with(&format!("{}: not UTF-8 text", bin.display())), "{e}");
     let bad = dir.path().join("bad.yaml");
     fs::write(&bad, format!("{POOL}---\n{POOL}---\nkind: [\n")).unwrap();
-    let e = read_paths(&[bad.clone()]).unwrap_err();
+    let e = read_paths(std::slice::from_ref(&bad)).unwrap_err();
     assert_eq!(e.file, bad.display().to_string());
     assert_eq!(e.document, Some(3));
     let big = dir.path().join("big.yaml");

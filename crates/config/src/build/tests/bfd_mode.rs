@@ -217,3 +217,33 @@ fn empty_input_is_valid() {
     assert!(cfg.pools.is_empty());
     assert!(cfg.peers.is_empty());
 }
+
+#[test]
+fn errors_come_in_build_order() {
+    // One failing object per step of §10.1, given in reverse order.
+    let f = Fixture {
+        pools: vec![pool("v6", &["fc00::/64"]), pool("bad", &["x"])],
+        l2: vec![l2("l2", json!({"ipAddressPools": ["v6", "v6"]}))],
+        bgp: vec![bgp("adv", json!({"peers": ["p"], "ipAddressPools": ["v6"]}))],
+        communities: vec![community("c", &[("x", "nope")])],
+        peers: vec![peer("p", json!({"myASN": 1, "peerASN": 2, "peerAddress": "10.0.0.1", "bfdProfile": "echo"})),
+                    peer("q", json!({"myASN": 1, "peerAddress": "10.0.0.2"}))],
+        bfd: vec![bfd("echo", json!({"echoMode": true})), bfd("slow", json!({"receiveInterval": 1}))],
+        mode: BgpMode::Frr,
+        ..Default::default()
+    };
+    let kinds: Vec<String> = f.build().unwrap_err().iter().map(|e| format!("{}/{}", e.kind, e.name)).collect();
+    assert_eq!(
+        kinds,
+        ["BFDProfile/slow", "BGPPeer/q", "Community/c", "IPAddressPool/bad", "L2Advertisement/l2", "IPAddressPool/v6"]
+    );
+    // Mode checks come first of all.
+    let mut native = Fixture { bfd: vec![bfd("slow", json!({"receiveInterval": 1}))], ..Default::default() };
+    native.peers = vec![peer("p", json!({"myASN": 0, "peerASN": 2, "peerAddress": "10.0.0.1", "vrf": "red"}))];
+    let kinds: Vec<String> = native.errors();
+    assert_eq!(kinds.len(), 4, "{kinds:?}");
+    assert!(kinds[0].starts_with("BGPPeer/p: spec.vrf:"), "{kinds:?}");
+    assert_eq!(kinds[1], "BFDProfile/slow: bfd profiles section set");
+    assert!(kinds[2].starts_with("BFDProfile/slow: spec.receiveInterval:"), "{kinds:?}");
+    assert!(kinds[3].starts_with("BGPPeer/p: spec.myASN:"), "{kinds:?}");
+}
