@@ -42,7 +42,7 @@ pub struct ControllerOptions {
     pub health_probe_port: u16,
 
     /// Address the metrics and health endpoints bind to.
-    #[arg(long = "bind-address", default_value = "0.0.0.0")]
+    #[arg(id = "controller_bind_address", long = "bind-address", default_value = "0.0.0.0")]
     pub bind_address: std::net::IpAddr,
 
     /// all, debug, info, warn, error or none.
@@ -207,5 +207,11 @@ mod tests {
         let o = ControllerOptions::parse_from(["controller", "--leader-elect=false", "--lb-class", "x"]);
         assert!(!o.leader_elect);
         assert_eq!(o.lb_class(), Some("x"));
+    }
+
+    #[test]
+    fn command_definition_is_valid() {
+        use clap::CommandFactory;
+        ControllerOptions::command().debug_assert();
     }
 }
