@@ -32,6 +32,8 @@ pub struct Manifests {
     /// v1beta1 peers already converted (crds.md §5.3).
     pub bgp_peers: Vec<v1beta2::BGPPeer>,
     pub services: Vec<Service>,
+    /// Namespace objects read, then a label-less one for every Service namespace that
+    /// had none (cli-contract.md).
     pub namespaces: Vec<Namespace>,
     pub nodes: Vec<Node>,
     /// Secrets of the MetalLB namespace.
@@ -170,7 +172,24 @@ impl<'o> Reader<'o> {
         Reader { options, out: Manifests::default(), bytes: 0, nodes: 0 }
     }
 
-    fn finish(self) -> Manifests {
+    /// cli-contract.md: a Service's namespace without a Namespace object is a namespace
+    /// with no labels. It gets an implicit label-less Namespace so `namespaceSelectors`
+    /// (`{}`, `NotIn`, `DoesNotExist`) see it as they would in a cluster.
+    fn finish(mut self) -> Manifests {
+        let mut known: std::collections::HashSet<String> =
+            self.out.namespaces.iter().filter_map(|n| n.metadata.name.clone()).collect();
+        for svc in &self.out.services {
+            let Some(ns) = &svc.metadata.namespace else { continue };
+            if known.insert(ns.clone()) {
+                self.out.namespaces.push(Namespace {
+                    metadata: k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta {
+                        name: Some(ns.clone()),
+                        ..Default::default()
+                    },
+                    ..Default::default()
+                });
+            }
+        }
         self.out
     }
 

@@ -248,3 +248,16 @@ fn symlink_loops_terminate() {
     fs::write(dir.path().join("d/p.yaml"), POOL).unwrap();
     assert_eq!(read_paths(&[dir.path().to_path_buf()]).unwrap().pools.len(), 1);
 }
+
+#[test]
+fn service_namespaces_without_objects_get_label_less_namespaces() {
+    let text = "apiVersion: v1\nkind: Service\nmetadata: {name: a, namespace: team}\n---\napiVersion: v1\nkind: Service\nmetadata: {name: b}\n---\napiVersion: v1\nkind: Namespace\nmetadata: {name: team, labels: {t: x}}\n---\n\
+apiVersion: metallb.io/v1beta1\nkind: IPAddressPool\nmetadata: {name: p}\nspec: {addresses: [10.0.0.0/24], serviceAllocation: {namespaceSelectors: [{matchExpressions: [{key: t, operator: DoesNotExist}]}]}}\n";
+    let m = read(text).unwrap();
+    let names: Vec<_> = m.namespaces.iter().map(|n| n.metadata.name.clone().unwrap()).collect();
+    assert_eq!(names, ["team", "default"]);
+    assert_eq!(m.namespaces[0].metadata.labels.as_ref().unwrap()["t"], "x");
+    let cfg = crate::build::build_config(&m.config_input(BgpMode::Native, "metallb-system")).unwrap();
+    let ns: Vec<_> = cfg.pools[0].allocation.as_ref().unwrap().namespaces.iter().cloned().collect();
+    assert_eq!(ns, ["default"]);
+}
