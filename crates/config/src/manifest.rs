@@ -119,7 +119,8 @@ pub fn read_paths_with(paths: &[PathBuf], options: &ReadOptions) -> Result<Manif
         let remaining = options.limits.max_total_bytes.saturating_sub(reader.bytes);
         let max = options.limits.max_file_bytes.min(remaining);
         let text = files::read_text(&file, max).map_err(|mut e| {
-            if max < options.limits.max_file_bytes {
+            // The cap was the total budget, not the per-file one: say so.
+            if max < options.limits.max_file_bytes && e.message.starts_with(files::TOO_LARGE) {
                 e.message = format!("input is larger than {} bytes in total", options.limits.max_total_bytes);
             }
             e

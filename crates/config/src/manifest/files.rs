@@ -9,6 +9,8 @@ use std::path::{Path, PathBuf};
 
 const EXTENSIONS: [&str; 3] = ["yaml", "yml", "json"];
 
+pub(crate) const TOO_LARGE: &str = "file is larger than";
+
 /// Expands the `-f` arguments into the files to read, in reading order.
 pub(crate) fn expand(paths: &[PathBuf]) -> Result<Vec<PathBuf>, InputError> {
     let mut out = Vec::new();
@@ -64,7 +66,7 @@ pub(crate) fn read_text(path: &Path, max_bytes: u64) -> Result<String, InputErro
         .read_to_end(&mut bytes)
         .map_err(|e| InputError::file(path, e.to_string()))?;
     if bytes.len() as u64 > max_bytes {
-        return Err(InputError::file(path, format!("file is larger than {max_bytes} bytes")));
+        return Err(InputError::file(path, format!("{TOO_LARGE} {max_bytes} bytes")));
     }
     String::from_utf8(bytes).map_err(|e| InputError::file(path, format!("not UTF-8 text ({e})")))
 }

@@ -236,7 +236,14 @@ fn file_errors_name_the_file() {
     let big = dir.path().join("big.yaml");
     fs::write(&big, "#".repeat(2000)).unwrap();
     let opts = ReadOptions { limits: Limits { max_file_bytes: 1000, ..Limits::default() }, ..Default::default() };
-    assert!(read_paths_with(&[big], &opts).unwrap_err().message.contains("larger than 1000 bytes"));
+    assert!(read_paths_with(std::slice::from_ref(&big), &opts).unwrap_err().message.contains("larger than 1000 bytes"));
+    // Two files each under the per-file cap but over the total one.
+    let opts = ReadOptions { limits: Limits { max_total_bytes: 3000, ..Limits::default() }, ..Default::default() };
+    let e = read_paths_with(&[big.clone(), big.clone()], &opts).unwrap_err();
+    assert_eq!(e.message, "input is larger than 3000 bytes in total");
+    // Any other failure keeps its own message under the total budget.
+    let e = read_paths_with(&[big.clone(), bin.clone()], &opts).unwrap_err();
+    assert!(e.message.starts_with("not UTF-8 text"), "{e}");
 }
 
 #[cfg(unix)]
