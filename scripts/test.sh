@@ -25,4 +25,4 @@ if [ -x tests/kube-fixture/build.sh ]; then
 fi
 
 log "cargo test --workspace"
-cargo test --workspace --locked
+cargo test --workspace --locked --no-fail-fast
