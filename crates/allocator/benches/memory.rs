@@ -25,7 +25,10 @@ unsafe impl GlobalAlloc for Counting {
     }
 
     unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        LIVE.fetch_add(new_size as isize - layout.size() as isize, Ordering::Relaxed);
+        LIVE.fetch_add(
+            new_size as isize - layout.size() as isize,
+            Ordering::Relaxed,
+        );
         unsafe { System.realloc(ptr, layout, new_size) }
     }
 }
@@ -53,19 +56,41 @@ fn measure(label: &str, pools: Vec<PoolDef>, views: &[ServiceView]) {
 
 fn main() {
     // `cargo bench` passes `--bench`; nothing else to parse.
-    measure("ipv4 /16, 65534 services", v4_16(), &services(65_534, false));
-    measure("ipv4 /16, 40000 services", v4_16(), &services(40_000, false));
-    measure("ipv6 /64, 100000 services", v6_64(), &services(100_000, true));
-    measure("1000 ranges, 100000 services", thousand_ranges(), &services(100_000, false));
+    measure(
+        "ipv4 /16, 65534 services",
+        v4_16(),
+        &services(65_534, false),
+    );
+    measure(
+        "ipv4 /16, 40000 services",
+        v4_16(),
+        &services(40_000, false),
+    );
+    measure(
+        "ipv6 /64, 100000 services",
+        v6_64(),
+        &services(100_000, true),
+    );
+    measure(
+        "1000 ranges, 100000 services",
+        thousand_ranges(),
+        &services(100_000, false),
+    );
     let shared: Vec<ServiceView> = services(65_534, false)
         .into_iter()
         .enumerate()
         .map(|(i, mut s)| {
-            s.annotations
-                .insert("metallb.io/allow-shared-ip".into(), format!("key-{}", i / 4));
+            s.annotations.insert(
+                "metallb.io/allow-shared-ip".into(),
+                format!("key-{}", i / 4),
+            );
             s.ports = vec![("TCP".into(), 8000 + (i % 4) as i32)];
             s
         })
         .collect();
-    measure("ipv4 /16, 65534 services sharing 4 per address", v4_16(), &shared);
+    measure(
+        "ipv4 /16, 65534 services sharing 4 per address",
+        v4_16(),
+        &shared,
+    );
 }

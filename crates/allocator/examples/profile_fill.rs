@@ -16,11 +16,17 @@ fn main() {
         })
         .collect();
     let opts = ConvergeOptions::default();
-    let rounds: usize = std::env::args().nth(1).and_then(|s| s.parse().ok()).unwrap_or(10);
+    let rounds: usize = std::env::args()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(10);
     let start = std::time::Instant::now();
     for _ in 0..rounds {
         let mut a = Allocator::new();
-        a.set_pools(vec![PoolDef::new("p", vec!["10.0.0.0/16".parse().expect("cidr")])]);
+        a.set_pools(vec![PoolDef::new(
+            "p",
+            vec!["10.0.0.0/16".parse().expect("cidr")],
+        )]);
         for v in &views {
             let c = converge(&mut a, v, &opts);
             if c.failure.is_some() {

@@ -121,8 +121,11 @@ impl Allocator {
         self.build_pools(defs);
         self.loaded = true;
         self.dirty = vec![true; self.pools.len()];
-        self.removed
-            .extend(old_names.into_iter().filter(|n| !self.by_name.contains_key(n)));
+        self.removed.extend(
+            old_names
+                .into_iter()
+                .filter(|n| !self.by_name.contains_key(n)),
+        );
         for (mut record, sharing, backend) in old_records {
             let ips: Vec<Option<IpAddr>> = record.ips().map(Some).collect();
             if let Some(pool) = self.pool_for(&ips) {
@@ -182,11 +185,18 @@ impl Allocator {
         let mut pinned: Vec<u32> = (0..self.pools.len() as u32)
             .filter(|p| self.pools[*p as usize].def.allocation.is_some())
             .collect();
-        pinned.sort_by(|a, b| pinned_order(&self.pools[*a as usize].def, &self.pools[*b as usize].def));
+        pinned.sort_by(|a, b| {
+            pinned_order(&self.pools[*a as usize].def, &self.pools[*b as usize].def)
+        });
         let mut fallback: Vec<u32> = (0..self.pools.len() as u32)
             .filter(|p| self.pools[*p as usize].def.allocation.is_none())
             .collect();
-        fallback.sort_by(|a, b| self.pools[*a as usize].def.name.cmp(&self.pools[*b as usize].def.name));
+        fallback.sort_by(|a, b| {
+            self.pools[*a as usize]
+                .def
+                .name
+                .cmp(&self.pools[*b as usize].def.name)
+        });
         self.pinned = pinned;
         self.fallback = fallback;
     }
@@ -318,7 +328,11 @@ impl Allocator {
         if pool.def.avoid_buggy_ips && is_buggy(ip) {
             return None;
         }
-        let index = pool.space(family).segments.get(entry.seg as usize)?.index(raw)?;
+        let index = pool
+            .space(family)
+            .segments
+            .get(entry.seg as usize)?
+            .index(raw)?;
         Some(Loc {
             pool: entry.pool,
             family,
@@ -411,7 +425,10 @@ fn cidr_bounds(cidr: &IpNet) -> (Family, u128, u128) {
 }
 
 fn overlaps(taken: &BTreeMap<u128, u128>, start: u128, end: u128) -> bool {
-    let before = taken.range(..=start).next_back().is_some_and(|(_, e)| *e >= start);
+    let before = taken
+        .range(..=start)
+        .next_back()
+        .is_some_and(|(_, e)| *e >= start);
     let after = taken.range(start..).next().is_some_and(|(s, _)| *s <= end);
     before || after
 }

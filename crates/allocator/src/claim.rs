@@ -53,9 +53,35 @@ impl ClaimantParts {
     }
 }
 
+/// Lookups shared by every pool an allocation attempt looks at.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Probe {
+    /// The claimant's record slot.
+    pub mine: Option<u32>,
+    /// The interned id of its (sharing, backend) key when it has a sharing
+    /// key and some address carries that key.
+    pub key: Option<u32>,
+}
+
 impl Allocator {
+    pub(crate) fn probe(&self, c: &Claimant) -> Probe {
+        Probe {
+            mine: self.records.find(c.key),
+            key: if c.sharing.is_empty() {
+                None
+            } else {
+                self.keys.lookup(c.sharing, c.backend)
+            },
+        }
+    }
+
     /// upstream `checkSharing`: may `c` use the address at `loc`?
-    pub(crate) fn check_sharing(&self, c: &Claimant, loc: Loc, ip: &IpAddr) -> Result<(), AllocError> {
+    pub(crate) fn check_sharing(
+        &self,
+        c: &Claimant,
+        loc: Loc,
+        ip: &IpAddr,
+    ) -> Result<(), AllocError> {
         let space = self.pool_state(loc.pool).space(loc.family);
         let Some(holders) = space.holders.get(&loc.index) else {
             return Ok(());
@@ -105,7 +131,11 @@ impl Allocator {
 
     /// upstream `Assign`: claims `ips` for `c`, replacing its previous record.
     /// Returns the pool.
-    pub(crate) fn claim(&mut self, c: &Claimant, ips: &[Option<IpAddr>]) -> Result<u32, AllocError> {
+    pub(crate) fn claim(
+        &mut self,
+        c: &Claimant,
+        ips: &[Option<IpAddr>],
+    ) -> Result<u32, AllocError> {
         let pool = self
             .pool_for(ips)
             .ok_or_else(|| AllocError::NotAllowed(ips.to_vec()))?;
@@ -152,8 +182,13 @@ impl Allocator {
     /// The lowest address of `family` in `pool` that `c` may use (§6), as an
     /// index: the first free one, the first one already shared under `c`'s
     /// key without port clash, or one `c` holds itself — whichever is lowest.
-    /// `mine` is `c`'s record slot, looked up once by the caller.
-    pub(crate) fn candidate(&self, c: &Claimant, mine: Option<u32>, pool: u32, family: Family) -> Option<u128> {
+    pub(crate) fn candidate(
+        &self,
+        c: &Claimant,
+        probe: Probe,
+        pool: u32,
+        family: Family,
+    ) -> Option<u128> {
         let space = self.pool_state(pool).space(family);
         // O(1) emptiness test first: a full pool costs no tree walk.
         let mut best = if space.free.is_empty() {
@@ -161,32 +196,26 @@ impl Allocator {
         } else {
             space.free.first()
         };
-        if !c.sharing.is_empty() {
-            if let Some(set) = self
-                .keys
-                .lookup(c.sharing, c.backend)
-                .and_then(|k| space.shared.get(&k))
-            {
-                for index in set.iter() {
-                    if best.is_some_and(|b| index > b) {
-                        break;
-                    }
-                    let loc = Loc {
-                        pool,
-                        family,
-                        index,
-                    };
-                    let usable = space
-                        .address(index)
-                        .is_some_and(|ip| self.check_sharing(c, loc, &ip).is_ok());
-                    if usable {
-                        best = Some(index);
-                        break;
-                    }
+        if let Some(set) = probe.key.and_then(|k| space.shared.get(&k)) {
+            for index in set.iter() {
+                if best.is_some_and(|b| index > b) {
+                    break;
+                }
+                let loc = Loc {
+                    pool,
+                    family,
+                    index,
+                };
+                let usable = space
+                    .address(index)
+                    .is_some_and(|ip| self.check_sharing(c, loc, &ip).is_ok());
+                if usable {
+                    best = Some(index);
+                    break;
                 }
             }
         }
-        if let Some(record) = mine.and_then(|s| self.records.get(s)) {
+        if let Some(record) = probe.mine.and_then(|s| self.records.get(s)) {
             for ip in record.ips() {
                 let Some(loc) = self.locate(&ip) else {
                     continue;
@@ -203,8 +232,14 @@ impl Allocator {
         best
     }
 
-    pub(crate) fn candidate_ip(&self, c: &Claimant, mine: Option<u32>, pool: u32, family: Family) -> Option<IpAddr> {
-        let index = self.candidate(c, mine, pool, family)?;
+    pub(crate) fn candidate_ip(
+        &self,
+        c: &Claimant,
+        probe: Probe,
+        pool: u32,
+        family: Family,
+    ) -> Option<IpAddr> {
+        let index = self.candidate(c, probe, pool, family)?;
         self.pool_state(pool).space(family).address(index)
     }
 }

@@ -6,7 +6,9 @@ use std::net::IpAddr;
 use crate::allocator::Allocator;
 use crate::claim::{Claimant, ClaimantParts};
 use crate::error::AllocError;
-use crate::family::{Policy, ServiceFamily, family_changed, family_for_addresses, go_ip_text, parse_ip};
+use crate::family::{
+    Policy, ServiceFamily, family_changed, family_for_addresses, go_ip_text, parse_ip,
+};
 use crate::gofmt::{ip_text, quote, quoted_ips, quoted_list};
 use crate::service::{ServiceView, annotations};
 use crate::verdict::{Failure, FailureKind, Mode, PoolVerdict, VerdictReason, shape_of};
@@ -133,7 +135,10 @@ pub(crate) fn converge_traced(
     opts: &ConvergeOptions,
     mut trace: Option<&mut Trace>,
 ) -> Convergence {
-    let current_pool = view.annotations.get(annotations::IP_ALLOCATED_FROM_POOL).cloned();
+    let current_pool = view
+        .annotations
+        .get(annotations::IP_ALLOCATED_FROM_POOL)
+        .cloned();
     let untouched = |ignored: Option<String>, managed: bool| Convergence {
         managed,
         ignored,
@@ -147,8 +152,14 @@ pub(crate) fn converge_traced(
     if !view.handled_by(opts.lb_class.as_deref()) {
         set_path(&mut trace, AllocationPath::Unmanaged);
         let why = match (&view.load_balancer_class, &opts.lb_class) {
-            (Some(class), _) => format!("spec.loadBalancerClass {} is not handled by this controller", quote(class)),
-            (None, Some(wanted)) => format!("has no spec.loadBalancerClass; only class {} is handled", quote(wanted)),
+            (Some(class), _) => format!(
+                "spec.loadBalancerClass {} is not handled by this controller",
+                quote(class)
+            ),
+            (None, Some(wanted)) => format!(
+                "has no spec.loadBalancerClass; only class {} is handled",
+                quote(wanted)
+            ),
             (None, None) => "not handled by this controller".to_string(),
         };
         return untouched(Some(why), false);
@@ -226,7 +237,13 @@ fn allocation_key(alloc: &Allocator, slot: Option<u32>) -> (String, String) {
         .unwrap_or_default()
 }
 
-fn steps(alloc: &mut Allocator, view: &ServiceView, c: &Claimant, w: &mut Work, trace: &mut Option<&mut Trace>) {
+fn steps(
+    alloc: &mut Allocator,
+    view: &ServiceView,
+    c: &Claimant,
+    w: &mut Work,
+    trace: &mut Option<&mut Trace>,
+) {
     let key = c.key;
     set_path(trace, AllocationPath::NotAttempted);
     if !view.is_load_balancer() {
@@ -236,12 +253,18 @@ fn steps(alloc: &mut Allocator, view: &ServiceView, c: &Claimant, w: &mut Work, 
     }
     if !alloc.has_pools() {
         w.clear(alloc, key);
-        w.fail(Failure::simple(FailureKind::NoPools, "no IPAddressPool is configured"));
+        w.fail(Failure::simple(
+            FailureKind::NoPools,
+            "no IPAddressPool is configured",
+        ));
         return;
     }
     if !view.has_cluster_ip() {
         w.clear(alloc, key);
-        w.fail(Failure::simple(FailureKind::NoClusterIP, "the service has no cluster IP"));
+        w.fail(Failure::simple(
+            FailureKind::NoClusterIP,
+            "the service has no cluster IP",
+        ));
         return;
     }
     let mut lb: Vec<Option<IpAddr>> = view
@@ -272,7 +295,10 @@ fn steps(alloc: &mut Allocator, view: &ServiceView, c: &Claimant, w: &mut Work, 
             w.event(
                 EventType::Warning,
                 "nolbIPsIPFamily",
-                format!("Failed to retrieve LBIPs IPFamily for {}: {e}", quoted_list(&texts)),
+                format!(
+                    "Failed to retrieve LBIPs IPFamily for {}: {e}",
+                    quoted_list(&texts)
+                ),
             );
         }
         match view.family() {
@@ -313,7 +339,10 @@ fn steps(alloc: &mut Allocator, view: &ServiceView, c: &Claimant, w: &mut Work, 
             lb.clear();
         }
         let desired_pool = view.requested_pool();
-        if !lb.is_empty() && !desired_pool.is_empty() && record_pool(alloc, key) != Some(desired_pool) {
+        if !lb.is_empty()
+            && !desired_pool.is_empty()
+            && record_pool(alloc, key) != Some(desired_pool)
+        {
             w.clear(alloc, key);
             lb.clear();
         }
@@ -347,8 +376,15 @@ fn steps(alloc: &mut Allocator, view: &ServiceView, c: &Claimant, w: &mut Work, 
         }
     }
 
-    if lb.len() == 1 && policy == Policy::PreferDualStack && cluster_family == Some(ServiceFamily::Dual) {
-        let pool = alloc.records.find(key).and_then(|s| alloc.records.get(s)).map(|r| r.pool);
+    if lb.len() == 1
+        && policy == Policy::PreferDualStack
+        && cluster_family == Some(ServiceFamily::Dual)
+    {
+        let pool = alloc
+            .records
+            .find(key)
+            .and_then(|s| alloc.records.get(s))
+            .map(|r| r.pool);
         if let (Some(existing), Some(pool)) = (lb[0], pool) {
             match alloc.allocate_additional(c, existing, pool) {
                 Err(e) => w.event(
@@ -374,7 +410,11 @@ fn steps(alloc: &mut Allocator, view: &ServiceView, c: &Claimant, w: &mut Work, 
                 w.event(
                     EventType::Warning,
                     "AllocationFailed",
-                    format!("Failed to allocate IP for {}: {}", quote(key), failure.message),
+                    format!(
+                        "Failed to allocate IP for {}: {}",
+                        quote(key),
+                        failure.message
+                    ),
                 );
                 w.fail(failure);
                 return;
@@ -451,7 +491,10 @@ fn allocate(
         return Ok(ips);
     }
     if !desired_pool.is_empty() {
-        set_path(trace, AllocationPath::RequestedPool(desired_pool.to_string()));
+        set_path(
+            trace,
+            AllocationPath::RequestedPool(desired_pool.to_string()),
+        );
         let mode = Mode::Pool(desired_pool);
         record_verdicts(alloc, c, mode, shape, trace);
         let (ips, pool) = alloc

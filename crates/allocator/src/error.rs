@@ -12,17 +12,29 @@ pub enum AllocError {
     NoAvailableIps,
     UnknownPool(String),
     PoolExhausted(String),
-    NoIpsForFamily { pool: String, family: ServiceFamily },
+    NoIpsForFamily {
+        pool: String,
+        family: ServiceFamily,
+    },
     /// Addresses in no pool, in different pools, or `.0`/`.255` in an
     /// avoiding pool; `None` is Go's nil address (`"<nil>"`).
     NotAllowed(Vec<Option<IpAddr>>),
     NotCompatible(String),
     MoreThanTwo(Vec<IpAddr>),
     SameFamily(IpAddr, IpAddr),
-    CantChangeSharingKey { service: String, others: Vec<String> },
-    PortInUse { port: String, ip: IpAddr },
+    CantChangeSharingKey {
+        service: String,
+        others: Vec<String>,
+    },
+    PortInUse {
+        port: String,
+        ip: IpAddr,
+    },
     FamilyMismatch(Vec<IpAddr>),
-    RequestedPoolMismatch { ips: Vec<IpAddr>, pool: String },
+    RequestedPoolMismatch {
+        ips: Vec<IpAddr>,
+        pool: String,
+    },
     /// Malformed `loadBalancerIPs` / `loadBalancerIP` (text already formatted).
     InvalidRequest(String),
     /// Cluster IPs whose family cannot be determined (text already formatted).
@@ -44,7 +56,9 @@ impl fmt::Display for AllocError {
                 quoted_list(ips.iter().map(|ip| go_ip_text(ip.as_ref())))
             ),
             AllocError::NotCompatible(p) => write!(f, "pool {p} not compatible for ip assignment"),
-            AllocError::MoreThanTwo(ips) => write!(f, "more than two addresses {}", quoted_list(ips)),
+            AllocError::MoreThanTwo(ips) => {
+                write!(f, "more than two addresses {}", quoted_list(ips))
+            }
             AllocError::SameFamily(a, b) => write!(
                 f,
                 "{} {} has the same family",
@@ -58,7 +72,11 @@ impl fmt::Display for AllocError {
                 others.join(",")
             ),
             AllocError::PortInUse { port, ip } => {
-                write!(f, "port {port} is already in use on {}", quote(&ip.to_string()))
+                write!(
+                    f,
+                    "port {port} is already in use on {}",
+                    quote(&ip.to_string())
+                )
             }
             AllocError::FamilyMismatch(ips) => write!(
                 f,
@@ -92,7 +110,10 @@ mod tests {
         let cases: Vec<(AllocError, &str)> = vec![
             (AllocError::NoAvailableIps, "no available IPs"),
             (AllocError::UnknownPool("x".into()), "unknown pool \"x\""),
-            (AllocError::PoolExhausted("x".into()), "no available IPs in pool x"),
+            (
+                AllocError::PoolExhausted("x".into()),
+                "no available IPs in pool x",
+            ),
             (
                 AllocError::NoIpsForFamily {
                     pool: "x".into(),

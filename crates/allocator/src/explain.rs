@@ -6,7 +6,9 @@ use std::fmt;
 
 use crate::allocator::Allocator;
 use crate::claim::ClaimantParts;
-use crate::converge::{AllocationPath, ConvergeOptions, Convergence, EventType, Trace, converge_traced};
+use crate::converge::{
+    AllocationPath, ConvergeOptions, Convergence, EventType, Trace, converge_traced,
+};
 use crate::gofmt::quote;
 use crate::select::Shape;
 use crate::service::{ServiceKey, ServiceView};
@@ -47,7 +49,12 @@ pub fn explain_with(alloc: &Allocator, view: &ServiceView, opts: &ConvergeOption
 
 /// Verdicts when no allocation was attempted: the pool holding kept
 /// addresses, and every other pool's eligibility.
-fn static_verdicts(sim: &Allocator, view: &ServiceView, path: &AllocationPath, outcome: &Convergence) -> Vec<PoolVerdict> {
+fn static_verdicts(
+    sim: &Allocator,
+    view: &ServiceView,
+    path: &AllocationPath,
+    outcome: &Convergence,
+) -> Vec<PoolVerdict> {
     let parts = ClaimantParts::of(view);
     let c = parts.claimant(view);
     let shape = match view.family() {
@@ -110,7 +117,11 @@ impl fmt::Display for Explanation {
         } else {
             writeln!(f, "pools, in the order the allocator considers them:")?;
             for (i, v) in self.pools.iter().enumerate() {
-                let state = if v.eligible { "eligible" } else { "not eligible" };
+                let state = if v.eligible {
+                    "eligible"
+                } else {
+                    "not eligible"
+                };
                 writeln!(f, "  {}. {} ({state}): {}", i + 1, quote(&v.pool), v.reason)?;
             }
         }

@@ -193,7 +193,10 @@ mod tests {
     #[test]
     fn mapped_addresses_are_ipv4() {
         assert_eq!(parse_ip("::ffff:10.0.0.1"), parse_ip("10.0.0.1"));
-        assert_eq!(family_for_addresses(&["::ffff:10.0.0.1"]), Ok(ServiceFamily::V4));
+        assert_eq!(
+            family_for_addresses(&["::ffff:10.0.0.1"]),
+            Ok(ServiceFamily::V4)
+        );
     }
 
     #[test]

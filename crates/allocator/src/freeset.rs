@@ -70,9 +70,12 @@ impl FreeSet {
             None => index,
         };
         // So does one starting just after it: it is the next interval by end.
-        let next = index
-            .checked_add(1)
-            .and_then(|n| self.intervals.range_mut(n..).next().filter(|(_, s)| **s == n));
+        let next = index.checked_add(1).and_then(|n| {
+            self.intervals
+                .range_mut(n..)
+                .next()
+                .filter(|(_, s)| **s == n)
+        });
         match next {
             Some((_, s)) => *s = start,
             None => {
@@ -85,9 +88,9 @@ impl FreeSet {
     /// Number of free indexes, saturating.
     #[cfg(test)]
     pub fn count(&self) -> u128 {
-        self.intervals
-            .iter()
-            .fold(0u128, |acc, (e, s)| acc.saturating_add((e - s).saturating_add(1)))
+        self.intervals.iter().fold(0u128, |acc, (e, s)| {
+            acc.saturating_add((e - s).saturating_add(1))
+        })
     }
 
     /// Number of stored intervals.

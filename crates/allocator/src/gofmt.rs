@@ -55,10 +55,16 @@ pub fn quoted_ips<'a>(ips: impl IntoIterator<Item = &'a IpAddr>) -> String {
     out
 }
 
+/// Printable ASCII without `"` or `\`: quoting only adds the quotes.
+fn is_plain(s: &str) -> bool {
+    s.bytes()
+        .all(|b| (0x20..0x7f).contains(&b) && b != b'"' && b != b'\\')
+}
+
 /// `strconv.Quote`: double-quoted, with Go's escapes for `"`, `\` and
 /// non-printable characters.
 pub fn quote(s: &str) -> String {
-    if s.bytes().all(|b| (0x20..0x7f).contains(&b) && b != b'"' && b != b'\\') {
+    if is_plain(s) {
         return format!("\"{s}\"");
     }
     let mut out = String::with_capacity(s.len() + 2);
@@ -89,6 +95,18 @@ pub fn quote(s: &str) -> String {
     }
     out.push('"');
     out
+}
+
+/// `quote` written into a formatter without an intermediate string when
+/// there is nothing to escape (the usual case for names).
+pub fn write_quoted(out: &mut impl Write, s: &str) -> std::fmt::Result {
+    if is_plain(s) {
+        out.write_char('"')?;
+        out.write_str(s)?;
+        out.write_char('"')
+    } else {
+        out.write_str(&quote(s))
+    }
 }
 
 /// `%q` applied to a slice: `["a" "b"]`.
@@ -138,7 +156,15 @@ mod tests {
 
     #[test]
     fn ip_text_matches_display() {
-        for s in ["0.0.0.0", "1.2.3.4", "10.0.100.255", "255.255.255.255", "192.168.9.10", "fc00::1", "::"] {
+        for s in [
+            "0.0.0.0",
+            "1.2.3.4",
+            "10.0.100.255",
+            "255.255.255.255",
+            "192.168.9.10",
+            "fc00::1",
+            "::",
+        ] {
             let ip: IpAddr = s.parse().unwrap();
             assert_eq!(ip_text(&ip), ip.to_string());
         }
@@ -149,7 +175,10 @@ mod tests {
 
     #[test]
     fn lists_like_go() {
-        assert_eq!(quoted_list(["10.0.0.1", "fc00::1"]), "[\"10.0.0.1\" \"fc00::1\"]");
+        assert_eq!(
+            quoted_list(["10.0.0.1", "fc00::1"]),
+            "[\"10.0.0.1\" \"fc00::1\"]"
+        );
         assert_eq!(quoted_list(Vec::<String>::new()), "[]");
         assert_eq!(plain_list(["a", "b"]), "[a b]");
     }

@@ -2,6 +2,9 @@
 //! port protocols. Records keep a `u32` instead of their own copy.
 
 use std::collections::HashMap;
+use std::hash::{Hash, Hasher};
+
+use hashbrown::Equivalent;
 
 /// The id of the empty (sharing, backend) pair, which most Services have.
 pub const NO_SHARING: u32 = 0;
@@ -16,20 +19,37 @@ struct KeyEntry {
 /// (sharing key, backend key) pairs with reference counts.
 #[derive(Clone, Debug)]
 pub struct SharingKeys {
-    ids: HashMap<String, u32>,
+    ids: hashbrown::HashMap<(Box<str>, Box<str>), u32>,
     entries: Vec<Option<KeyEntry>>,
     vacant: Vec<u32>,
 }
 
-fn encode(sharing: &str, backend: &str) -> String {
-    // Length prefix keeps ("a,b", "") and ("a", ",b")-style pairs distinct.
-    format!("{}:{sharing}{backend}", sharing.len())
+/// A borrowed pair that hashes and compares like the stored `(Box<str>,
+/// Box<str>)` key, so lookups allocate nothing.
+#[derive(Clone, Copy)]
+struct PairRef<'a>(&'a str, &'a str);
+
+impl Hash for PairRef<'_> {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        self.0.hash(state);
+        self.1.hash(state);
+    }
+}
+
+impl Equivalent<(Box<str>, Box<str>)> for PairRef<'_> {
+    fn equivalent(&self, key: &(Box<str>, Box<str>)) -> bool {
+        *key.0 == *self.0 && *key.1 == *self.1
+    }
+}
+
+fn owned(sharing: &str, backend: &str) -> (Box<str>, Box<str>) {
+    (sharing.into(), backend.into())
 }
 
 impl Default for SharingKeys {
     fn default() -> Self {
         let mut keys = SharingKeys {
-            ids: HashMap::new(),
+            ids: hashbrown::HashMap::default(),
             entries: Vec::new(),
             vacant: Vec::new(),
         };
@@ -38,7 +58,7 @@ impl Default for SharingKeys {
             backend: "".into(),
             refs: 0,
         }));
-        keys.ids.insert(encode("", ""), NO_SHARING);
+        keys.ids.insert(owned("", ""), NO_SHARING);
         keys
     }
 }
@@ -48,7 +68,7 @@ impl SharingKeys {
         if sharing.is_empty() && backend.is_empty() {
             return Some(NO_SHARING);
         }
-        self.ids.get(&encode(sharing, backend)).copied()
+        self.ids.get(&PairRef(sharing, backend)).copied()
     }
 
     pub fn acquire(&mut self, sharing: &str, backend: &str) -> u32 {
@@ -70,7 +90,7 @@ impl SharingKeys {
                         (self.entries.len() - 1) as u32
                     }
                 };
-                self.ids.insert(encode(sharing, backend), id);
+                self.ids.insert(owned(sharing, backend), id);
                 id
             }
         };
@@ -86,8 +106,7 @@ impl SharingKeys {
         };
         e.refs = e.refs.saturating_sub(1);
         if e.refs == 0 && id != NO_SHARING {
-            let key = encode(&e.sharing, &e.backend);
-            self.ids.remove(&key);
+            self.ids.remove(&PairRef(&e.sharing, &e.backend));
             self.entries[id as usize] = None;
             self.vacant.push(id);
         }

@@ -66,7 +66,8 @@ impl PoolDef {
         if !a.namespaces.is_empty() && !a.namespaces.contains(namespace) {
             return Err(Incompatibility::NamespaceNotSelected);
         }
-        if !a.service_selectors.is_empty() && !a.service_selectors.iter().any(|s| s.matches(labels)) {
+        if !a.service_selectors.is_empty() && !a.service_selectors.iter().any(|s| s.matches(labels))
+        {
             return Err(Incompatibility::LabelsNotSelected);
         }
         Ok(())

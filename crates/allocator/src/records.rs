@@ -89,8 +89,12 @@ impl Records {
             Some(s) => s,
             None => {
                 if self.used == self.chunks.len() * CHUNK {
-                    self.chunks
-                        .push((0..CHUNK).map(|_| None).collect::<Vec<_>>().into_boxed_slice());
+                    self.chunks.push(
+                        (0..CHUNK)
+                            .map(|_| None)
+                            .collect::<Vec<_>>()
+                            .into_boxed_slice(),
+                    );
                 }
                 self.used += 1;
                 (self.used - 1) as u32
@@ -172,7 +176,10 @@ mod tests {
             r.insert(rec(&format!("x/{i}")));
         }
         assert_eq!(r.find("ns/b"), Some(b));
-        assert_eq!(r.find("x/2999").and_then(|s| r.get(s)).map(|r| &*r.key), Some("x/2999"));
+        assert_eq!(
+            r.find("x/2999").and_then(|s| r.get(s)).map(|r| &*r.key),
+            Some("x/2999")
+        );
         assert_eq!(r.iter().count(), 3002);
     }
 }

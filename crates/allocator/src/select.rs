@@ -5,7 +5,7 @@
 use std::net::IpAddr;
 
 use crate::allocator::Allocator;
-use crate::claim::Claimant;
+use crate::claim::{Claimant, Probe};
 use crate::error::AllocError;
 use crate::family::{Family, Policy, ServiceFamily};
 
@@ -36,7 +36,11 @@ pub(crate) struct Shape {
 /// upstream `selectIPsForFamilyAndPolicy`. A single-family Service gets its
 /// family's slot even when empty: the nil address then fails the claim with
 /// `["<nil>"] is not allowed in config`, as upstream.
-pub(crate) fn select_ips(pool: &str, pair: Pair, shape: Shape) -> Result<Vec<Option<IpAddr>>, AllocError> {
+pub(crate) fn select_ips(
+    pool: &str,
+    pair: Pair,
+    shape: Shape,
+) -> Result<Vec<Option<IpAddr>>, AllocError> {
     if let Some(f) = shape.family.as_single() {
         return Ok(vec![pair.get(f)]);
     }
@@ -64,16 +68,22 @@ pub(crate) fn select_ips(pool: &str, pair: Pair, shape: Shape) -> Result<Vec<Opt
 
 impl Allocator {
     /// The candidate pair of a pool, computing only the families `shape` reads.
-    pub(crate) fn pair(&self, c: &Claimant, mine: Option<u32>, pool: u32, family: ServiceFamily) -> Pair {
+    pub(crate) fn pair(
+        &self,
+        c: &Claimant,
+        probe: Probe,
+        pool: u32,
+        family: ServiceFamily,
+    ) -> Pair {
         let want = |f: Family| family.as_single().is_none_or(|s| s == f);
         Pair {
             v4: if want(Family::V4) {
-                self.candidate_ip(c, mine, pool, Family::V4)
+                self.candidate_ip(c, probe, pool, Family::V4)
             } else {
                 None
             },
             v6: if want(Family::V6) {
-                self.candidate_ip(c, mine, pool, Family::V6)
+                self.candidate_ip(c, probe, pool, Family::V6)
             } else {
                 None
             },
@@ -89,9 +99,9 @@ impl Allocator {
     ) -> Option<(u32, Pair)> {
         let mut primary = None;
         let mut secondary = None;
-        let mine = self.records.find(c.key);
+        let probe = self.probe(c);
         for pool in pools {
-            let pair = self.pair(c, mine, pool, shape.family);
+            let pair = self.pair(c, probe, pool, shape.family);
             match shape.family.as_single() {
                 Some(f) => {
                     if pair.get(f).is_some() {
@@ -133,7 +143,12 @@ impl Allocator {
             .filter(|p| self.pool_state(*p).def.auto_assign)
     }
 
-    fn claim_best(&mut self, c: &Claimant, best: Option<(u32, Pair)>, shape: Shape) -> Option<(Vec<Option<IpAddr>>, u32)> {
+    fn claim_best(
+        &mut self,
+        c: &Claimant,
+        best: Option<(u32, Pair)>,
+        shape: Shape,
+    ) -> Option<(Vec<Option<IpAddr>>, u32)> {
         let (pool, pair) = best?;
         let ips = select_ips(self.pool_name(pool), pair, shape).ok()?;
         let pool = self.claim(c, &ips).ok()?;
@@ -142,7 +157,11 @@ impl Allocator {
 
     /// upstream `Allocate`: phase 1, then phase 2, else `no available IPs`.
     /// The addresses returned are all present (`Some`).
-    pub(crate) fn allocate_auto(&mut self, c: &Claimant, shape: Shape) -> Result<(Vec<Option<IpAddr>>, u32), AllocError> {
+    pub(crate) fn allocate_auto(
+        &mut self,
+        c: &Claimant,
+        shape: Shape,
+    ) -> Result<(Vec<Option<IpAddr>>, u32), AllocError> {
         let best = self.find_best(c, self.phase1(c), shape);
         if let Some(done) = self.claim_best(c, best, shape) {
             return Ok(done);
@@ -162,7 +181,7 @@ impl Allocator {
         let pool = self
             .pool_id(name)
             .ok_or_else(|| AllocError::UnknownPool(name.to_string()))?;
-        let pair = self.pair(c, self.records.find(c.key), pool, ServiceFamily::Dual);
+        let pair = self.pair(c, self.probe(c), pool, ServiceFamily::Dual);
         if pair.v4.is_none() && pair.v6.is_none() {
             return Err(AllocError::PoolExhausted(name.to_string()));
         }
@@ -180,7 +199,7 @@ impl Allocator {
         pool: u32,
     ) -> Result<IpAddr, AllocError> {
         let family = Family::of(&existing).other();
-        let extra = self.candidate_ip(c, self.records.find(c.key), pool, family);
+        let extra = self.candidate_ip(c, self.probe(c), pool, family);
         self.claim(c, &[Some(existing), extra])?;
         // claim rejects a missing address, so `extra` is set here.
         extra.ok_or_else(|| AllocError::NotAllowed(vec![Some(existing), None]))

@@ -62,7 +62,10 @@ mod tests {
     use super::*;
 
     fn labels(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
-        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
     }
 
     fn req(key: &str, operator: Operator, values: &[&str]) -> Requirement {
@@ -94,11 +97,13 @@ mod tests {
     fn operators_follow_kubernetes() {
         let l = labels(&[("env", "prod")]);
         let empty = labels(&[]);
-        let is = |r: Requirement, l: &BTreeMap<String, String>| LabelSelector {
-            match_labels: BTreeMap::new(),
-            match_expressions: vec![r],
-        }
-        .matches(l);
+        let is = |r: Requirement, l: &BTreeMap<String, String>| {
+            LabelSelector {
+                match_labels: BTreeMap::new(),
+                match_expressions: vec![r],
+            }
+            .matches(l)
+        };
         assert!(is(req("env", Operator::In, &["prod", "dev"]), &l));
         assert!(!is(req("env", Operator::In, &["dev"]), &l));
         assert!(!is(req("env", Operator::In, &["prod"]), &empty));

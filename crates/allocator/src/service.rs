@@ -182,7 +182,10 @@ impl ServiceView {
 
     /// Requested pool; empty means none.
     pub fn requested_pool(&self) -> &str {
-        self.annotation(annotations::ADDRESS_POOL, annotations::ADDRESS_POOL_DEPRECATED)
+        self.annotation(
+            annotations::ADDRESS_POOL,
+            annotations::ADDRESS_POOL_DEPRECATED,
+        )
     }
 
     /// allocation.md §7.1 rules 1–3: `Ok(None)` when nothing is requested.
@@ -256,9 +259,11 @@ mod tests {
         v.annotations
             .insert(annotations::ALLOW_SHARED_IP_DEPRECATED.into(), "old".into());
         assert_eq!(v.sharing_key(), "old");
-        v.annotations.insert(annotations::ALLOW_SHARED_IP.into(), "".into());
+        v.annotations
+            .insert(annotations::ALLOW_SHARED_IP.into(), "".into());
         assert_eq!(v.sharing_key(), "");
-        v.annotations.insert(annotations::ALLOW_SHARED_IP.into(), "new".into());
+        v.annotations
+            .insert(annotations::ALLOW_SHARED_IP.into(), "new".into());
         assert_eq!(v.sharing_key(), "new");
     }
 
@@ -276,19 +281,27 @@ mod tests {
     fn desired_ips_parsing_and_errors() {
         let mut v = view();
         assert_eq!(v.desired_ips(), Ok(None));
-        v.annotations
-            .insert(annotations::LOADBALANCER_IPS.into(), " 10.0.0.1 , fc00::1".into());
+        v.annotations.insert(
+            annotations::LOADBALANCER_IPS.into(),
+            " 10.0.0.1 , fc00::1".into(),
+        );
         let d = v.desired_ips().unwrap().unwrap();
         assert_eq!(d.family, ServiceFamily::Dual);
         assert_eq!(d.ips.len(), 2);
         v.load_balancer_ip = Some("10.0.0.2".into());
         assert_eq!(
             v.desired_ips(),
-            Err("service can not have both metallb.io/loadBalancerIPs and svc.Spec.LoadBalancerIP".into())
+            Err(
+                "service can not have both metallb.io/loadBalancerIPs and svc.Spec.LoadBalancerIP"
+                    .into()
+            )
         );
         v.annotations.clear();
         v.load_balancer_ip = Some("nope".into());
-        assert_eq!(v.desired_ips(), Err("invalid spec.loadBalancerIP \"nope\"".into()));
+        assert_eq!(
+            v.desired_ips(),
+            Err("invalid spec.loadBalancerIP \"nope\"".into())
+        );
         v.load_balancer_ip = None;
         v.annotations
             .insert(annotations::LOADBALANCER_IPS.into(), "10.0.0.1,x".into());
@@ -296,8 +309,10 @@ mod tests {
             v.desired_ips(),
             Err("invalid metallb.io/loadBalancerIPs: \"10.0.0.1,x\"".into())
         );
-        v.annotations
-            .insert(annotations::LOADBALANCER_IPS.into(), "10.0.0.1,10.0.0.2".into());
+        v.annotations.insert(
+            annotations::LOADBALANCER_IPS.into(),
+            "10.0.0.1,10.0.0.2".into(),
+        );
         assert_eq!(
             v.desired_ips(),
             Err("IPFamilyForAddresses: same address family [\"10.0.0.1\" \"10.0.0.2\"]".into())

@@ -310,7 +310,10 @@ mod tests {
         };
         let first = to_ip(Family::V4, seg.address(0));
         assert_eq!(first.to_string(), "10.0.0.1");
-        assert_eq!(to_ip(Family::V4, seg.address(253)).to_string(), "10.0.0.254");
+        assert_eq!(
+            to_ip(Family::V4, seg.address(253)).to_string(),
+            "10.0.0.254"
+        );
         assert_eq!(to_ip(Family::V4, seg.address(254)).to_string(), "10.0.1.1");
         for i in 0..=last {
             assert_eq!(seg.index(seg.address(i)), Some(i));
@@ -322,7 +325,9 @@ mod tests {
 
     #[test]
     fn small_cidrs_with_avoid_buggy_trim_their_ends() {
-        let r = |s: &str| usable_range(&net(s), true).map(|(b, l, _)| (to_ip(Family::V4, b).to_string(), l));
+        let r = |s: &str| {
+            usable_range(&net(s), true).map(|(b, l, _)| (to_ip(Family::V4, b).to_string(), l))
+        };
         assert_eq!(r("10.0.0.0/25"), Some(("10.0.0.1".into(), 126)));
         assert_eq!(r("10.0.0.128/25"), Some(("10.0.0.128".into(), 126)));
         assert_eq!(r("10.0.0.0/32"), None);
@@ -348,7 +353,14 @@ mod tests {
 
     #[test]
     fn usable_ranges_agree_with_capacity_below_the_sentinel() {
-        for s in ["10.0.0.0/8", "10.0.0.0/24", "10.0.0.0/30", "10.0.0.255/32", "10.0.0.128/26", "fc00::/100"] {
+        for s in [
+            "10.0.0.0/8",
+            "10.0.0.0/24",
+            "10.0.0.0/30",
+            "10.0.0.255/32",
+            "10.0.0.128/26",
+            "fc00::/100",
+        ] {
             for avoid in [false, true] {
                 let n = net(s);
                 let count = usable_range(&n, avoid).map_or(0, |(_, l, _)| l + 1);

@@ -3,14 +3,14 @@
 //! MetalLB only says `no available IPs`; ferrolb keeps that text first (it is
 //! what operators search for) and appends, pool by pool, why none was used.
 
-use std::fmt;
+use std::fmt::{self, Write};
 use std::net::IpAddr;
 
 use crate::allocator::Allocator;
-use crate::claim::Claimant;
+use crate::claim::{Claimant, Probe};
 use crate::error::AllocError;
 use crate::family::{Family, Policy, ServiceFamily};
-use crate::gofmt::quote;
+use crate::gofmt::{quote, write_quoted};
 use crate::pool::Incompatibility;
 use crate::select::Shape;
 
@@ -68,12 +68,18 @@ impl Failure {
         }
     }
 
-    pub(crate) fn with_detail(kind: FailureKind, error: String, detail: Vec<String>, pools: Vec<PoolVerdict>) -> Self {
-        let message = if detail.is_empty() {
-            error.clone()
-        } else {
-            format!("{error}: {}", detail.join("; "))
-        };
+    /// `detail` lists what to append after `error`, joined with `; `.
+    pub(crate) fn with_detail<D: fmt::Display>(
+        kind: FailureKind,
+        error: String,
+        detail: impl IntoIterator<Item = D>,
+        pools: Vec<PoolVerdict>,
+    ) -> Self {
+        let mut message = error.clone();
+        for (i, d) in detail.into_iter().enumerate() {
+            message.push_str(if i == 0 { ": " } else { "; " });
+            let _ = write!(message, "{d}");
+        }
         Failure {
             kind,
             error,
@@ -99,7 +105,9 @@ pub struct PoolVerdict {
 
 impl fmt::Display for PoolVerdict {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "pool {} {}", quote(&self.pool), self.reason)
+        f.write_str("pool ")?;
+        write_quoted(f, &self.pool)?;
+        write!(f, " {}", self.reason)
     }
 }
 
@@ -117,17 +125,23 @@ pub enum VerdictReason {
     Usable,
     /// PreferDualStack: offers only this family.
     OffersOnly(Family),
-    NamespaceNotSelected { namespace: String },
+    NamespaceNotSelected {
+        namespace: String,
+    },
     SelectsNoNamespace,
     LabelsNotSelected,
     AutoAssignDisabled,
     NoAddressOfFamily(Family),
     NoFreeAddressOfFamily(Family),
     Full,
-    NotRequested { requested: String },
+    NotRequested {
+        requested: String,
+    },
     DoesNotContainRequestedIps,
     /// The claim on this pool failed with this (MetalLB) error.
-    Rejected { error: String },
+    Rejected {
+        error: String,
+    },
 }
 
 impl VerdictReason {
@@ -163,9 +177,7 @@ impl fmt::Display for VerdictReason {
             VerdictReason::SelectsNoNamespace => {
                 f.write_str("selects no namespace (its namespace constraint matches none)")
             }
-            VerdictReason::LabelsNotSelected => {
-                f.write_str("does not select the service's labels")
-            }
+            VerdictReason::LabelsNotSelected => f.write_str("does not select the service's labels"),
             VerdictReason::AutoAssignDisabled => f.write_str("has autoAssign disabled"),
             VerdictReason::NoAddressOfFamily(fam) => write!(f, "has no {fam} addresses"),
             VerdictReason::NoFreeAddressOfFamily(fam) => write!(f, "has no free {fam} address"),
@@ -203,11 +215,22 @@ impl Allocator {
     /// Every pool in consideration order: phase-1 (pinned) pools by
     /// priority, then phase-2 pools by name.
     pub(crate) fn consideration_order(&self) -> Vec<u32> {
-        self.pinned.iter().chain(self.fallback.iter()).copied().collect()
+        self.pinned
+            .iter()
+            .chain(self.fallback.iter())
+            .copied()
+            .collect()
     }
 
     /// Judges one pool for picking addresses of `shape` (read-only).
-    pub(crate) fn judge(&self, c: &Claimant, pool: u32, shape: Shape, respect_auto_assign: bool) -> VerdictReason {
+    pub(crate) fn judge(
+        &self,
+        c: &Claimant,
+        probe: Probe,
+        pool: u32,
+        shape: Shape,
+        respect_auto_assign: bool,
+    ) -> VerdictReason {
         let state = self.pool_state(pool);
         if let Err(why) = state.def.compatibility(c.namespace, c.labels) {
             return incompatibility(why, c.namespace);
@@ -223,7 +246,7 @@ impl Allocator {
                 VerdictReason::NoAddressOfFamily(f)
             }
         };
-        let pair = self.pair(c, self.records.find(c.key), pool, shape.family);
+        let pair = self.pair(c, probe, pool, shape.family);
         match shape.family.as_single() {
             Some(f) => {
                 if pair.get(f).is_some() {
@@ -237,7 +260,11 @@ impl Allocator {
             None => match (pair.v4.is_some(), pair.v6.is_some()) {
                 (true, true) => VerdictReason::Usable,
                 (false, false) if has(Family::V4) && has(Family::V6) => VerdictReason::Full,
-                (false, false) => missing(if has(Family::V4) { Family::V6 } else { Family::V4 }),
+                (false, false) => missing(if has(Family::V4) {
+                    Family::V6
+                } else {
+                    Family::V4
+                }),
                 (v4, _) => {
                     let (present, absent) = if v4 {
                         (Family::V4, Family::V6)
@@ -263,22 +290,23 @@ impl Allocator {
             }
             _ => None,
         };
+        let probe = self.probe(c);
         self.consideration_order()
             .into_iter()
             .map(|pool| {
                 let reason = match mode {
-                    Mode::Auto => self.judge(c, pool, shape, true),
-                    Mode::Pool(name) if name == self.pool_name(pool) => self.judge(c, pool, shape, false),
+                    Mode::Auto => self.judge(c, probe, pool, shape, true),
+                    Mode::Pool(name) if name == self.pool_name(pool) => {
+                        self.judge(c, probe, pool, shape, false)
+                    }
                     Mode::Pool(name) => VerdictReason::NotRequested {
                         requested: name.to_string(),
                     },
                     Mode::Ips(ips) if holder == Some(pool) => self.judge_ips(c, pool, ips),
                     Mode::Ips(_) => VerdictReason::DoesNotContainRequestedIps,
                 };
-                let eligible = matches!(
-                    reason,
-                    VerdictReason::Usable | VerdictReason::OffersOnly(_)
-                );
+                let eligible =
+                    matches!(reason, VerdictReason::Usable | VerdictReason::OffersOnly(_));
                 PoolVerdict {
                     pool: self.pool_name(pool).to_string(),
                     eligible,
@@ -289,7 +317,11 @@ impl Allocator {
     }
 
     fn judge_ips(&self, c: &Claimant, pool: u32, ips: &[IpAddr]) -> VerdictReason {
-        if let Err(why) = self.pool_state(pool).def.compatibility(c.namespace, c.labels) {
+        if let Err(why) = self
+            .pool_state(pool)
+            .def
+            .compatibility(c.namespace, c.labels)
+        {
             return incompatibility(why, c.namespace);
         }
         for ip in ips {
@@ -335,18 +367,31 @@ impl Allocator {
 
     /// Builds the failure for an allocation error, with the pools' verdicts
     /// (computed on the state the attempt started from).
-    pub(crate) fn failure(&self, c: &Claimant, mode: Mode, shape: Option<Shape>, err: &AllocError) -> Failure {
+    pub(crate) fn failure(
+        &self,
+        c: &Claimant,
+        mode: Mode,
+        shape: Option<Shape>,
+        err: &AllocError,
+    ) -> Failure {
         let error = err.to_string();
         let pools = match shape {
-            Some(shape) if !matches!(err, AllocError::UnknownPool(_)) => self.verdicts(c, mode, shape),
+            Some(shape) if !matches!(err, AllocError::UnknownPool(_)) => {
+                self.verdicts(c, mode, shape)
+            }
             _ => Vec::new(),
         };
-        let negative = |v: &&PoolVerdict| v.reason.is_negative();
-        let mut detail: Vec<String> = pools.iter().filter(negative).map(ToString::to_string).collect();
+        let mut located = Vec::new();
+        let mut per_pool = true;
         let kind = match err {
             AllocError::NoAvailableIps => {
                 let any = |f: &dyn Fn(&VerdictReason) -> bool| pools.iter().any(|v| f(&v.reason));
-                if any(&|r| matches!(r, VerdictReason::Full | VerdictReason::NoFreeAddressOfFamily(_))) {
+                if any(&|r| {
+                    matches!(
+                        r,
+                        VerdictReason::Full | VerdictReason::NoFreeAddressOfFamily(_)
+                    )
+                }) {
                     FailureKind::PoolExhausted
                 } else if any(&|r| matches!(r, VerdictReason::NoAddressOfFamily(_))) {
                     FailureKind::FamilyUnavailable
@@ -359,14 +404,15 @@ impl Allocator {
             AllocError::NoIpsForFamily { .. } => FailureKind::FamilyUnavailable,
             AllocError::NotAllowed(_) => match mode {
                 Mode::Ips(requested) => {
-                    detail = self.locate_requested(requested);
+                    located = self.locate_requested(requested);
+                    per_pool = false;
                     FailureKind::RequestedIPOutsidePools
                 }
                 _ => FailureKind::FamilyUnavailable,
             },
             AllocError::NotCompatible(_) => FailureKind::IncompatiblePool,
             AllocError::CantChangeSharingKey { .. } | AllocError::PortInUse { .. } => {
-                detail.clear();
+                per_pool = false;
                 FailureKind::SharingConflict
             }
             AllocError::MoreThanTwo(_)
@@ -374,12 +420,17 @@ impl Allocator {
             | AllocError::FamilyMismatch(_)
             | AllocError::RequestedPoolMismatch { .. }
             | AllocError::InvalidRequest(_) => {
-                detail.clear();
+                per_pool = false;
                 FailureKind::InvalidRequest
             }
             AllocError::InvalidClusterIps(_) => FailureKind::InvalidClusterIPs,
         };
-        Failure::with_detail(kind, error, detail, pools)
+        if !per_pool {
+            return Failure::with_detail(kind, error, located, pools);
+        }
+        let detail: Vec<&PoolVerdict> = pools.iter().filter(|v| v.reason.is_negative()).collect();
+        let failure = Failure::with_detail(kind, error, detail.iter(), Vec::new());
+        Failure { pools, ..failure }
     }
 }
 

@@ -35,9 +35,15 @@ fn restart_keeps_status_addresses_silently() {
 #[test]
 fn first_claimer_wins_on_restart() {
     let mut a = alloc(vec![pool("p", &["10.0.0.0/30"])]);
-    let c1 = run(&mut a, &with_status(svc("ns", "a"), &["10.0.0.1"], Some("p")));
+    let c1 = run(
+        &mut a,
+        &with_status(svc("ns", "a"), &["10.0.0.1"], Some("p")),
+    );
     assert_eq!(c1.ingress, ["10.0.0.1"]);
-    let c2 = run(&mut a, &with_status(svc("ns", "b"), &["10.0.0.1"], Some("p")));
+    let c2 = run(
+        &mut a,
+        &with_status(svc("ns", "b"), &["10.0.0.1"], Some("p")),
+    );
     assert_eq!(c2.ingress, ["10.0.0.0"]);
     assert_eq!(
         event_texts(&c2),
@@ -50,14 +56,21 @@ fn first_claimer_wins_on_restart() {
 
 #[test]
 fn requested_pool_change_reallocates_without_clear_event() {
-    let mut a = alloc(vec![pool("p", &["10.0.0.0/30"]), pool("q", &["10.1.0.0/30"])]);
+    let mut a = alloc(vec![
+        pool("p", &["10.0.0.0/30"]),
+        pool("q", &["10.1.0.0/30"]),
+    ]);
     let mut s = svc("ns", "a");
     apply(&mut a, &mut s);
     assert_eq!(s.ingress_ips, ["10.0.0.0"]);
-    s.annotations.insert(annotations::ADDRESS_POOL.into(), "q".into());
+    s.annotations
+        .insert(annotations::ADDRESS_POOL.into(), "q".into());
     let c = apply(&mut a, &mut s);
     assert_eq!(c.ingress, ["10.1.0.0"]);
-    assert_eq!(event_texts(&c), ["Normal IPAllocated: Assigned IP [\"10.1.0.0\"]"]);
+    assert_eq!(
+        event_texts(&c),
+        ["Normal IPAllocated: Assigned IP [\"10.1.0.0\"]"]
+    );
     assert_eq!(a.pool_counters("p").unwrap().assigned_v4, 0);
 }
 
@@ -66,7 +79,8 @@ fn requested_address_change_reallocates() {
     let mut a = alloc(vec![pool("p", &["10.0.0.0/30"])]);
     let mut s = svc("ns", "a");
     apply(&mut a, &mut s);
-    s.annotations.insert(annotations::LOADBALANCER_IPS.into(), "10.0.0.3".into());
+    s.annotations
+        .insert(annotations::LOADBALANCER_IPS.into(), "10.0.0.3".into());
     let c = apply(&mut a, &mut s);
     assert_eq!(c.ingress, ["10.0.0.3"]);
 }
@@ -94,13 +108,16 @@ fn malformed_request_keeps_addresses() {
     let mut a = alloc(vec![pool("p", &["10.0.0.0/30"])]);
     let mut s = svc("ns", "a");
     apply(&mut a, &mut s);
-    s.annotations.insert(annotations::LOADBALANCER_IPS.into(), "garbage".into());
+    s.annotations
+        .insert(annotations::LOADBALANCER_IPS.into(), "garbage".into());
     let c = apply(&mut a, &mut s);
     assert_eq!(c.ingress, ["10.0.0.0"]);
     assert_eq!(c.result, SyncResult::ErrorNoRetry);
     assert_eq!(
         event_texts(&c),
-        ["Warning LoadBalancerFailed: invalid requested loadbalancer IPs: invalid metallb.io/loadBalancerIPs: \"garbage\""]
+        [
+            "Warning LoadBalancerFailed: invalid requested loadbalancer IPs: invalid metallb.io/loadBalancerIPs: \"garbage\""
+        ]
     );
     assert!(!c.changed);
     assert_eq!(c.failure.unwrap().kind, FailureKind::InvalidRequest);
@@ -123,7 +140,10 @@ fn garbage_status_is_replaced() {
 #[test]
 fn family_change_reallocates() {
     let mut a = alloc(vec![pool("p", &["10.0.0.0/30", "fc00::/126"])]);
-    let c = run(&mut a, &with_status(svc("ns", "a"), &["fc00::1"], Some("p")));
+    let c = run(
+        &mut a,
+        &with_status(svc("ns", "a"), &["fc00::1"], Some("p")),
+    );
     assert_eq!(c.ingress, ["10.0.0.0"]);
     assert_eq!(a.pool_counters("p").unwrap().assigned_v6, 0);
 }
@@ -139,7 +159,9 @@ fn bad_cluster_ips_fail_without_clearing() {
     assert_eq!(c.result, SyncResult::ErrorNoRetry);
     assert_eq!(
         event_texts(&c),
-        ["Warning noclusterIPsIPFamily: Failed to retrieve ClusterIPs IPFamily for [\"nope\"] nope: IPFamilyForAddresses: Invalid address [\"nope\"]"]
+        [
+            "Warning noclusterIPsIPFamily: Failed to retrieve ClusterIPs IPFamily for [\"nope\"] nope: IPFamilyForAddresses: Invalid address [\"nope\"]"
+        ]
     );
     assert_eq!(c.failure.unwrap().kind, FailureKind::InvalidClusterIPs);
 }
@@ -154,7 +176,9 @@ fn require_dual_stack_needs_two_cluster_ips() {
     assert_eq!(c.pool, None);
     assert_eq!(
         event_texts(&c),
-        ["Warning not enough clusterips: Service requires dual stack but not enough clusterips [\"10.96.0.10\"]"]
+        [
+            "Warning not enough clusterips: Service requires dual stack but not enough clusterips [\"10.96.0.10\"]"
+        ]
     );
     assert_eq!(c.failure.unwrap().kind, FailureKind::NotEnoughClusterIPs);
     assert_eq!(c.result, SyncResult::ErrorNoRetry);
@@ -250,7 +274,10 @@ fn range_moved_to_another_pool_keeps_the_address() {
 
 #[test]
 fn removed_pool_readdresses_with_events() {
-    let mut a = alloc(vec![pool("a", &["10.0.0.0/30"]), pool("b", &["10.1.0.0/30"])]);
+    let mut a = alloc(vec![
+        pool("a", &["10.0.0.0/30"]),
+        pool("b", &["10.1.0.0/30"]),
+    ]);
     let mut s = annotate(svc("ns", "x"), annotations::ADDRESS_POOL, "");
     s.load_balancer_ip = Some("10.0.0.2".into());
     apply(&mut a, &mut s);
@@ -282,7 +309,10 @@ fn avoid_buggy_turned_on_readdresses_dot_zero() {
 
 #[test]
 fn narrowed_service_allocation_readdresses() {
-    let mut a = alloc(vec![pool("p", &["10.0.0.0/30"]), pool("q", &["10.1.0.0/30"])]);
+    let mut a = alloc(vec![
+        pool("p", &["10.0.0.0/30"]),
+        pool("q", &["10.1.0.0/30"]),
+    ]);
     let mut s = svc("dev", "a");
     apply(&mut a, &mut s);
     assert_eq!(s.ingress_ips, ["10.0.0.0"]);
@@ -292,12 +322,19 @@ fn narrowed_service_allocation_readdresses() {
     ]);
     let c = apply(&mut a, &mut s);
     assert_eq!(c.ingress, ["10.1.0.0"]);
-    assert!(c.events[0].message.ends_with("pool p not compatible for ip assignment"));
+    assert!(
+        c.events[0]
+            .message
+            .ends_with("pool p not compatible for ip assignment")
+    );
 }
 
 #[test]
 fn auto_assign_and_priority_changes_do_not_move_anyone() {
-    let mut a = alloc(vec![pool("p", &["10.0.0.0/30"]), pool("q", &["10.1.0.0/30"])]);
+    let mut a = alloc(vec![
+        pool("p", &["10.0.0.0/30"]),
+        pool("q", &["10.1.0.0/30"]),
+    ]);
     let mut s = svc("ns", "a");
     apply(&mut a, &mut s);
     a.set_pools(vec![
@@ -320,7 +357,10 @@ fn prefer_dual_stack_follow_up_adds_the_missing_family() {
     a.release(&ServiceKey::new("ns", "blocker"));
     let c = apply(&mut a, &mut s);
     assert_eq!(c.ingress, ["fc00::", "10.0.0.0"]);
-    assert_eq!(event_texts(&c), ["Normal IPAllocated: Assigned additional IP \"10.0.0.0\""]);
+    assert_eq!(
+        event_texts(&c),
+        ["Normal IPAllocated: Assigned additional IP \"10.0.0.0\""]
+    );
     let c = apply(&mut a, &mut s);
     assert!(!c.changed && c.events.is_empty());
 }
@@ -373,7 +413,10 @@ fn release_reports_whether_there_was_an_allocation() {
     let mut a = alloc(vec![pool("p", &["10.0.0.0/30"])]);
     run(&mut a, &svc("ns", "a"));
     let key = ServiceKey::new("ns", "a");
-    assert_eq!(a.assigned_ips(&key), Some(vec!["10.0.0.0".parse().unwrap()]));
+    assert_eq!(
+        a.assigned_ips(&key),
+        Some(vec!["10.0.0.0".parse().unwrap()])
+    );
     assert!(a.release(&key));
     assert!(!a.release(&key));
     assert_eq!(a.pool_counters("p").unwrap().assigned_v4, 0);
@@ -420,16 +463,31 @@ fn explain_lists_every_pool_in_order() {
     assert_eq!(
         got,
         [
-            ("C".to_string(), false, "does not select namespace \"dev\"".to_string()),
+            (
+                "C".to_string(),
+                false,
+                "does not select namespace \"dev\"".to_string()
+            ),
             ("B".to_string(), true, "was chosen".to_string()),
-            ("A".to_string(), true, "was not tried: an earlier pool was chosen".to_string()),
-            ("D".to_string(), false, "has autoAssign disabled".to_string()),
+            (
+                "A".to_string(),
+                true,
+                "was not tried: an earlier pool was chosen".to_string()
+            ),
+            (
+                "D".to_string(),
+                false,
+                "has autoAssign disabled".to_string()
+            ),
         ]
     );
     assert_eq!(e.path, AllocationPath::Automatic);
     assert_eq!(e.outcome.ingress, ["10.1.0.0"]);
     let text = e.to_string();
-    assert!(text.contains("outcome: assigned 10.1.0.0 from pool \"B\""), "{text}");
+    assert!(
+        text.contains("outcome: assigned 10.1.0.0 from pool \"B\""),
+        "{text}"
+    );
     // Explaining changes nothing.
     assert_eq!(a.service_count(), 0);
     let mut kept = svc("dev", "k");
@@ -442,11 +500,15 @@ fn explain_lists_every_pool_in_order() {
 
 #[test]
 fn explain_pending_service() {
-    let a = alloc(vec![with_namespaces(pool("lab", &["10.0.0.0/30"]), &["lab"])]);
+    let a = alloc(vec![with_namespaces(
+        pool("lab", &["10.0.0.0/30"]),
+        &["lab"],
+    )]);
     let e = explain(&a, &svc("default", "db"));
     assert!(
-        e.to_string()
-            .contains("outcome: pending: no available IPs: pool \"lab\" does not select namespace \"default\""),
+        e.to_string().contains(
+            "outcome: pending: no available IPs: pool \"lab\" does not select namespace \"default\""
+        ),
         "{e}"
     );
 }

@@ -19,7 +19,10 @@ fn cidrs_are_walked_in_list_order() {
 
 #[test]
 fn network_and_broadcast_addresses_are_not_skipped() {
-    let mut a = alloc(vec![pool("p", &["192.168.1.254/31"]), pool("q", &["fc00::/124"])]);
+    let mut a = alloc(vec![
+        pool("p", &["192.168.1.254/31"]),
+        pool("q", &["fc00::/124"]),
+    ]);
     assert_eq!(first_ip(&mut a, &svc("ns", "a")), ["192.168.1.254"]);
     assert_eq!(first_ip(&mut a, &svc("ns", "b")), ["192.168.1.255"]);
     assert_eq!(first_ip(&mut a, &svc6("ns", "c")), ["fc00::"]);
@@ -63,7 +66,10 @@ fn auto_assign_false_is_only_used_on_request() {
     let c = run(&mut a, &svc("ns", "a"));
     let f = c.failure.unwrap();
     assert_eq!(f.kind, FailureKind::NoMatchingPool);
-    assert_eq!(f.message, "no available IPs: pool \"d\" has autoAssign disabled");
+    assert_eq!(
+        f.message,
+        "no available IPs: pool \"d\" has autoAssign disabled"
+    );
     let s = annotate(svc("ns", "b"), annotations::ADDRESS_POOL, "d");
     assert_eq!(first_ip(&mut a, &s), ["10.3.0.0"]);
     let mut s = svc("ns", "c");
@@ -86,7 +92,10 @@ fn namespace_constraint_matching_nothing_serves_nobody() {
     );
     let mut s = svc("ns", "c");
     s.load_balancer_ip = Some("10.9.0.1".into());
-    assert_eq!(run(&mut a, &s).failure.unwrap().kind, FailureKind::IncompatiblePool);
+    assert_eq!(
+        run(&mut a, &s).failure.unwrap().kind,
+        FailureKind::IncompatiblePool
+    );
 }
 
 #[test]
@@ -138,7 +147,10 @@ fn ipv6_service_against_ipv4_pools_says_family() {
     let mut a = alloc(vec![pool("A", &["10.0.0.0/30"])]);
     let f = run(&mut a, &svc6("ns", "v6")).failure.unwrap();
     assert_eq!(f.kind, FailureKind::FamilyUnavailable);
-    assert_eq!(f.message, "no available IPs: pool \"A\" has no IPv6 addresses");
+    assert_eq!(
+        f.message,
+        "no available IPs: pool \"A\" has no IPv6 addresses"
+    );
 }
 
 #[test]
@@ -155,10 +167,16 @@ fn require_dual_stack_takes_both_from_one_pool_ipv4_first() {
 
 #[test]
 fn require_dual_stack_without_a_dual_pool_fails() {
-    let mut a = alloc(vec![pool("v4", &["10.5.0.0/30"]), pool("v6", &["fc00::/126"])]);
-    let f = run(&mut a, &dual("ns", "d", "RequireDualStack", &["IPv4", "IPv6"]))
-        .failure
-        .unwrap();
+    let mut a = alloc(vec![
+        pool("v4", &["10.5.0.0/30"]),
+        pool("v6", &["fc00::/126"]),
+    ]);
+    let f = run(
+        &mut a,
+        &dual("ns", "d", "RequireDualStack", &["IPv4", "IPv6"]),
+    )
+    .failure
+    .unwrap();
     assert_eq!(f.kind, FailureKind::FamilyUnavailable);
     assert_eq!(
         f.message,
@@ -172,7 +190,10 @@ fn prefer_dual_stack_prefers_a_pool_with_both() {
         pool("a-v6", &["fc00::/126"]),
         pool("b-both", &["fc01::/126", "10.6.0.0/30"]),
     ]);
-    let c = run(&mut a, &dual("ns", "d", "PreferDualStack", &["IPv6", "IPv4"]));
+    let c = run(
+        &mut a,
+        &dual("ns", "d", "PreferDualStack", &["IPv6", "IPv4"]),
+    );
     assert_eq!(c.ingress, ["10.6.0.0", "fc01::"]);
     let e = explain(&a, &dual("ns", "e", "PreferDualStack", &["IPv6", "IPv4"]));
     assert_eq!(e.pools[0].reason, VerdictReason::OffersOnly(Family::V6));
@@ -188,12 +209,29 @@ fn requested_pool_errors() {
     ]);
     let s = annotate(svc("ns", "u"), annotations::ADDRESS_POOL, "nope");
     let f = run(&mut a, &s).failure.unwrap();
-    assert_eq!((f.kind, f.message.as_str()), (FailureKind::UnknownPool, "unknown pool \"nope\""));
+    assert_eq!(
+        (f.kind, f.message.as_str()),
+        (FailureKind::UnknownPool, "unknown pool \"nope\"")
+    );
 
-    assert_eq!(first_ip(&mut a, &annotate(svc("ns", "a"), annotations::ADDRESS_POOL, "v4")), ["10.5.0.0"]);
-    let f = run(&mut a, &annotate(svc("ns", "b"), annotations::ADDRESS_POOL, "v4")).failure.unwrap();
+    assert_eq!(
+        first_ip(
+            &mut a,
+            &annotate(svc("ns", "a"), annotations::ADDRESS_POOL, "v4")
+        ),
+        ["10.5.0.0"]
+    );
+    let f = run(
+        &mut a,
+        &annotate(svc("ns", "b"), annotations::ADDRESS_POOL, "v4"),
+    )
+    .failure
+    .unwrap();
     assert_eq!(f.kind, FailureKind::PoolExhausted);
-    assert_eq!(f.message, "no available IPs in pool v4: pool \"v4\" is full");
+    assert_eq!(
+        f.message,
+        "no available IPs in pool v4: pool \"v4\" is full"
+    );
 
     let s = annotate(
         dual("ns", "d", "RequireDualStack", &["IPv4", "IPv6"]),
@@ -205,8 +243,19 @@ fn requested_pool_errors() {
     assert_eq!(f.kind, FailureKind::FamilyUnavailable);
 
     // Upstream quirk: IPv4 exhausted, IPv6 free -> a nil address.
-    assert_eq!(first_ip(&mut a, &annotate(svc("ns", "c"), annotations::ADDRESS_POOL, "mixed")), ["10.6.0.0"]);
-    let f = run(&mut a, &annotate(svc("ns", "e"), annotations::ADDRESS_POOL, "mixed")).failure.unwrap();
+    assert_eq!(
+        first_ip(
+            &mut a,
+            &annotate(svc("ns", "c"), annotations::ADDRESS_POOL, "mixed")
+        ),
+        ["10.6.0.0"]
+    );
+    let f = run(
+        &mut a,
+        &annotate(svc("ns", "e"), annotations::ADDRESS_POOL, "mixed"),
+    )
+    .failure
+    .unwrap();
     assert_eq!(f.error, "[\"<nil>\"] is not allowed in config");
     assert_eq!(f.kind, FailureKind::FamilyUnavailable);
     assert_eq!(
@@ -217,7 +266,10 @@ fn requested_pool_errors() {
 
 #[test]
 fn requested_addresses_errors() {
-    let mut a = alloc(vec![pool("p", &["10.0.0.0/30", "fc00::/126"]), pool("q", &["10.1.0.0/30"])]);
+    let mut a = alloc(vec![
+        pool("p", &["10.0.0.0/30", "fc00::/126"]),
+        pool("q", &["10.1.0.0/30"]),
+    ]);
     let mut s = svc("ns", "both");
     s.load_balancer_ip = Some("10.0.0.1".into());
     let s = annotate(s, annotations::LOADBALANCER_IPS, "10.0.0.2");
@@ -238,7 +290,10 @@ fn requested_addresses_errors() {
     let s = annotate(svc("ns", "out"), annotations::LOADBALANCER_IPS, "192.0.2.1");
     let f = run(&mut a, &s).failure.unwrap();
     assert_eq!(f.kind, FailureKind::RequestedIPOutsidePools);
-    assert_eq!(f.message, "[\"192.0.2.1\"] is not allowed in config: \"192.0.2.1\" is in no pool");
+    assert_eq!(
+        f.message,
+        "[\"192.0.2.1\"] is not allowed in config: \"192.0.2.1\" is in no pool"
+    );
 
     let s = annotate(
         annotate(svc("ns", "mis"), annotations::LOADBALANCER_IPS, "10.1.0.1"),
@@ -274,18 +329,29 @@ fn requested_dual_addresses_keep_the_requested_order() {
     );
     let c = run(&mut a, &s);
     assert_eq!(c.ingress, ["fc00::2", "10.0.0.3"]);
-    assert_eq!(c.events[0].message, "Assigned IP [\"fc00::2\" \"10.0.0.3\"]");
+    assert_eq!(
+        c.events[0].message,
+        "Assigned IP [\"fc00::2\" \"10.0.0.3\"]"
+    );
 }
 
 #[test]
 fn empty_current_annotation_hides_the_deprecated_one() {
     let mut a = alloc(vec![pool("p", &["10.0.0.0/30"])]);
     let s = annotate(
-        annotate(svc("ns", "a"), annotations::LOADBALANCER_IPS_DEPRECATED, "10.0.0.3"),
+        annotate(
+            svc("ns", "a"),
+            annotations::LOADBALANCER_IPS_DEPRECATED,
+            "10.0.0.3",
+        ),
         annotations::LOADBALANCER_IPS,
         "",
     );
     assert_eq!(first_ip(&mut a, &s), ["10.0.0.0"]);
-    let s = annotate(svc("ns", "b"), annotations::LOADBALANCER_IPS_DEPRECATED, "10.0.0.3");
+    let s = annotate(
+        svc("ns", "b"),
+        annotations::LOADBALANCER_IPS_DEPRECATED,
+        "10.0.0.3",
+    );
     assert_eq!(first_ip(&mut a, &s), ["10.0.0.3"]);
 }

@@ -27,10 +27,12 @@ struct PoolSpec {
 }
 
 fn cidr_spec() -> impl Strategy<Value = CidrSpec> {
-    (prop::bool::weighted(0.2), 0u8..=8, any::<u8>()).prop_map(|(v6, prefix_extra, offset)| CidrSpec {
-        v6,
-        prefix_extra,
-        offset,
+    (prop::bool::weighted(0.2), 0u8..=8, any::<u8>()).prop_map(|(v6, prefix_extra, offset)| {
+        CidrSpec {
+            v6,
+            prefix_extra,
+            offset,
+        }
     })
 }
 
@@ -66,9 +68,17 @@ fn build(specs: &[PoolSpec], generation: u8) -> Vec<PoolDef> {
                     let size = 1u32 << (8 - prefix_extra);
                     let offset = (u32::from(c.offset) % (256 / size)) * size;
                     if c.v6 {
-                        format!("fc00:{generation}:{i}:{j}::{offset:x}/{}", 120 + prefix_extra)
+                        format!(
+                            "fc00:{generation}:{i}:{j}::{offset:x}/{}",
+                            120 + prefix_extra
+                        )
                     } else {
-                        format!("10.{}.{}.{offset}/{}", i + 10 * usize::from(generation % 3), j, 24 + prefix_extra)
+                        format!(
+                            "10.{}.{}.{offset}/{}",
+                            i + 10 * usize::from(generation % 3),
+                            j,
+                            24 + prefix_extra
+                        )
                     }
                 })
                 .collect();
@@ -89,9 +99,19 @@ fn build(specs: &[PoolSpec], generation: u8) -> Vec<PoolDef> {
 
 #[derive(Clone, Debug)]
 enum Op {
-    Converge { svc: u8, family: u8, share: u8, port: u8, request: u8 },
-    Release { svc: u8 },
-    Reconfigure { generation: u8 },
+    Converge {
+        svc: u8,
+        family: u8,
+        share: u8,
+        port: u8,
+        request: u8,
+    },
+    Release {
+        svc: u8,
+    },
+    Reconfigure {
+        generation: u8,
+    },
 }
 
 fn op() -> impl Strategy<Value = Op> {
@@ -110,13 +130,26 @@ fn service(n: u8, family: u8, share: u8, port: u8, request: u8, pools: &[PoolDef
     let mut s = match family {
         0 | 1 => svc(ns, &name),
         2 => svc6(ns, &name),
-        _ => dual(ns, &name, if n % 3 == 0 { "RequireDualStack" } else { "PreferDualStack" }, &["IPv6", "IPv4"]),
+        _ => dual(
+            ns,
+            &name,
+            if n % 3 == 0 {
+                "RequireDualStack"
+            } else {
+                "PreferDualStack"
+            },
+            &["IPv6", "IPv4"],
+        ),
     };
     if n % 4 == 1 {
         s = labels(s, &[("tier", "web")]);
     }
     if share > 0 {
-        s = annotate(s, annotations::ALLOW_SHARED_IP, if share == 1 { "k1" } else { "k2" });
+        s = annotate(
+            s,
+            annotations::ALLOW_SHARED_IP,
+            if share == 1 { "k1" } else { "k2" },
+        );
     }
     s = ports(s, &[("TCP", 80 + i32::from(port))]);
     match request {
@@ -154,7 +187,13 @@ impl World {
 
     fn step(&mut self, op: &Op) -> String {
         match *op {
-            Op::Converge { svc: n, family, share, port, request } => {
+            Op::Converge {
+                svc: n,
+                family,
+                share,
+                port,
+                request,
+            } => {
                 let mut s = service(n, family, share, port, request, &self.pools);
                 if let Some(prev) = self.services.get(&n) {
                     s.ingress_ips = prev.ingress_ips.clone();
@@ -203,7 +242,10 @@ impl HostsAll for ipnet::IpNet {
     /// Every address, network and broadcast included (small test CIDRs only).
     fn hosts_all(&self) -> Vec<IpAddr> {
         let (start, end) = match self {
-            ipnet::IpNet::V4(n) => (u128::from(u32::from(n.network())), u128::from(u32::from(n.broadcast()))),
+            ipnet::IpNet::V4(n) => (
+                u128::from(u32::from(n.network())),
+                u128::from(u32::from(n.broadcast())),
+            ),
             ipnet::IpNet::V6(n) => (u128::from(n.network()), u128::from(n.broadcast())),
         };
         (start..=end)
@@ -247,10 +289,19 @@ fn check_invariants(w: &World) -> Result<(), TestCaseError> {
     }
     for s in w.services.values() {
         if let Some(ips) = w.alloc.assigned_ips(&s.key()) {
-            let pool_name = w.alloc.assigned_pool(&s.key()).unwrap_or_default().to_string();
+            let pool_name = w
+                .alloc
+                .assigned_pool(&s.key())
+                .unwrap_or_default()
+                .to_string();
             let def = w.alloc.pool(&pool_name).expect("record pool exists");
             for ip in &ips {
-                prop_assert!(usable(def, ip), "{} outside usable part of {}", ip, pool_name);
+                prop_assert!(
+                    usable(def, ip),
+                    "{} outside usable part of {}",
+                    ip,
+                    pool_name
+                );
             }
             prop_assert_eq!(w.alloc.pool_for_ips(&ips), Some(pool_name.as_str()));
         }
@@ -259,7 +310,11 @@ fn check_invariants(w: &World) -> Result<(), TestCaseError> {
         let c = w.alloc.pool_counters(&p.name).expect("counters");
         let all = addresses(p);
         let cap = |v6: bool| all.iter().filter(|ip| ip.is_ipv6() == v6).count() as i64;
-        let used = |v6: bool| held.keys().filter(|ip| ip.is_ipv6() == v6 && usable(p, ip)).count() as i64;
+        let used = |v6: bool| {
+            held.keys()
+                .filter(|ip| ip.is_ipv6() == v6 && usable(p, ip))
+                .count() as i64
+        };
         prop_assert_eq!(c.capacity_v4, cap(false));
         prop_assert_eq!(c.capacity_v6, cap(true));
         prop_assert_eq!(c.assigned_v4, used(false));
@@ -287,17 +342,29 @@ fn reference_choice(w: &World, s: &ServiceView) -> Option<(String, IpAddr)> {
     let mut pinned: Vec<&PoolDef> = w
         .pools
         .iter()
-        .filter(|p| p.allocation.is_some() && p.auto_assign && p.compatibility(&s.namespace, &s.labels).is_ok())
+        .filter(|p| {
+            p.allocation.is_some()
+                && p.auto_assign
+                && p.compatibility(&s.namespace, &s.labels).is_ok()
+        })
         .collect();
     pinned.sort_by_key(|p| {
         let prio = p.allocation.as_ref().map(|a| a.priority).filter(|x| *x > 0);
         (prio.is_none(), prio.unwrap_or(0), p.name.clone())
     });
-    let mut fallback: Vec<&PoolDef> = w.pools.iter().filter(|p| p.allocation.is_none() && p.auto_assign).collect();
+    let mut fallback: Vec<&PoolDef> = w
+        .pools
+        .iter()
+        .filter(|p| p.allocation.is_none() && p.auto_assign)
+        .collect();
     fallback.sort_by_key(|p| p.name.clone());
     for phase in [pinned, fallback] {
         for p in phase {
-            if let Some(ip) = addresses(p).into_iter().filter(|ip| ip.is_ipv4()).find(|ip| fits(ip)) {
+            if let Some(ip) = addresses(p)
+                .into_iter()
+                .filter(|ip| ip.is_ipv4())
+                .find(|ip| fits(ip))
+            {
                 return Some((p.name.clone(), ip));
             }
         }

@@ -6,7 +6,10 @@ use common::*;
 use ferrolb_allocator::*;
 
 fn shared(name: &str, key: &str, p: &[(&str, i32)]) -> ServiceView {
-    ports(annotate(svc("ns", name), annotations::ALLOW_SHARED_IP, key), p)
+    ports(
+        annotate(svc("ns", name), annotations::ALLOW_SHARED_IP, key),
+        p,
+    )
 }
 
 fn requesting(mut s: ServiceView, ip: &str) -> ServiceView {
@@ -17,8 +20,14 @@ fn requesting(mut s: ServiceView, ip: &str) -> ServiceView {
 #[test]
 fn different_keys_cannot_share() {
     let mut a = alloc(vec![pool("p", &["10.0.0.0/30"])]);
-    run(&mut a, &requesting(shared("a", "k1", &[("TCP", 80)]), "10.0.0.1"));
-    let c = run(&mut a, &requesting(shared("b", "k2", &[("TCP", 443)]), "10.0.0.1"));
+    run(
+        &mut a,
+        &requesting(shared("a", "k1", &[("TCP", 80)]), "10.0.0.1"),
+    );
+    let c = run(
+        &mut a,
+        &requesting(shared("b", "k2", &[("TCP", 443)]), "10.0.0.1"),
+    );
     let f = c.failure.unwrap();
     assert_eq!(f.kind, FailureKind::SharingConflict);
     assert_eq!(
@@ -30,9 +39,17 @@ fn different_keys_cannot_share() {
 #[test]
 fn no_key_never_shares_and_lists_holders_sorted() {
     let mut a = alloc(vec![pool("p", &["10.0.0.0/30"])]);
-    run(&mut a, &requesting(shared("z", "k", &[("TCP", 80)]), "10.0.0.1"));
-    run(&mut a, &requesting(shared("y", "k", &[("TCP", 81)]), "10.0.0.1"));
-    let f = run(&mut a, &requesting(svc("ns", "x"), "10.0.0.1")).failure.unwrap();
+    run(
+        &mut a,
+        &requesting(shared("z", "k", &[("TCP", 80)]), "10.0.0.1"),
+    );
+    run(
+        &mut a,
+        &requesting(shared("y", "k", &[("TCP", 81)]), "10.0.0.1"),
+    );
+    let f = run(&mut a, &requesting(svc("ns", "x"), "10.0.0.1"))
+        .failure
+        .unwrap();
     assert_eq!(
         f.error,
         "can't change sharing key for \"ns/x\", address also in use by ns/y,ns/z"
@@ -45,12 +62,24 @@ fn no_key_never_shares_and_lists_holders_sorted() {
 #[test]
 fn port_collision_and_protocols() {
     let mut a = alloc(vec![pool("p", &["10.0.0.0/30"])]);
-    run(&mut a, &requesting(shared("dns-tcp", "k", &[("TCP", 53)]), "10.0.0.1"));
-    let c = run(&mut a, &requesting(shared("dns-udp", "k", &[("UDP", 53)]), "10.0.0.1"));
+    run(
+        &mut a,
+        &requesting(shared("dns-tcp", "k", &[("TCP", 53)]), "10.0.0.1"),
+    );
+    let c = run(
+        &mut a,
+        &requesting(shared("dns-udp", "k", &[("UDP", 53)]), "10.0.0.1"),
+    );
     assert_eq!(c.ingress, ["10.0.0.1"]);
-    let f = run(&mut a, &requesting(shared("again", "k", &[("UDP", 5353), ("TCP", 53)]), "10.0.0.1"))
-        .failure
-        .unwrap();
+    let f = run(
+        &mut a,
+        &requesting(
+            shared("again", "k", &[("UDP", 5353), ("TCP", 53)]),
+            "10.0.0.1",
+        ),
+    )
+    .failure
+    .unwrap();
     assert_eq!(f.message, "port TCP/53 is already in use on \"10.0.0.1\"");
     assert_eq!(a.pool_counters("p").unwrap().assigned_v4, 1);
 }
@@ -68,7 +97,10 @@ fn backend_key_must_match_for_local_services() {
     assert_eq!(run(&mut a, &local("b", "x", 81)).ingress, ["10.0.0.0"]);
     assert_eq!(run(&mut a, &local("c", "y", 82)).ingress, ["10.0.0.1"]);
     // A Cluster service with the same key has an empty backend key.
-    assert_eq!(run(&mut a, &shared("d", "k", &[("TCP", 83)])).ingress, ["10.0.0.2"]);
+    assert_eq!(
+        run(&mut a, &shared("d", "k", &[("TCP", 83)])).ingress,
+        ["10.0.0.2"]
+    );
 }
 
 #[test]
@@ -82,11 +114,18 @@ fn packing_uses_lowest_compatible_address() {
         ("e", 443, "10.0.0.1"),
         ("f", 8080, "10.0.0.0"),
     ] {
-        assert_eq!(run(&mut a, &shared(name, "k", &[("TCP", port)])).ingress, [want], "{name}");
+        assert_eq!(
+            run(&mut a, &shared(name, "k", &[("TCP", port)])).ingress,
+            [want],
+            "{name}"
+        );
     }
     // Releasing the first holder of .1 keeps it shared by e: packing still finds it.
     a.release(&ServiceKey::new("ns", "c"));
-    assert_eq!(run(&mut a, &shared("g", "k", &[("TCP", 80)])).ingress, ["10.0.0.1"]);
+    assert_eq!(
+        run(&mut a, &shared("g", "k", &[("TCP", 80)])).ingress,
+        ["10.0.0.1"]
+    );
     // A non-sharing service takes the lowest free one, never a shared one.
     assert_eq!(run(&mut a, &svc("ns", "plain")).ingress, ["10.0.0.3"]);
 }
@@ -97,14 +136,18 @@ fn a_sole_holder_may_change_its_key() {
     let mut s = shared("a", "k1", &[("TCP", 80)]);
     let c = apply(&mut a, &mut s);
     assert_eq!(c.ingress, ["10.0.0.0"]);
-    s.annotations.insert(annotations::ALLOW_SHARED_IP.into(), "k2".into());
+    s.annotations
+        .insert(annotations::ALLOW_SHARED_IP.into(), "k2".into());
     let c = apply(&mut a, &mut s);
     assert_eq!(c.ingress, ["10.0.0.0"]);
     assert!(c.events.is_empty());
     // The allocation key changed: everyone else must be reconsidered.
     assert_eq!(c.result, SyncResult::ReprocessAll);
     // Now a k2 sharer packs with it.
-    assert_eq!(run(&mut a, &shared("b", "k2", &[("TCP", 81)])).ingress, ["10.0.0.0"]);
+    assert_eq!(
+        run(&mut a, &shared("b", "k2", &[("TCP", 81)])).ingress,
+        ["10.0.0.0"]
+    );
 }
 
 #[test]
@@ -115,7 +158,8 @@ fn changing_key_while_sharing_moves_the_service() {
     apply(&mut a, &mut s1);
     apply(&mut a, &mut s2);
     assert_eq!(s2.ingress_ips, ["10.0.0.0"]);
-    s2.annotations.insert(annotations::ALLOW_SHARED_IP.into(), "other".into());
+    s2.annotations
+        .insert(annotations::ALLOW_SHARED_IP.into(), "other".into());
     let c = apply(&mut a, &mut s2);
     assert_eq!(c.ingress, ["10.0.0.1"]);
     assert_eq!(

@@ -22,7 +22,10 @@ fn example_1_priority_only_pool_beats_unconstrained_pool() {
     assert_eq!(c.pool.as_deref(), Some("B"));
     assert_eq!(c.result, SyncResult::Success);
     assert!(c.changed);
-    assert_eq!(event_texts(&c), ["Normal IPAllocated: Assigned IP [\"10.1.0.0\"]"]);
+    assert_eq!(
+        event_texts(&c),
+        ["Normal IPAllocated: Assigned IP [\"10.1.0.0\"]"]
+    );
 }
 
 #[test]
@@ -70,14 +73,15 @@ fn example_5_requested_ip_in_incompatible_pool() {
     let f = c.failure.expect("failure");
     assert_eq!(f.kind, FailureKind::IncompatiblePool);
     assert_eq!(f.error, "pool C not compatible for ip assignment");
-    assert!(f.message.starts_with("pool C not compatible for ip assignment"));
+    assert!(
+        f.message
+            .starts_with("pool C not compatible for ip assignment")
+    );
     assert_eq!(c.events[0].type_, EventType::Warning);
     assert_eq!(c.events[0].reason, "AllocationFailed");
-    assert!(
-        c.events[0]
-            .message
-            .starts_with("Failed to allocate IP for \"dev/c\": pool C not compatible for ip assignment")
-    );
+    assert!(c.events[0].message.starts_with(
+        "Failed to allocate IP for \"dev/c\": pool C not compatible for ip assignment"
+    ));
     assert_eq!(c.result, SyncResult::ErrorNoRetry);
 }
 
@@ -118,7 +122,10 @@ fn example_7_avoid_buggy_ips_and_counters() {
 }
 
 fn v4_v6_pools() -> Allocator {
-    alloc(vec![pool("v4", &["10.5.0.0/30"]), pool("v6", &["fc00::/126"])])
+    alloc(vec![
+        pool("v4", &["10.5.0.0/30"]),
+        pool("v6", &["fc00::/126"]),
+    ])
 }
 
 #[test]
@@ -133,7 +140,9 @@ fn example_8_prefer_dual_stack_primary_ipv6_then_follow_up_fails_each_pass() {
         assert_eq!(c.ingress, ["fc00::"]);
         assert_eq!(
             event_texts(&c),
-            ["Normal AdditionalAssignFailed: cannot assign additional IP in PreferDualStack: [\"fc00::\" \"<nil>\"] is not allowed in config"]
+            [
+                "Normal AdditionalAssignFailed: cannot assign additional IP in PreferDualStack: [\"fc00::\" \"<nil>\"] is not allowed in config"
+            ]
         );
         assert!(!c.changed);
         assert_eq!(c.result, SyncResult::Success);
@@ -143,7 +152,10 @@ fn example_8_prefer_dual_stack_primary_ipv6_then_follow_up_fails_each_pass() {
 #[test]
 fn example_9_prefer_dual_stack_primary_ipv4() {
     let mut a = v4_v6_pools();
-    let c = run(&mut a, &dual("dev", "d", "PreferDualStack", &["IPv4", "IPv6"]));
+    let c = run(
+        &mut a,
+        &dual("dev", "d", "PreferDualStack", &["IPv4", "IPv6"]),
+    );
     assert_eq!(c.ingress, ["10.5.0.0"]);
     assert_eq!(c.pool.as_deref(), Some("v4"));
 }
@@ -160,10 +172,22 @@ fn seed_scenario_two_priority_only_pools() {
             (c.ingress, c.pool)
         })
         .collect();
-    assert_eq!(got[0], (vec!["192.168.10.0".to_string()], Some("first".to_string())));
-    assert_eq!(got[1], (vec!["192.168.10.1".to_string()], Some("first".to_string())));
-    assert_eq!(got[2], (vec!["192.168.20.0".to_string()], Some("second".to_string())));
-    assert_eq!(got[3], (vec!["192.168.20.1".to_string()], Some("second".to_string())));
+    assert_eq!(
+        got[0],
+        (vec!["192.168.10.0".to_string()], Some("first".to_string()))
+    );
+    assert_eq!(
+        got[1],
+        (vec!["192.168.10.1".to_string()], Some("first".to_string()))
+    );
+    assert_eq!(
+        got[2],
+        (vec!["192.168.20.0".to_string()], Some("second".to_string()))
+    );
+    assert_eq!(
+        got[3],
+        (vec!["192.168.20.1".to_string()], Some("second".to_string()))
+    );
     let c = run(&mut a, &svc("default", "s4"));
     let f = c.failure.expect("both pools full");
     assert_eq!(f.kind, FailureKind::PoolExhausted);

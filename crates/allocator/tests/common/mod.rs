@@ -8,12 +8,17 @@ use ferrolb_allocator::*;
 pub fn pool(name: &str, cidrs: &[&str]) -> PoolDef {
     PoolDef::new(
         name,
-        cidrs.iter().map(|c| c.parse().expect("test CIDR")).collect(),
+        cidrs
+            .iter()
+            .map(|c| c.parse().expect("test CIDR"))
+            .collect(),
     )
 }
 
 pub fn with_priority(mut p: PoolDef, priority: i32) -> PoolDef {
-    p.allocation.get_or_insert_with(PoolAllocation::default).priority = priority;
+    p.allocation
+        .get_or_insert_with(PoolAllocation::default)
+        .priority = priority;
     p
 }
 
