@@ -295,16 +295,25 @@ impl Allocator {
     }
 
     pub(crate) fn pool_for(&self, ips: &[Option<IpAddr>]) -> Option<u32> {
+        self.pool_and_locs(ips).map(|(pool, _)| pool)
+    }
+
+    /// `pool_for`, also returning where the first two addresses live.
+    pub(crate) fn pool_and_locs(&self, ips: &[Option<IpAddr>]) -> Option<(u32, [Option<Loc>; 2])> {
         let mut pool = None;
-        for ip in ips {
+        let mut locs = [None; 2];
+        for (i, ip) in ips.iter().enumerate() {
             let loc = self.locate(ip.as_ref()?)?;
             match pool {
                 None => pool = Some(loc.pool),
                 Some(p) if p == loc.pool => {}
                 Some(_) => return None,
             }
+            if let Some(slot) = locs.get_mut(i) {
+                *slot = Some(loc);
+            }
         }
-        pool
+        pool.map(|p| (p, locs))
     }
 
     /// The pool whose CIDRs contain `ip`, even where avoidBuggyIPs skips it.
@@ -343,10 +352,15 @@ impl Allocator {
     /// Stores a record and marks its addresses held. The caller has checked
     /// that the assignment is allowed.
     pub(crate) fn insert_record(&mut self, record: Record) -> u32 {
+        let locs = [Some(record.first), record.second].map(|ip| ip.and_then(|ip| self.locate(&ip)));
+        self.insert_record_at(record, locs)
+    }
+
+    /// `insert_record` with the addresses already located.
+    pub(crate) fn insert_record_at(&mut self, record: Record, locs: [Option<Loc>; 2]) -> u32 {
         let pool = record.pool;
         let sharing = record.sharing;
         let shares = !self.keys.get(sharing).0.is_empty();
-        let locs = [Some(record.first), record.second].map(|ip| ip.and_then(|ip| self.locate(&ip)));
         let slot = self.records.insert(record);
         for loc in locs.into_iter().flatten() {
             let space = &mut self.pools[loc.pool as usize].spaces[loc.family.slot()];
@@ -431,4 +445,73 @@ fn overlaps(taken: &BTreeMap<u128, u128>, start: u128, end: u128) -> bool {
         .is_some_and(|(_, e)| *e >= start);
     let after = taken.range(start..).next().is_some_and(|(s, _)| *s <= end);
     before || after
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pool(name: &str, cidrs: &[&str], avoid: bool) -> PoolDef {
+        PoolDef {
+            avoid_buggy_ips: avoid,
+            ..PoolDef::new(name, cidrs.iter().map(|c| c.parse().unwrap()).collect())
+        }
+    }
+
+    #[test]
+    fn a_slash_8_with_avoid_buggy_ips_is_one_segment_and_one_interval() {
+        let mut a = Allocator::new();
+        a.set_pools(vec![pool("big", &["10.0.0.0/8"], true)]);
+        let space = a.pool_state(0).space(Family::V4);
+        assert_eq!(space.segments.len(), 1);
+        assert_eq!(space.free.interval_count(), 1);
+        assert_eq!(space.free.count(), 65_536 * 254);
+        assert_eq!(a.pool_counters("big").unwrap().available_v4, 65_536 * 254);
+    }
+
+    #[test]
+    fn many_ranges_share_one_free_interval() {
+        let cidrs: Vec<String> = (0..1000)
+            .map(|i| format!("10.{}.{}.0/30", i / 250, i % 250))
+            .collect();
+        let refs: Vec<&str> = cidrs.iter().map(String::as_str).collect();
+        let mut a = Allocator::new();
+        a.set_pools(vec![pool("r", &refs, false)]);
+        let space = a.pool_state(0).space(Family::V4);
+        assert_eq!(space.segments.len(), 1000);
+        assert_eq!(space.free.interval_count(), 1);
+        assert_eq!(space.address(3999).unwrap().to_string(), "10.3.249.3");
+        assert_eq!(space.address(4000), None);
+    }
+
+    #[test]
+    fn overlapping_and_repeated_input_is_ignored_not_fatal() {
+        let mut a = Allocator::new();
+        a.set_pools(vec![
+            pool("a", &["10.0.0.0/24"], false),
+            pool("b", &["10.0.0.128/25", "10.1.0.0/30"], false),
+            pool("a", &["10.2.0.0/24"], false),
+        ]);
+        assert_eq!(a.pool_defs().count(), 2);
+        assert_eq!(a.pool_for_ips(&["10.0.0.200".parse().unwrap()]), Some("a"));
+        assert_eq!(a.pool_counters("b").unwrap().capacity_v4, 4);
+        assert_eq!(a.pool_for_ips(&["10.2.0.1".parse().unwrap()]), None);
+    }
+
+    #[test]
+    fn lookups_honour_avoid_buggy_ips() {
+        let mut a = Allocator::new();
+        a.set_pools(vec![
+            pool("p", &["10.0.0.0/23"], true),
+            pool("q", &["fc00::/120"], true),
+        ]);
+        let ip = |s: &str| s.parse::<IpAddr>().unwrap();
+        assert!(a.locate(&ip("10.0.0.0")).is_none());
+        assert!(a.locate(&ip("10.0.0.255")).is_none());
+        assert!(a.locate(&ip("10.0.1.0")).is_none());
+        assert_eq!(a.locate(&ip("10.0.1.1")).map(|l| l.index), Some(254));
+        assert_eq!(a.locate_ignoring_buggy(&ip("10.0.1.0")), Some(0));
+        assert_eq!(a.locate(&ip("fc00::ff")).map(|l| l.index), Some(255));
+        assert_eq!(a.pool_for_ips(&[ip("10.0.0.1"), ip("fc00::1")]), None);
+    }
 }

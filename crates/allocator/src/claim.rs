@@ -136,8 +136,8 @@ impl Allocator {
         c: &Claimant,
         ips: &[Option<IpAddr>],
     ) -> Result<u32, AllocError> {
-        let pool = self
-            .pool_for(ips)
+        let (pool, locs) = self
+            .pool_and_locs(ips)
             .ok_or_else(|| AllocError::NotAllowed(ips.to_vec()))?;
         let def = &self.pool_state(pool).def;
         if def.compatibility(c.namespace, c.labels).is_err() {
@@ -153,8 +153,8 @@ impl Allocator {
             [Some(a), Some(b)] => (*a, Some(*b)),
             _ => return Err(AllocError::MoreThanTwo(present().collect())),
         };
-        for ip in present() {
-            if let Some(loc) = self.locate(&ip) {
+        for (ip, loc) in [Some(first), second].into_iter().zip(locs) {
+            if let (Some(ip), Some(loc)) = (ip, loc) {
                 self.check_sharing(c, loc, &ip)?;
             }
         }
@@ -168,14 +168,17 @@ impl Allocator {
                 port: *port,
             })
             .collect();
-        self.insert_record(Record {
-            key: c.key.into(),
-            pool,
-            sharing,
-            first,
-            second,
-            ports,
-        });
+        self.insert_record_at(
+            Record {
+                key: c.key.into(),
+                pool,
+                sharing,
+                first,
+                second,
+                ports,
+            },
+            locs,
+        );
         Ok(pool)
     }
 
