@@ -27,6 +27,15 @@ pub(crate) fn protocol(name: &str) -> &str {
     if name.is_empty() { "TCP" } else { name }
 }
 
+/// `namespace/name`, built without the formatting machinery (hot path).
+pub(crate) fn service_key_text(namespace: &str, name: &str) -> String {
+    let mut key = String::with_capacity(namespace.len() + name.len() + 1);
+    key.push_str(namespace);
+    key.push('/');
+    key.push_str(name);
+    key
+}
+
 /// Owned parts of a Claimant derived from a view.
 pub(crate) struct ClaimantParts {
     pub key: String,
@@ -36,7 +45,7 @@ pub(crate) struct ClaimantParts {
 impl ClaimantParts {
     pub fn of(view: &ServiceView) -> Self {
         ClaimantParts {
-            key: format!("{}/{}", view.namespace, view.name),
+            key: service_key_text(&view.namespace, &view.name),
             backend: view.backend_key(),
         }
     }

@@ -9,7 +9,7 @@ use crate::error::AllocError;
 use crate::family::{
     Policy, ServiceFamily, family_changed, family_for_addresses, go_ip_text, parse_ip,
 };
-use crate::gofmt::{ip_text, quote, quoted_ips, quoted_list};
+use crate::gofmt::{ip_text, prefixed_quoted_ips, quote, quoted_list};
 use crate::service::{ServiceView, annotations};
 use crate::verdict::{Failure, FailureKind, Mode, PoolVerdict, VerdictReason, shape_of};
 
@@ -423,7 +423,7 @@ fn steps(
                 w.event(
                     EventType::Normal,
                     "IPAllocated",
-                    format!("Assigned IP {}", quoted_ips(ips.iter().flatten())),
+                    prefixed_quoted_ips("Assigned IP ", ips.iter().flatten()),
                 );
                 lb = ips;
             }

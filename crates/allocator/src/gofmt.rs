@@ -34,9 +34,11 @@ fn push_ipv4(out: &mut String, octets: [u8; 4]) {
     }
 }
 
-/// `%q` of a `[]net.IP`: `["10.0.0.1" "fc00::1"]`, in one allocation.
-pub fn quoted_ips<'a>(ips: impl IntoIterator<Item = &'a IpAddr>) -> String {
-    let mut out = String::with_capacity(48);
+/// `prefix` followed by `%q` of a `[]net.IP` (`["10.0.0.1" "fc00::1"]`), in
+/// one allocation.
+pub fn prefixed_quoted_ips<'a>(prefix: &str, ips: impl IntoIterator<Item = &'a IpAddr>) -> String {
+    let mut out = String::with_capacity(prefix.len() + 48);
+    out.push_str(prefix);
     out.push('[');
     for (i, ip) in ips.into_iter().enumerate() {
         if i > 0 {
@@ -169,8 +171,8 @@ mod tests {
             assert_eq!(ip_text(&ip), ip.to_string());
         }
         let ips: Vec<IpAddr> = vec!["10.0.0.1".parse().unwrap(), "fc00::1".parse().unwrap()];
-        assert_eq!(quoted_ips(&ips), quoted_list(&ips));
-        assert_eq!(quoted_ips(&[]), "[]");
+        assert_eq!(prefixed_quoted_ips("", &ips), quoted_list(&ips));
+        assert_eq!(prefixed_quoted_ips("x ", &[]), "x []");
     }
 
     #[test]
