@@ -204,7 +204,12 @@ async fn helm_chart_lints_renders_and_dry_runs() {
     let chart = deploy_dir().join("helm/ferrolb");
     run(Command::new(&helm).arg("lint").arg("--strict").arg(&chart));
 
-    let fixture = shared().await.expect("kube fixture");
+    // A fixture of its own: the bundle test really applies the same
+    // cluster-scoped objects (webhook configuration, ClusterRoles), after
+    // which kubectl's dry-run create of the chart's copies is refused with
+    // AlreadyExists on the shared server.
+    let own = KubeFixture::start().await.expect("kube fixture");
+    let fixture = &own;
     let client = fixture.client().unwrap();
     let tmp = tempfile::tempdir().unwrap();
     let crds = documents(&std::fs::read_to_string(deploy_dir().join("crds/metallb.io.yaml")).unwrap());
