@@ -3,6 +3,7 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::net::IpAddr;
+use std::sync::Arc;
 
 use ipnet::IpNet;
 
@@ -16,6 +17,8 @@ use crate::space::{FamilySpace, Holders, SharedSet, cidr_capacity, from_ip, usab
 #[derive(Clone, Debug)]
 pub(crate) struct PoolState {
     pub def: PoolDef,
+    /// The name again, shared with verdicts so listing pools copies nothing.
+    pub name: Arc<str>,
     pub spaces: [FamilySpace; 2],
     pub capacity: [i64; 2],
 }
@@ -174,6 +177,7 @@ impl Allocator {
             }
             self.by_name.insert(def.name.clone(), id);
             self.pools.push(PoolState {
+                name: Arc::from(def.name.as_str()),
                 def,
                 spaces,
                 capacity,
@@ -219,6 +223,10 @@ impl Allocator {
 
     pub(crate) fn pool_name(&self, id: u32) -> &str {
         &self.pools[id as usize].def.name
+    }
+
+    pub(crate) fn shared_pool_name(&self, id: u32) -> Arc<str> {
+        Arc::clone(&self.pools[id as usize].name)
     }
 
     pub fn has_pools(&self) -> bool {

@@ -533,7 +533,7 @@ fn mark_chosen(alloc: &Allocator, pool: u32, trace: &mut Option<&mut Trace>, aut
     let name = alloc.pool_name(pool);
     let mut after = false;
     for v in &mut t.pools {
-        if v.pool == name {
+        if &*v.pool == name {
             v.reason = VerdictReason::Chosen;
             v.eligible = true;
             after = true;

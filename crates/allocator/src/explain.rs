@@ -65,7 +65,7 @@ fn static_verdicts(
     if *path == AllocationPath::Kept {
         let holder = outcome.pool.as_deref();
         for v in &mut verdicts {
-            if Some(v.pool.as_str()) == holder {
+            if Some(&*v.pool) == holder {
                 v.reason = VerdictReason::Kept;
                 v.eligible = true;
             } else if v.eligible {
@@ -81,7 +81,7 @@ fn names_only(sim: &Allocator) -> Vec<PoolVerdict> {
     sim.consideration_order()
         .into_iter()
         .map(|p| PoolVerdict {
-            pool: sim.pool_name(p).to_string(),
+            pool: sim.shared_pool_name(p),
             eligible: false,
             reason: VerdictReason::Rejected {
                 error: "the service's cluster IPs have no usable family".to_string(),

@@ -5,6 +5,7 @@
 
 use std::fmt::{self, Write};
 use std::net::IpAddr;
+use std::sync::Arc;
 
 use crate::allocator::Allocator;
 use crate::claim::{Claimant, Probe};
@@ -98,16 +99,14 @@ impl fmt::Display for Failure {
 /// One pool as the allocator saw it for one Service.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct PoolVerdict {
-    pub pool: String,
+    pub pool: Arc<str>,
     pub eligible: bool,
     pub reason: VerdictReason,
 }
 
 impl fmt::Display for PoolVerdict {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("pool ")?;
-        write_quoted(f, &self.pool)?;
-        write!(f, " {}", self.reason)
+        self.write_to(f)
     }
 }
 
@@ -160,36 +159,77 @@ impl VerdictReason {
     }
 }
 
-impl fmt::Display for VerdictReason {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+impl VerdictReason {
+    /// Writes the text with plain `write_str` calls: a failure message lists
+    /// every pool, and the formatting machinery would dominate its cost.
+    pub fn write_to<W: Write>(&self, out: &mut W) -> fmt::Result {
+        let fam = |f: &Family| match f {
+            Family::V4 => "IPv4",
+            Family::V6 => "IPv6",
+        };
         match self {
-            VerdictReason::Chosen => f.write_str("was chosen"),
-            VerdictReason::Kept => f.write_str("holds the current addresses, which are kept"),
-            VerdictReason::NotTried => f.write_str("was not tried: an earlier pool was chosen"),
+            VerdictReason::Chosen => out.write_str("was chosen"),
+            VerdictReason::Kept => out.write_str("holds the current addresses, which are kept"),
+            VerdictReason::NotTried => out.write_str("was not tried: an earlier pool was chosen"),
             VerdictReason::NotTriedKept => {
-                f.write_str("was not tried: the service keeps its current addresses")
+                out.write_str("was not tried: the service keeps its current addresses")
             }
-            VerdictReason::Usable => f.write_str("has a usable address"),
-            VerdictReason::OffersOnly(fam) => write!(f, "offers only {fam} addresses"),
+            VerdictReason::Usable => out.write_str("has a usable address"),
+            VerdictReason::OffersOnly(f) => {
+                out.write_str("offers only ")?;
+                out.write_str(fam(f))?;
+                out.write_str(" addresses")
+            }
             VerdictReason::NamespaceNotSelected { namespace } => {
-                write!(f, "does not select namespace {}", quote(namespace))
+                out.write_str("does not select namespace ")?;
+                write_quoted(out, namespace)
             }
             VerdictReason::SelectsNoNamespace => {
-                f.write_str("selects no namespace (its namespace constraint matches none)")
+                out.write_str("selects no namespace (its namespace constraint matches none)")
             }
-            VerdictReason::LabelsNotSelected => f.write_str("does not select the service's labels"),
-            VerdictReason::AutoAssignDisabled => f.write_str("has autoAssign disabled"),
-            VerdictReason::NoAddressOfFamily(fam) => write!(f, "has no {fam} addresses"),
-            VerdictReason::NoFreeAddressOfFamily(fam) => write!(f, "has no free {fam} address"),
-            VerdictReason::Full => f.write_str("is full"),
+            VerdictReason::LabelsNotSelected => {
+                out.write_str("does not select the service's labels")
+            }
+            VerdictReason::AutoAssignDisabled => out.write_str("has autoAssign disabled"),
+            VerdictReason::NoAddressOfFamily(f) => {
+                out.write_str("has no ")?;
+                out.write_str(fam(f))?;
+                out.write_str(" addresses")
+            }
+            VerdictReason::NoFreeAddressOfFamily(f) => {
+                out.write_str("has no free ")?;
+                out.write_str(fam(f))?;
+                out.write_str(" address")
+            }
+            VerdictReason::Full => out.write_str("is full"),
             VerdictReason::NotRequested { requested } => {
-                write!(f, "is not the requested pool {}", quote(requested))
+                out.write_str("is not the requested pool ")?;
+                write_quoted(out, requested)
             }
             VerdictReason::DoesNotContainRequestedIps => {
-                f.write_str("does not contain the requested IP(s)")
+                out.write_str("does not contain the requested IP(s)")
             }
-            VerdictReason::Rejected { error } => write!(f, "rejected the claim: {error}"),
+            VerdictReason::Rejected { error } => {
+                out.write_str("rejected the claim: ")?;
+                out.write_str(error)
+            }
         }
+    }
+}
+
+impl fmt::Display for VerdictReason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.write_to(f)
+    }
+}
+
+impl PoolVerdict {
+    /// `pool "<name>" <reason>`, without the formatting machinery.
+    pub fn write_to<W: Write>(&self, out: &mut W) -> fmt::Result {
+        out.write_str("pool ")?;
+        write_quoted(out, &self.pool)?;
+        out.write_char(' ')?;
+        self.reason.write_to(out)
     }
 }
 
@@ -308,7 +348,7 @@ impl Allocator {
                 let eligible =
                     matches!(reason, VerdictReason::Usable | VerdictReason::OffersOnly(_));
                 PoolVerdict {
-                    pool: self.pool_name(pool).to_string(),
+                    pool: self.shared_pool_name(pool),
                     eligible,
                     reason,
                 }
@@ -428,9 +468,18 @@ impl Allocator {
         if !per_pool {
             return Failure::with_detail(kind, error, located, pools);
         }
-        let detail: Vec<&PoolVerdict> = pools.iter().filter(|v| v.reason.is_negative()).collect();
-        let failure = Failure::with_detail(kind, error, detail.iter(), Vec::new());
-        Failure { pools, ..failure }
+        let mut message = String::with_capacity(error.len() + 40 * pools.len());
+        message.push_str(&error);
+        for (i, v) in pools.iter().filter(|v| v.reason.is_negative()).enumerate() {
+            message.push_str(if i == 0 { ": " } else { "; " });
+            let _ = v.write_to(&mut message);
+        }
+        Failure {
+            kind,
+            error,
+            message,
+            pools,
+        }
     }
 }
 

@@ -458,7 +458,7 @@ fn explain_lists_every_pool_in_order() {
     let got: Vec<(String, bool, String)> = e
         .pools
         .iter()
-        .map(|v| (v.pool.clone(), v.eligible, v.reason.to_string()))
+        .map(|v| (v.pool.to_string(), v.eligible, v.reason.to_string()))
         .collect();
     assert_eq!(
         got,
