@@ -63,7 +63,9 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             async move {
                 let svc: Service = serde_json::from_value(serde_json::json!({
                     "metadata": {"name": format!("svc-{i:05}")},
-                    "spec": {"type": "LoadBalancer", "ports": [{"port": 80, "protocol": "TCP"}]}
+                    // Node ports would run out (2,768 in the default range).
+                    "spec": {"type": "LoadBalancer", "allocateLoadBalancerNodePorts": false,
+                             "ports": [{"port": 80, "protocol": "TCP"}]}
                 }))?;
                 api.create(&Default::default(), &svc).await?;
                 Ok::<_, Box<dyn std::error::Error>>(())

@@ -13,7 +13,9 @@ use std::time::Duration;
 use k8s_openapi::api::coordination::v1::{Lease, LeaseSpec};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{MicroTime, ObjectMeta};
 use k8s_openapi::jiff::Timestamp;
+use futures::StreamExt;
 use kube::api::{Api, PostParams};
+use kube::runtime::{WatchStreamExt, watcher};
 use tokio::sync::watch;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
@@ -63,6 +65,12 @@ impl LeaderElector {
     /// takes over without waiting for expiry.
     pub async fn run(mut self, leading: watch::Sender<bool>, shutdown: CancellationToken) {
         let mut last_renew: Option<Instant> = None;
+        // Watching the Lease makes a standby see each renewal as it happens,
+        // so expiry is judged from the last renewal itself (not from a poll up
+        // to a retry period later), and a leader sees a foreign holder at once.
+        let cfg = watcher::Config::default().fields(&format!("metadata.name={}", self.cfg.lease_name));
+        let updates = watcher(self.api.clone(), cfg).default_backoff().applied_objects();
+        let mut updates = std::pin::pin!(updates);
         loop {
             let is_leader = *leading.borrow();
             let deadline = last_renew.map(|t| t + self.cfg.renew_deadline);
@@ -100,9 +108,34 @@ impl LeaderElector {
                     }
                 }
             }
-            tokio::select! {
-                _ = shutdown.cancelled() => break,
-                _ = tokio::time::sleep(self.cfg.retry_period) => {}
+            let mut next = Instant::now() + self.cfg.retry_period;
+            loop {
+                // Wake exactly when the holder's lease runs out; an expiry
+                // already past waits the retry period (no tight loop when
+                // attempts fail).
+                if !*leading.borrow()
+                    && let Some(expiry) = self.expiry()
+                    && expiry > Instant::now()
+                {
+                    next = next.min(expiry);
+                }
+                tokio::select! {
+                    _ = shutdown.cancelled() => break,
+                    _ = tokio::time::sleep_until(next) => break,
+                    Some(update) = updates.next() => {
+                        let Ok(lease) = update else { continue };
+                        let record = self.observe(&lease);
+                        let mine = record.holder.as_deref() == Some(self.cfg.identity.as_str());
+                        if *leading.borrow() && !mine {
+                            tracing::warn!(identity = %self.cfg.identity, holder = ?record.holder, "lost leadership to another holder");
+                            last_renew = None;
+                            leading.send_replace(false);
+                        }
+                    }
+                }
+            }
+            if shutdown.is_cancelled() {
+                break;
             }
         }
         if *leading.borrow() {
@@ -186,20 +219,21 @@ impl LeaderElector {
         record
     }
 
-    /// The holder's own duration counts when it is written, as in client-go.
+    /// When the observed record expires: its holder's own duration counts
+    /// when written, as in client-go. `None` before anything was observed.
+    fn expiry(&self) -> Option<Instant> {
+        let o = self.observed.as_ref()?;
+        let d = o
+            .record
+            .duration_secs
+            .filter(|s| *s > 0)
+            .map(|s| Duration::from_secs(s as u64))
+            .unwrap_or(self.cfg.lease_duration);
+        Some(o.at + d)
+    }
+
     fn observed_expired(&self) -> bool {
-        match &self.observed {
-            None => true,
-            Some(o) => {
-                let d = o
-                    .record
-                    .duration_secs
-                    .filter(|s| *s > 0)
-                    .map(|s| Duration::from_secs(s as u64))
-                    .unwrap_or(self.cfg.lease_duration);
-                o.at.elapsed() >= d
-            }
-        }
+        self.expiry().is_none_or(|t| Instant::now() >= t)
     }
 
     async fn release(&mut self) -> Result<(), kube::Error> {

@@ -209,11 +209,19 @@ impl Session {
             self.release_vanished();
             p.full_pass = true;
         }
+        // Deletions first: a full pass only sees the Services that exist.
+        let services = std::mem::take(&mut p.services);
+        let (present, gone): (Vec<ServiceId>, Vec<ServiceId>) = services
+            .into_iter()
+            .partition(|id| self.ctx.caches.services.get(&obj_ref(id)).is_some());
+        for id in &gone {
+            self.deleted(id);
+        }
         if self.alloc.is_loaded() {
             if p.full_pass {
                 self.pass(None);
             } else {
-                for id in std::mem::take(&mut p.services) {
+                for id in present {
                     self.process_id(&id);
                 }
                 // Requests made while processing land in self.pending.
