@@ -18,11 +18,24 @@ ferrolb_bin="${2:-}"
 out="${TMPDIR:-/tmp}/ferrolb-bench-metallb/compare-$(date +%Y%m%d-%H%M%S)"
 mkdir -p "$out"
 
+# Fix both binaries for all runs: target/ is shared with other builds.
+if [[ -z "$metallb_bin" ]]; then
+    metallb_bin="$(bash "$here/build.sh" | sed -n 's/^metallb-controller=//p')"
+fi
+if [[ -z "$ferrolb_bin" ]]; then
+    root="$(cd "$here/../.." && pwd)"
+    (cd "$root" && cargo build --release -p ferrolb >&2)
+    ferrolb_bin="$root/target/release/ferrolb"
+fi
+cp "$ferrolb_bin" "$out/ferrolb"
+ferrolb_bin="$out/ferrolb"
+
+echo "compare.sh: MetalLB $metallb_bin, ferrolb $ferrolb_bin (copy)" >&2
 for i in $(seq 1 "$RUNS"); do
     for kind in metallb ferrolb; do
         b="$metallb_bin"; [[ "$kind" == ferrolb ]] && b="$ferrolb_bin"
         echo "compare.sh: run $i/$RUNS: $kind" >&2
-        RESULTS_DIR="$out/$kind-$i" bash "$here/converge.sh" "$kind" ${b:+"$b"} \
+        RESULTS_DIR="$out/$kind-$i" bash "$here/converge.sh" "$kind" "$b" \
             | tee "$out/$kind-$i.txt" >&2 \
             || { echo "compare.sh: $kind run $i failed" >&2; exit 1; }
     done
@@ -53,11 +66,12 @@ rows = [
     ("seconds until the last request (Leases aside)", "last_request_seconds", 1, "{:.2f}"),
     ("API requests per Service until quiet", "requests_per_service_total", 1, "{:.3f}"),
     ("CPU seconds until quiet", "cpu_seconds", 1, "{:.2f}"),
+    ("apiserver+etcd CPU seconds until convergence", "server_cpu_seconds_at_converge", 1, "{:.2f}"),
 ]
 m, f = res["metallb"][0], res["ferrolb"][0]
 print(f"N={m['n']} Services, {runs} run(s) each, median; quiet = {m['quiet_seconds']} s without a request")
-print(f"MetalLB: {m['version']} ({m['binary']})")
-print(f"ferrolb: {f['version']} ({f['binary']})")
+print(f"MetalLB: {m['version']} (sha256 {m['binary_sha256_prefix']}...)")
+print(f"ferrolb: {f['version']} (sha256 {f['binary_sha256_prefix']}...)")
 print()
 w = max(len(r[0]) for r in rows)
 print(f"{'':{w}}  {'MetalLB':>10}  {'ferrolb':>10}  {'MetalLB/ferrolb':>15}")

@@ -28,6 +28,8 @@
 #                 Request for some resources, to see what is written); it must
 #                 still log each request once, at stage ResponseComplete
 #   EXTRA_ARGS    more arguments for the controller
+#   CONTROLLER_ENV  space-separated VAR=value for the controller's environment
+#                 (e.g. GOGC=50, MALLOC_ARENA_MAX=2), for experiments
 #
 # Both controllers get the same fixture, CRDs (deploy/crds/metallb.io.yaml),
 # objects and flags that mean the same thing: namespace metallb-system, a fake
@@ -77,9 +79,12 @@ else
             (cd "$root" && cargo build --release -p ferrolb >&2)
         fi
     fi
-    version="ferrolb $(cd "$root" && git rev-parse --short HEAD 2>/dev/null || echo '?')"
+    # The work tree may hold others' uncommitted changes: "-dirty" says the
+    # binary need not be exactly this commit; bin_sha identifies it.
+    version="ferrolb $(cd "$root" && git describe --always --dirty 2>/dev/null || echo '?')"
 fi
 [[ -x "$bin" ]] || { log "controller binary '$bin' not found"; exit 1; }
+bin_sha="$(sha256sum "$bin" | cut -c1-12)"
 
 if [[ -n "${FERROLB_KUBE_FIXTURE_BIN:-}" ]]; then
     fixture="$FERROLB_KUBE_FIXTURE_BIN"
@@ -187,6 +192,19 @@ for i in $(seq 1 50); do
     sleep 0.2
 done
 
+# The apiserver creates a CRD's storage (and starts filling its watch cache)
+# on the first request for it; until the cache is filled a LIST gets 429 with
+# Retry-After: 1. A cluster that has been up a while has touched them all
+# long ago, so touch them all now, or the controller's first list of a
+# resource nobody used yet (Community, ConfigurationState, ...) costs it a
+# retry and a second of backoff.
+resources=$(kc api-resources --api-group=metallb.io -o name | paste -sd, -)
+for i in $(seq 1 50); do
+    kc get "$resources" -A >/dev/null 2>"$work/warm.err" && break
+    [[ $i == 50 ]] && { cat "$work/warm.err" >&2; exit 1; }
+    sleep 0.2
+done
+
 # --- the burst of Services --------------------------------------------------
 python3 - "$N" "$PARALLEL" "$ns_svc" "$work" <<'EOF'
 import sys
@@ -232,7 +250,7 @@ python3 "$here/watch.py" "$KUBECONFIG" "$ns_svc" "$N" "$kubectl_bin" \
     >"$work/watch.out" 2>"$work/watch.err" 8>&- &
 watch_pid=$!
 for _ in $(seq 1 300); do
-    grep -q '^ready ' "$work/watch.out" && break
+    grep -qs '^ready ' "$work/watch.out" && break
     kill -0 "$watch_pid" 2>/dev/null || { cat "$work/watch.err" >&2; exit 1; }
     sleep 0.1
 done
@@ -258,9 +276,22 @@ fi
 # shellcheck disable=SC2206
 cmd+=(${EXTRA_ARGS:-})
 load=$(cut -d' ' -f1-3 /proc/loadavg)
+# CPU time of the fixture (supervisor and the apiserver+etcd child it runs):
+# how much work the controller's requests cost the server side.
+tree_cpu() {
+    local hz total=0 p t
+    hz=$(getconf CLK_TCK)
+    for p in "$fixture_pid" $(pgrep -P "$fixture_pid" || true); do
+        t=$(awk '{print $14 + $15}' "/proc/$p/stat" 2>/dev/null || echo 0)
+        total=$((total + t))
+    done
+    python3 -c "print(f'{$total / $hz:.2f}')"
+}
+server_cpu0=$(tree_cpu)
 log "starting: ${cmd[*]}"
 t0=$(date +%s.%N)
-env -u METALLB_ML_SECRET_NAME -u METALLB_DEPLOYMENT -u METALLB_BGP_TYPE \
+# shellcheck disable=SC2086
+env -u METALLB_ML_SECRET_NAME -u METALLB_DEPLOYMENT -u METALLB_BGP_TYPE ${CONTROLLER_ENV:-} \
     "${cmd[@]}" >"$work/controller.log" 2>&1 8>&- &
 ctrl_pid=$!
 
@@ -285,15 +316,16 @@ while ! grep -q '^done ' "$work/watch.out"; do
     fi
     sleep 0.1
 done
-hwm_done=$(hwm_kb); cpu_done=$(cpu_s)
+hwm_done=$(hwm_kb); cpu_done=$(cpu_s); server_cpu_done=$(tree_cpu)
 log "all $N Services have an IP; waiting for the controller to go quiet (${QUIET}s without a request)"
 kill -TERM "$watch_pid" 2>/dev/null || true; wait "$watch_pid" 2>/dev/null || true; watch_pid=""
 quiet_line=$(python3 "$here/requests.py" wait-quiet "$work/audit.log" "$t0" "$QUIET" "$QUIET_MAX")
 kill -0 "$ctrl_pid" 2>/dev/null || { tail -30 "$work/controller.log" >&2; log "controller exited"; exit 1; }
-hwm_end=$(hwm_kb); rss_end=$(rss_kb); cpu_end=$(cpu_s)
+hwm_end=$(hwm_kb); rss_end=$(rss_kb); cpu_end=$(cpu_s); server_cpu_end=$(tree_cpu)
 kill -TERM "$ctrl_pid"; wait "$ctrl_pid" 2>/dev/null || true; ctrl_pid=""
 
-read -r _ t_done distinct _ with_ip < <(grep '^done ' "$work/watch.out")
+done_line=$(grep "^done " "$work/watch.out")
+read -r _ t_done distinct _ with_ip <<<"$done_line"
 t_first=$(awk '/^first / {print $2}' "$work/watch.out")
 t_half=$(awk '/^progress 50 / {print $3}' "$work/watch.out")
 eval "$(python3 "$here/requests.py" count "$work/audit.log" "$t0" "$t_done" "$RESULTS_DIR/requests.txt" | sed 's/^user_agent=\(.*\)$/user_agent="\1"/')"
@@ -312,6 +344,9 @@ cat >"$RESULTS_FILE" <<EOF
 kind=$kind
 version="$version"
 binary="$bin"
+binary_sha256_prefix=$bin_sha
+controller_env="${CONTROLLER_ENV:-}"
+extra_args="${EXTRA_ARGS:-}"
 n=$N
 create_seconds=$create_s
 converge_seconds=$converge_s
@@ -324,6 +359,8 @@ peak_rss_kib=$hwm_end
 rss_kib_end=$rss_end
 cpu_seconds_at_converge=$cpu_done
 cpu_seconds=$cpu_end
+server_cpu_seconds_at_converge=$(f "$server_cpu_done - $server_cpu0")
+server_cpu_seconds=$(f "$server_cpu_end - $server_cpu0")
 quiet_seconds=$QUIET
 went_quiet=$quiet
 last_request_seconds=$last_s
@@ -345,6 +382,7 @@ distinct IPs / Services with an IP     $distinct / $with_ip
 last request (Lease renewals aside)    after $last_s s   (quiet for ${QUIET}s: $([[ $quiet == 1 ]] && echo yes || echo "no, stopped after ${QUIET_MAX}s"))
 peak RSS (VmHWM)                       $(mib "$hwm_end") MiB   (at convergence $(mib "$hwm_done") MiB; RSS at the end $(mib "$rss_end") MiB)
 CPU time (user+sys)                    ${cpu_done} s at convergence, ${cpu_end} s at the end
+apiserver+etcd CPU meanwhile           $(f "$server_cpu_done - $server_cpu0") s at convergence, $(f "$server_cpu_end - $server_cpu0") s at the end
 API requests until convergence         $requests_converge   ($per_svc_converge per Service)
 API requests until quiet               $requests_total   ($per_svc_total per Service; Lease requests: $requests_leases)
 load average at start                  $load
