@@ -255,3 +255,73 @@ impl Allocator {
         self.pool_state(pool).space(family).address(index)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::pool::PoolDef;
+
+    fn setup() -> (Allocator, ServiceView) {
+        let mut a = Allocator::new();
+        a.set_pools(vec![PoolDef::new(
+            "p",
+            vec![
+                "10.0.0.0/24".parse().unwrap(),
+                "fc00::/120".parse().unwrap(),
+            ],
+        )]);
+        let view = ServiceView {
+            namespace: "ns".into(),
+            name: "s".into(),
+            ..Default::default()
+        };
+        (a, view)
+    }
+
+    fn ips(list: &[&str]) -> Vec<Option<IpAddr>> {
+        list.iter().map(|s| Some(s.parse().unwrap())).collect()
+    }
+
+    #[test]
+    fn claim_checks_count_and_families_after_pool_and_compatibility() {
+        let (mut a, view) = setup();
+        let parts = ClaimantParts::of(&view);
+        let c = parts.claimant(&view);
+        assert_eq!(
+            a.claim(&c, &ips(&["10.0.0.1", "10.0.0.2", "10.0.0.3"]))
+                .unwrap_err()
+                .to_string(),
+            "more than two addresses [\"10.0.0.1\" \"10.0.0.2\" \"10.0.0.3\"]"
+        );
+        assert_eq!(
+            a.claim(&c, &ips(&["10.0.0.1", "10.0.0.2"]))
+                .unwrap_err()
+                .to_string(),
+            "\"10.0.0.1\" \"10.0.0.2\" has the same family"
+        );
+        assert_eq!(
+            a.claim(&c, &ips(&["10.0.0.1", "10.9.0.2"]))
+                .unwrap_err()
+                .to_string(),
+            "[\"10.0.0.1\" \"10.9.0.2\"] is not allowed in config"
+        );
+        assert_eq!(a.claim(&c, &ips(&["fc00::1", "10.0.0.1"])), Ok(0));
+        assert_eq!(a.records.len(), 1);
+    }
+
+    #[test]
+    fn reclaiming_replaces_the_previous_record() {
+        let (mut a, view) = setup();
+        let parts = ClaimantParts::of(&view);
+        let c = parts.claimant(&view);
+        a.claim(&c, &ips(&["10.0.0.1"])).unwrap();
+        a.claim(&c, &ips(&["10.0.0.2"])).unwrap();
+        let counters = a.pool_counters("p").unwrap();
+        assert_eq!(counters.assigned_v4, 1);
+        let probe = a.probe(&c);
+        // Its own address is usable for it, and lower than the first free one.
+        assert_eq!(a.candidate(&c, probe, 0, Family::V4), Some(0));
+        a.release_key(c.key);
+        assert_eq!(a.pool_counters("p").unwrap().assigned_v4, 0);
+    }
+}

@@ -355,3 +355,43 @@ fn empty_current_annotation_hides_the_deprecated_one() {
     );
     assert_eq!(first_ip(&mut a, &s), ["10.0.0.3"]);
 }
+
+#[test]
+fn prefer_dual_stack_falls_back_to_the_secondary_family() {
+    let mut a = alloc(vec![pool("v4", &["10.5.0.0/30"])]);
+    let c = run(
+        &mut a,
+        &dual("ns", "d", "PreferDualStack", &["IPv6", "IPv4"]),
+    );
+    assert_eq!(c.ingress, ["10.5.0.0"]);
+}
+
+#[test]
+fn requested_pool_serves_require_dual_stack() {
+    let mut a = alloc(vec![no_auto(pool("both", &["fc00::/126", "10.6.0.0/30"]))]);
+    let s = annotate(
+        dual("ns", "d", "RequireDualStack", &["IPv6", "IPv4"]),
+        annotations::ADDRESS_POOL,
+        "both",
+    );
+    assert_eq!(run(&mut a, &s).ingress, ["10.6.0.0", "fc00::"]);
+}
+
+#[test]
+fn dirty_pools_follow_claims_releases_and_reconfiguration() {
+    let mut a = alloc(vec![
+        pool("p", &["10.0.0.0/30"]),
+        pool("q", &["10.1.0.0/30"]),
+    ]);
+    assert_eq!(a.take_dirty_pools().len(), 2);
+    assert!(a.take_dirty_pools().is_empty());
+    run(&mut a, &svc("ns", "a"));
+    assert_eq!(a.take_dirty_pools().into_iter().collect::<Vec<_>>(), ["p"]);
+    a.release(&ServiceKey::new("ns", "a"));
+    assert_eq!(a.take_dirty_pools().into_iter().collect::<Vec<_>>(), ["p"]);
+    a.set_pools(vec![pool("r", &["10.2.0.0/30"])]);
+    assert_eq!(
+        a.take_dirty_pools().into_iter().collect::<Vec<_>>(),
+        ["p", "q", "r"]
+    );
+}

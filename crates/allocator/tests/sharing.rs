@@ -171,3 +171,32 @@ fn changing_key_while_sharing_moves_the_service() {
     );
     assert_eq!(c.result, SyncResult::ReprocessAll);
 }
+
+#[test]
+fn local_with_empty_selector_shares_with_cluster() {
+    let mut a = alloc(vec![pool("p", &["10.0.0.0/30"])]);
+    let mut local = shared("l", "k", &[("TCP", 80)]);
+    local.external_traffic_policy = Some("Local".into());
+    assert_eq!(run(&mut a, &local).ingress, ["10.0.0.0"]);
+    assert_eq!(
+        run(&mut a, &shared("c", "k", &[("TCP", 81)])).ingress,
+        ["10.0.0.0"]
+    );
+}
+
+#[test]
+fn deprecated_sharing_annotation_is_honoured() {
+    let mut a = alloc(vec![pool("p", &["10.0.0.0/30"])]);
+    let old = |name: &str, port: i32| {
+        ports(
+            annotate(
+                svc("ns", name),
+                annotations::ALLOW_SHARED_IP_DEPRECATED,
+                "k",
+            ),
+            &[("TCP", port)],
+        )
+    };
+    assert_eq!(run(&mut a, &old("a", 80)).ingress, ["10.0.0.0"]);
+    assert_eq!(run(&mut a, &old("b", 81)).ingress, ["10.0.0.0"]);
+}
