@@ -112,7 +112,7 @@ mod tests {
 
     #[test]
     fn ordering_puts_positive_priorities_first_and_breaks_ties_by_name() {
-        let mut pools = vec![
+        let mut pools = [
             pool("z0", prio(0)),
             pool("neg", prio(-3)),
             pool("b5", prio(5)),

@@ -365,12 +365,10 @@ impl Allocator {
             return incompatibility(why, c.namespace);
         }
         for ip in ips {
-            if let Some(loc) = self.locate(ip) {
-                if let Err(e) = self.check_sharing(c, loc, ip) {
-                    return VerdictReason::Rejected {
-                        error: e.to_string(),
-                    };
-                }
+            if let Some(Err(e)) = self.locate(ip).map(|loc| self.check_sharing(c, loc, ip)) {
+                return VerdictReason::Rejected {
+                    error: e.to_string(),
+                };
             }
         }
         VerdictReason::Usable

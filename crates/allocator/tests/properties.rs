@@ -125,7 +125,7 @@ fn op() -> impl Strategy<Value = Op> {
 }
 
 fn service(n: u8, family: u8, share: u8, port: u8, request: u8, pools: &[PoolDef]) -> ServiceView {
-    let ns = if n % 2 == 0 { "a" } else { "b" };
+    let ns = if n.is_multiple_of(2) { "a" } else { "b" };
     let name = format!("s{n}");
     let mut s = match family {
         0 | 1 => svc(ns, &name),
@@ -133,7 +133,7 @@ fn service(n: u8, family: u8, share: u8, port: u8, request: u8, pools: &[PoolDef
         _ => dual(
             ns,
             &name,
-            if n % 3 == 0 {
+            if n.is_multiple_of(3) {
                 "RequireDualStack"
             } else {
                 "PreferDualStack"
