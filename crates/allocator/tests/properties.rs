@@ -420,3 +420,37 @@ proptest! {
         }
     }
 }
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(64))]
+
+    /// Releasing everything gives back every address: counters return to zero
+    /// and the allocator then behaves exactly like a fresh one.
+    #[test]
+    fn releasing_everything_loses_no_address(
+        specs in prop::collection::vec(pool_spec(), 1..5),
+        ops in prop::collection::vec(op(), 1..60),
+    ) {
+        let mut w = World::new(specs.clone());
+        for op in &ops {
+            w.step(op);
+        }
+        let generation_pools = w.pools.clone();
+        for n in 0..10u8 {
+            w.step(&Op::Release { svc: n });
+        }
+        for p in &generation_pools {
+            let c = w.alloc.pool_counters(&p.name).expect("counters");
+            prop_assert_eq!((c.assigned_v4, c.assigned_v6), (0, 0));
+            prop_assert_eq!((c.available_v4, c.available_v6), (c.capacity_v4, c.capacity_v6));
+        }
+        let mut fresh = alloc(generation_pools);
+        for n in 0..10u8 {
+            let s = service(n, n % 4, n % 3, n % 2, 0, &w.pools);
+            let got = run(&mut w.alloc, &s);
+            let want = run(&mut fresh, &s);
+            prop_assert_eq!(got.ingress, want.ingress);
+            prop_assert_eq!(got.pool, want.pool);
+        }
+    }
+}
