@@ -70,7 +70,7 @@ if [[ "$kind" == metallb ]]; then
         bin="$(sed -n 's/^metallb-controller=//p' <<<"$built")"
         version="$(sed -n 's/^metallb-version=//p' <<<"$built")"
     fi
-    [[ -n "$version" ]] || version="$(basename "$(dirname "$bin")")"
+    [[ -n "$version" ]] || version="$(basename "$(dirname "$bin")")"; version="${version#metallb-}"
 else
     if [[ -z "$bin" ]]; then
         bin="$root/target/release/ferrolb"
