@@ -35,6 +35,9 @@ struct Args {
     /// Concurrent create requests while setting up.
     #[arg(long, default_value_t = 32)]
     create_concurrency: usize,
+    /// Extra flag for the controller (repeatable), e.g. `--controller-arg=--write-concurrency=32`.
+    #[arg(long = "controller-arg", allow_hyphen_values = true)]
+    controller_args: Vec<String>,
 }
 
 #[tokio::main]
@@ -78,13 +81,22 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
 
     let metrics_port = free_port()?;
     let started = Instant::now();
-    let mut child = spawn_controller(&args.ferrolb, &fixture, system, metrics_port)?;
+    let mut child = spawn_controller(&args.ferrolb, &fixture, system, metrics_port, &args.controller_args)?;
     let (all_ips, all_annotated) = wait_converged(&api, n, &mut child, started).await?;
     let rss_kib = peak_rss_kib(child.id());
+    let cpu = cpu_seconds(child.id());
     let requests = scrape_requests(metrics_port).await?;
-    // Give the controller a moment, then look for late, redundant writes.
-    tokio::time::sleep(Duration::from_secs(3)).await;
-    let requests_after = scrape_requests(metrics_port).await?;
+    // Events are sent after the status writes; wait until the controller
+    // goes quiet (no request for 2 s) to count everything it did.
+    let mut requests_after = scrape_requests(metrics_port).await?;
+    let mut quiet = 0;
+    while quiet < 2 && started.elapsed() < Duration::from_secs(900) {
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        let now = scrape_requests(metrics_port).await?;
+        quiet = if now == requests_after { quiet + 1 } else { 0 };
+        requests_after = now;
+    }
+    let idle = started.elapsed().saturating_sub(Duration::from_secs(2));
     let _ = child.kill();
     let _ = child.wait();
 
@@ -96,6 +108,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     println!("seconds until all have an IP: {:.2}", all_ips.as_secs_f64());
     println!("seconds until all annotated:  {:.2}", all_annotated.as_secs_f64());
     println!("controller peak RSS:          {:.1} MiB", rss_kib as f64 / 1024.0);
+    println!("controller CPU (user+sys):    {cpu:.2} s");
     println!("API requests (total):         {total}");
     println!("API requests per Service:     {:.3}", total as f64 / n as f64);
     println!("  services/status PATCH:      {}", of(&requests, "PATCH", "services/status"));
@@ -106,8 +119,9 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             println!("    {method:6} {res:28} {count}");
         }
     }
-    let late: u64 = requests_after.values().sum::<u64>() - total;
-    println!("requests in the 3 s after convergence: {late}");
+    let total_idle: u64 = requests_after.values().sum();
+    println!("until idle (all events written): {:.2} s, {total_idle} requests, {:.3} per Service, events POST {}",
+        idle.as_secs_f64(), total_idle as f64 / n as f64, of(&requests_after, "POST", "events"));
     Ok(())
 }
 
@@ -115,7 +129,7 @@ fn free_port() -> std::io::Result<u16> {
     Ok(std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
 }
 
-fn spawn_controller(bin: &PathBuf, fixture: &KubeFixture, ns: &str, port: u16) -> std::io::Result<Child> {
+fn spawn_controller(bin: &PathBuf, fixture: &KubeFixture, ns: &str, port: u16, extra: &[String]) -> std::io::Result<Child> {
     Command::new(bin)
         .arg("controller")
         .arg(format!("--kubeconfig={}", fixture.kubeconfig_path().display()))
@@ -123,6 +137,7 @@ fn spawn_controller(bin: &PathBuf, fixture: &KubeFixture, ns: &str, port: u16) -
         .arg(format!("--port={port}"))
         .args(["--bind-address=127.0.0.1", "--health-probe-port=0", "--leader-elect=false"])
         .args(["--webhook-mode=disabled", "--log-level=warn"])
+        .args(extra)
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .spawn()
@@ -178,6 +193,16 @@ fn peak_rss_kib(pid: u32) -> u64 {
                 .and_then(|v| v.parse().ok())
         })
         .unwrap_or(0)
+}
+
+/// utime + stime of a process, in seconds (USER_HZ = 100 on Linux).
+fn cpu_seconds(pid: u32) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    // Fields after the parenthesised command name; utime and stime are the 14th and 15th.
+    let rest = stat.rsplit(')').next().unwrap_or("");
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    let ticks = |i: usize| f.get(i).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
+    (ticks(11) + ticks(12)) / 100.0
 }
 
 /// `ferrolb_controller_api_requests_total{method,resource}` from /metrics.

@@ -11,9 +11,14 @@
 //!   flood the API server either.
 //!
 //! Sending never blocks the reconcile loop: events go through a channel to a
-//! background task with a few requests in flight.
+//! background task with a few requests in flight. While Service status
+//! writes are queued (the [`Backlog`] the session publishes), new Event
+//! requests wait: during a burst the API server's capacity goes to the
+//! addresses first, and the events follow.
 
 use std::collections::{HashMap, HashSet, VecDeque};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use k8s_openapi::api::core::v1::{Event, EventSource, ObjectReference};
@@ -204,6 +209,20 @@ impl Aggregator {
     }
 }
 
+/// Number of Service status writes queued or in flight.
+#[derive(Clone, Default)]
+pub struct Backlog(Arc<AtomicUsize>);
+
+impl Backlog {
+    pub fn set(&self, n: usize) {
+        self.0.store(n, Ordering::Relaxed);
+    }
+
+    fn busy(&self) -> bool {
+        self.0.load(Ordering::Relaxed) > 0
+    }
+}
+
 /// Handle used by the reconcile loop. Cloning is cheap.
 #[derive(Clone)]
 pub struct Recorder {
@@ -223,6 +242,7 @@ pub struct RecorderTask {
     flush_interval: Duration,
     metrics: Metrics,
     rx: mpsc::UnboundedReceiver<(ObjectReference, EventSpec)>,
+    backlog: Backlog,
     agg: Aggregator,
     queue: VecDeque<Job>,
     in_flight: JoinSet<(Job, Result<(String, String), kube::Error>)>,
@@ -235,7 +255,13 @@ enum Job {
     Patch { key: EventKey, ns: String, name: String, count: i32, first: Timestamp, last: Timestamp, involved: Box<ObjectReference> },
 }
 
-pub fn recorder(client: Client, instance: String, flush_interval: Duration, metrics: Metrics) -> (Recorder, RecorderTask) {
+pub fn recorder(
+    client: Client,
+    instance: String,
+    flush_interval: Duration,
+    metrics: Metrics,
+    backlog: Backlog,
+) -> (Recorder, RecorderTask) {
     let (tx, rx) = mpsc::unbounded_channel();
     (
         Recorder { tx },
@@ -245,6 +271,7 @@ pub fn recorder(client: Client, instance: String, flush_interval: Duration, metr
             flush_interval,
             metrics,
             rx,
+            backlog,
             agg: Aggregator::default(),
             queue: VecDeque::new(),
             in_flight: JoinSet::new(),
@@ -255,7 +282,8 @@ pub fn recorder(client: Client, instance: String, flush_interval: Duration, metr
 
 impl RecorderTask {
     pub async fn run(mut self, cancel: CancellationToken) {
-        let mut tick = tokio::time::interval(Duration::from_millis(500).min(self.flush_interval));
+        // Also how soon deferred events start once the status writes are done.
+        let mut tick = tokio::time::interval(Duration::from_millis(100));
         let mut expire = tokio::time::interval(Duration::from_secs(60));
         loop {
             tokio::select! {
@@ -323,6 +351,9 @@ impl RecorderTask {
     }
 
     fn start_jobs(&mut self) {
+        if self.backlog.busy() {
+            return;
+        }
         while self.in_flight.len() < MAX_IN_FLIGHT {
             let Some(job) = self.queue.pop_front() else { return };
             let client = self.client.clone();

@@ -87,7 +87,7 @@ pub struct ControllerOptions {
     pub retry_period: Duration,
 
     /// Service status writes in flight at once.
-    #[arg(long = "write-concurrency", default_value_t = 16)]
+    #[arg(long = "write-concurrency", default_value_t = 64)]
     pub write_concurrency: usize,
 
     /// A repeated identical event (same object, reason and message) is counted

@@ -103,6 +103,7 @@ pub struct Session {
     pools: PoolStatusWriter,
     config_state: ConfigStateWriter,
     recorder: Recorder,
+    backlog: events::Backlog,
     pending: Pending,
 }
 
@@ -118,10 +119,16 @@ pub async fn run(ctx: SessionContext, cancel: CancellationToken) {
         o = config_state::pod_owner(&ctx.client, &ctx.namespace, ctx.pod_name.as_deref()) => o,
     };
     let mut background = JoinSet::new();
-    let (recorder, recorder_task) =
-        events::recorder(ctx.client.clone(), ctx.instance.clone(), ctx.event_interval, ctx.metrics.clone());
+    let backlog = events::Backlog::default();
+    let (recorder, recorder_task) = events::recorder(
+        ctx.client.clone(),
+        ctx.instance.clone(),
+        ctx.event_interval,
+        ctx.metrics.clone(),
+        backlog.clone(),
+    );
     background.spawn(recorder_task.run(cancel.child_token()));
-    let mut s = Session::new(ctx, owner, recorder);
+    let mut s = Session::new(ctx, owner, recorder, backlog);
     tracing::info!(namespace = %s.ctx.namespace, "controller session started");
     s.pending.config = true;
     s.pending.full_pass = true;
@@ -133,7 +140,12 @@ pub async fn run(ctx: SessionContext, cancel: CancellationToken) {
 }
 
 impl Session {
-    fn new(ctx: SessionContext, owner: Option<k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference>, recorder: Recorder) -> Self {
+    fn new(
+        ctx: SessionContext,
+        owner: Option<k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference>,
+        recorder: Recorder,
+        backlog: events::Backlog,
+    ) -> Self {
         let pool_api: Api<IPAddressPool> = Api::namespaced(ctx.client.clone(), &ctx.namespace);
         let cs_api: Api<ConfigurationState> = Api::namespaced(ctx.client.clone(), &ctx.namespace);
         Session {
@@ -151,6 +163,7 @@ impl Session {
             pools: PoolStatusWriter::new(pool_api, &ctx.namespace),
             config_state: ConfigStateWriter::new(cs_api, &ctx.namespace, owner),
             recorder,
+            backlog,
             pending: Pending::default(),
             ctx,
         }
@@ -232,6 +245,7 @@ impl Session {
             }
         }
         self.writer.start();
+        self.backlog.set(self.writer.backlog());
         let dirty = self.alloc.take_dirty_pools();
         let dirty: HashSet<String> = dirty.into_iter().collect();
         pool_status::update_metrics(&self.ctx.metrics, &self.alloc, &dirty);

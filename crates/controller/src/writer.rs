@@ -56,8 +56,9 @@ impl Writer {
         }
     }
 
-    pub fn is_idle(&self) -> bool {
-        self.tasks.is_empty() && self.queue.is_empty()
+    /// Writes queued or in flight.
+    pub fn backlog(&self) -> usize {
+        self.busy.len()
     }
 
     pub fn has_tasks(&self) -> bool {
