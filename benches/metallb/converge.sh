@@ -13,6 +13,11 @@
 #
 # Environment:
 #   N             Services to create (default 5000)
+#   MODE          backlog (default): create the Services, then start the
+#                 controller; the clock starts with the controller.
+#                 live: start the controller, wait 5 s, then create the
+#                 Services while it runs; the clock starts with the first
+#                 create, and the lag after the last create is reported too.
 #   PARALLEL      kubectl processes creating them (default 4)
 #   QUIET         after convergence the controller keeps running until it has
 #                 made no request (Lease renewals aside) for QUIET seconds, to
@@ -52,6 +57,8 @@ esac
 bin="${2:-}"
 
 N="${N:-5000}"
+MODE="${MODE:-backlog}"
+case "$MODE" in backlog|live) ;; *) echo "MODE must be backlog or live" >&2; exit 2 ;; esac
 PARALLEL="${PARALLEL:-4}"
 (( PARALLEL > N )) && PARALLEL=$N
 (( PARALLEL >= 1 )) || PARALLEL=1
@@ -231,34 +238,36 @@ spec:
 for f in files:
     f.close()
 EOF
-log "creating $N LoadBalancer Services ($PARALLEL kubectl create in parallel)"
-c0=$(date +%s.%N)
-pids=()
-for p in $(seq 0 $((PARALLEL - 1))); do
-    kc create -f "$work/services-$p.yaml" -o name >/dev/null 2>"$work/create-$p.err" 8>&- &
-    pids+=($!)
-done
-for p in "${pids[@]}"; do
-    wait "$p" || { cat "$work"/create-*.err >&2; log "creating Services failed"; exit 1; }
-done
-c1=$(date +%s.%N)
-create_s=$(python3 -c "print(f'{$c1 - $c0:.1f}')")
-count=$(kc get services -n "$ns_svc" --no-headers | wc -l)
-[[ "$count" == "$N" ]] || { log "expected $N Services, found $count"; exit 1; }
-log "created $N Services in ${create_s}s"
+create_services() {
+    log "creating $N LoadBalancer Services ($PARALLEL kubectl create in parallel)"
+    c0=$(date +%s.%N)
+    local pids=() p
+    for p in $(seq 0 $((PARALLEL - 1))); do
+        kc create -f "$work/services-$p.yaml" -o name >/dev/null 2>"$work/create-$p.err" 8>&- &
+        pids+=($!)
+    done
+    for p in "${pids[@]}"; do
+        wait "$p" || { cat "$work"/create-*.err >&2; log "creating Services failed"; exit 1; }
+    done
+    c1=$(date +%s.%N)
+    create_s=$(python3 -c "print(f'{$c1 - $c0:.1f}')")
+    count=$(kc get services -n "$ns_svc" --no-headers | wc -l)
+    [[ "$count" == "$N" ]] || { log "expected $N Services, found $count"; exit 1; }
+    log "created $N Services in ${create_s}s"
+}
 
 # --- watcher ----------------------------------------------------------------
-python3 "$here/watch.py" "$KUBECONFIG" "$ns_svc" "$N" "$kubectl_bin" \
-    >"$work/watch.out" 2>"$work/watch.err" 8>&- &
-watch_pid=$!
-for _ in $(seq 1 300); do
-    grep -qs '^ready ' "$work/watch.out" && break
-    kill -0 "$watch_pid" 2>/dev/null || { cat "$work/watch.err" >&2; exit 1; }
-    sleep 0.1
-done
-grep -q '^ready ' "$work/watch.out" || { log "watcher not ready"; exit 1; }
-# Let the apiserver finish what the burst left it (quiet machine for t0).
-sleep 3
+start_watcher() {
+    python3 "$here/watch.py" "$KUBECONFIG" "$ns_svc" "$N" "$kubectl_bin" \
+        >"$work/watch.out" 2>"$work/watch.err" 8>&- &
+    watch_pid=$!
+    for _ in $(seq 1 300); do
+        grep -qs '^ready ' "$work/watch.out" && break
+        kill -0 "$watch_pid" 2>/dev/null || { cat "$work/watch.err" >&2; exit 1; }
+        sleep 0.1
+    done
+    grep -q '^ready ' "$work/watch.out" || { log "watcher not ready"; exit 1; }
+}
 
 # --- the controller ---------------------------------------------------------
 metrics_port=$(free_port)
@@ -277,7 +286,6 @@ else
 fi
 # shellcheck disable=SC2206
 cmd+=(${EXTRA_ARGS:-})
-load=$(cut -d' ' -f1-3 /proc/loadavg)
 # CPU time of the fixture (supervisor and the apiserver+etcd child it runs):
 # how much work the controller's requests cost the server side.
 tree_cpu() {
@@ -289,13 +297,37 @@ tree_cpu() {
     done
     python3 -c "print(f'{$total / $hz:.2f}')"
 }
-server_cpu0=$(tree_cpu)
-log "starting: ${cmd[*]}"
-t0=$(date +%s.%N)
-# shellcheck disable=SC2086
-env -u METALLB_ML_SECRET_NAME -u METALLB_DEPLOYMENT -u METALLB_BGP_TYPE ${CONTROLLER_ENV:-} \
-    "${cmd[@]}" >"$work/controller.log" 2>&1 8>&- &
-ctrl_pid=$!
+start_controller() {
+    log "starting: ${cmd[*]}"
+    t_ctrl=$(date +%s.%N)
+    # shellcheck disable=SC2086
+    env -u METALLB_ML_SECRET_NAME -u METALLB_DEPLOYMENT -u METALLB_BGP_TYPE ${CONTROLLER_ENV:-} \
+        "${cmd[@]}" >"$work/controller.log" 2>&1 8>&- &
+    ctrl_pid=$!
+}
+
+# t0: the moment the clock starts; requests are counted from t_ctrl.
+if [[ "$MODE" == backlog ]]; then
+    create_services
+    start_watcher
+    # Let the apiserver finish what the burst left it (quiet machine for t0).
+    sleep 3
+    load=$(cut -d' ' -f1-3 /proc/loadavg)
+    server_cpu0=$(tree_cpu)
+    start_controller
+    t0=$t_ctrl
+else
+    start_watcher
+    load=$(cut -d' ' -f1-3 /proc/loadavg)
+    server_cpu0=$(tree_cpu)
+    start_controller
+    # Both controllers are ready well within this (MetalLB ~0.3 s, ferrolb
+    # ~0.1 s to their first write with a Service present).
+    sleep 5
+    kill -0 "$ctrl_pid" 2>/dev/null || { tail -30 "$work/controller.log" >&2; log "controller exited"; exit 1; }
+    t0=$(date +%s.%N)
+    create_services
+fi
 
 hwm_kb() { awk '/^VmHWM:/ {print $2}' "/proc/$ctrl_pid/status"; }
 rss_kb() { awk '/^VmRSS:/ {print $2}' "/proc/$ctrl_pid/status"; }
@@ -321,7 +353,7 @@ done
 hwm_done=$(hwm_kb); cpu_done=$(cpu_s); server_cpu_done=$(tree_cpu)
 log "all $N Services have an IP; waiting for the controller to go quiet (${QUIET}s without a request)"
 kill -TERM "$watch_pid" 2>/dev/null || true; wait "$watch_pid" 2>/dev/null || true; watch_pid=""
-quiet_line=$(python3 "$here/requests.py" wait-quiet "$work/audit.log" "$t0" "$QUIET" "$QUIET_MAX")
+quiet_line=$(python3 "$here/requests.py" wait-quiet "$work/audit.log" "$t_ctrl" "$QUIET" "$QUIET_MAX")
 kill -0 "$ctrl_pid" 2>/dev/null || { tail -30 "$work/controller.log" >&2; log "controller exited"; exit 1; }
 hwm_end=$(hwm_kb); rss_end=$(rss_kb); cpu_end=$(cpu_s); server_cpu_end=$(tree_cpu)
 kill -TERM "$ctrl_pid"; wait "$ctrl_pid" 2>/dev/null || true; ctrl_pid=""
@@ -330,12 +362,13 @@ done_line=$(grep "^done " "$work/watch.out")
 read -r _ t_done distinct _ with_ip <<<"$done_line"
 t_first=$(awk '/^first / {print $2}' "$work/watch.out")
 t_half=$(awk '/^progress 50 / {print $3}' "$work/watch.out")
-eval "$(python3 "$here/requests.py" count "$work/audit.log" "$t0" "$t_done" "$RESULTS_DIR/requests.txt" | sed 's/^user_agent=\(.*\)$/user_agent="\1"/')"
+eval "$(python3 "$here/requests.py" count "$work/audit.log" "$t_ctrl" "$t_done" "$RESULTS_DIR/requests.txt" | sed 's/^user_agent=\(.*\)$/user_agent="\1"/')"
 cp "$work/controller.log" "$RESULTS_DIR/controller.log" 2>/dev/null || true
 [[ $(stat -c %s "$RESULTS_DIR/controller.log") -gt 20000000 ]] && : >"$RESULTS_DIR/controller.log.too-big" && rm "$RESULTS_DIR/controller.log"
 
 f() { python3 -c "print(f'{$1:.${2:-2f}}')"; }
 converge_s=$(f "$t_done - $t0")
+after_create_s=$(f "$t_done - $c1")
 first_s=$(f "$t_first - $t0")
 half_s=$(f "$t_half - $t0")
 per_svc_converge=$(f "$requests_converge / $N" 3f)
@@ -344,6 +377,7 @@ last_s=$(f "$last_request - $t0")
 quiet=${quiet_line#quiet=}
 cat >"$RESULTS_FILE" <<EOF
 kind=$kind
+mode=$MODE
 version="$version"
 binary="$bin"
 binary_sha256_prefix=$bin_sha
@@ -352,6 +386,7 @@ extra_args="${EXTRA_ARGS:-}"
 n=$N
 create_seconds=$create_s
 converge_seconds=$converge_s
+after_last_create_seconds=$after_create_s
 first_ip_seconds=$first_s
 half_seconds=$half_s
 distinct_ips=$distinct
@@ -378,8 +413,8 @@ EOF
 mib() { python3 -c "print(f'{$1 / 1024:.1f}')"; }
 cat <<EOF
 
-== $kind ($version), N=$N ==
-seconds until every Service has an IP  $converge_s   (first IP after $first_s s, half after $half_s s)
+== $kind ($version), N=$N, mode $MODE ==
+seconds until every Service has an IP  $converge_s   (first IP after $first_s s, half after $half_s s$([[ $MODE == live ]] && echo "; creating took ${create_s} s, all had an IP ${after_create_s} s after the last create"))
 distinct IPs / Services with an IP     $distinct / $with_ip
 last request (Lease renewals aside)    after $last_s s   (quiet for ${QUIET}s: $([[ $quiet == 1 ]] && echo yes || echo "no, stopped after ${QUIET_MAX}s"))
 peak RSS (VmHWM)                       $(mib "$hwm_end") MiB   (at convergence $(mib "$hwm_done") MiB; RSS at the end $(mib "$rss_end") MiB)
