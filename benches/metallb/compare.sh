@@ -5,7 +5,7 @@
 # better, i.e. faster, smaller or fewer requests).
 #
 # Usage: benches/metallb/compare.sh [METALLB_BINARY [FERROLB_BINARY]]
-# Environment: RUNS (default 1), and everything converge.sh reads (N, QUIET,
+# Environment: RUNS (default 1), and everything converge.sh reads (N, MODE, QUIET,
 # PARALLEL, TIMEOUT, ...). Results go to
 # ${TMPDIR:-/tmp}/ferrolb-bench-metallb/compare-<time>/ (one dir per run and
 # summary.txt).
@@ -60,6 +60,7 @@ def med(kind, key):
 rows = [
     ("seconds until every Service has an IP", "converge_seconds", 1, "{:.2f}"),
     ("seconds until the first IP", "first_ip_seconds", 1, "{:.2f}"),
+    ("seconds from the last create to all IPs (mode live)", "after_last_create_seconds", 1, "{:.2f}"),
     ("peak RSS, MiB (VmHWM)", "peak_rss_kib", 1024, "{:.1f}"),
     ("CPU seconds until convergence", "cpu_seconds_at_converge", 1, "{:.2f}"),
     ("API requests per Service until convergence", "requests_per_service_converge", 1, "{:.3f}"),
@@ -69,7 +70,7 @@ rows = [
     ("apiserver+etcd CPU seconds until convergence", "server_cpu_seconds_at_converge", 1, "{:.2f}"),
 ]
 m, f = res["metallb"][0], res["ferrolb"][0]
-print(f"N={m['n']} Services, {runs} run(s) each, median; quiet = {m['quiet_seconds']} s without a request")
+print(f"N={m['n']} Services, mode {m['mode']}, {runs} run(s) each, median; quiet = {m['quiet_seconds']} s without a request")
 print(f"MetalLB: {m['version']} (sha256 {m['binary_sha256_prefix']}...)")
 print(f"ferrolb: {f['version']} (sha256 {f['binary_sha256_prefix']}...)")
 print()
