@@ -78,7 +78,9 @@ w = max(len(r[0]) for r in rows)
 print(f"{'':{w}}  {'MetalLB':>10}  {'ferrolb':>10}  {'MetalLB/ferrolb':>15}")
 for label, key, div, fmt in rows:
     a, b = med("metallb", key) / div, med("ferrolb", key) / div
-    ratio = f"{a / b:.2f}x" if b else "-"
+    # A lag of ~0 (or below: the watcher saw the IP before kubectl exited)
+    # has no meaningful ratio.
+    ratio = f"{a / b:.2f}x" if a > 0 and b > 0.05 else "-"
     print(f"{label:{w}}  {fmt.format(a):>10}  {fmt.format(b):>10}  {ratio:>15}")
 if runs > 1:
     print()
