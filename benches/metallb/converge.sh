@@ -113,7 +113,10 @@ RESULTS_FILE="${RESULTS_FILE:-$RESULTS_DIR/result.env}"
 fixture_pid="" ctrl_pid="" watch_pid=""
 cleanup() {
     local rc=$?
-    for p in $ctrl_pid $watch_pid; do kill -TERM "$p" 2>/dev/null || true; done
+    # The controller leads its own process group (setsid): a wrapper such as
+    # heaptrack and its child go together.
+    [[ -n "$ctrl_pid" ]] && { kill -TERM -- "-$ctrl_pid" 2>/dev/null || true; }
+    for p in $watch_pid; do kill -TERM "$p" 2>/dev/null || true; done
     for p in $ctrl_pid $watch_pid; do wait "$p" 2>/dev/null || true; done
     if [[ -n "$fixture_pid" ]]; then
         kill -TERM "$fixture_pid" 2>/dev/null || true
@@ -301,7 +304,9 @@ start_controller() {
     log "starting: ${cmd[*]}"
     t_ctrl=$(date +%s.%N)
     # shellcheck disable=SC2086
-    env -u METALLB_ML_SECRET_NAME -u METALLB_DEPLOYMENT -u METALLB_BGP_TYPE ${CONTROLLER_ENV:-} \
+    # setsid (not a group leader here, so it execs in place): $! is the
+    # controller itself, leading a process group of its own.
+    setsid env -u METALLB_ML_SECRET_NAME -u METALLB_DEPLOYMENT -u METALLB_BGP_TYPE ${CONTROLLER_ENV:-} \
         "${cmd[@]}" >"$work/controller.log" 2>&1 8>&- &
     ctrl_pid=$!
 }
@@ -356,7 +361,7 @@ kill -TERM "$watch_pid" 2>/dev/null || true; wait "$watch_pid" 2>/dev/null || tr
 quiet_line=$(python3 "$here/requests.py" wait-quiet "$work/audit.log" "$t_ctrl" "$QUIET" "$QUIET_MAX")
 kill -0 "$ctrl_pid" 2>/dev/null || { tail -30 "$work/controller.log" >&2; log "controller exited"; exit 1; }
 hwm_end=$(hwm_kb); rss_end=$(rss_kb); cpu_end=$(cpu_s); server_cpu_end=$(tree_cpu)
-kill -TERM "$ctrl_pid"; wait "$ctrl_pid" 2>/dev/null || true; ctrl_pid=""
+kill -TERM -- "-$ctrl_pid" 2>/dev/null || true; wait "$ctrl_pid" 2>/dev/null || true; ctrl_pid=""
 
 done_line=$(grep "^done " "$work/watch.out")
 read -r _ t_done distinct _ with_ip <<<"$done_line"
