@@ -23,7 +23,19 @@ fn multi_document_file() {
     assert_eq!(m.pools.len(), 1);
     assert_eq!(m.services.len(), 1);
     assert_eq!(m.services[0].metadata.namespace.as_deref(), Some("default"));
-    assert_eq!(m.namespaces.len(), 1);
+    // The Namespace object read, plus an implicit label-less `default` for
+    // the Service whose namespace has no object (cli-contract.md).
+    let names: Vec<(&str, usize)> = m
+        .namespaces
+        .iter()
+        .map(|n| {
+            let labels = n.metadata.labels.as_ref().map_or(0, |l| l.len());
+            (n.metadata.name.as_deref().unwrap_or(""), labels)
+        })
+        .collect();
+    assert_eq!(names.len(), 2, "{names:?}");
+    assert!(names.contains(&("team-a", 1)), "{names:?}");
+    assert!(names.contains(&("default", 0)), "{names:?}");
     assert!(m.warnings.is_empty());
 }
 
