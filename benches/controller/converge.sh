@@ -1,11 +1,14 @@
 #!/usr/bin/env bash
 # Convergence benchmark of the controller on the real API server fixture:
-# creates $SERVICES (default 5000) LoadBalancer Services, starts
-# `ferrolb controller`, and prints the seconds until every Service has its
-# address, the controller's peak RSS and its API requests per Service.
+# creates $N (default 5000) LoadBalancer Services, starts the controller,
+# and prints the seconds until every Service has its address, the seconds
+# until the controller is idle, its peak RSS, CPU time and API requests per
+# Service (counted by the API server).
 #
-# Usage: benches/controller/converge.sh [--services N] [--pool CIDR]
+# Usage: benches/controller/converge.sh [--services N] [--pool CIDR] [--controller-arg=FLAG ...]
 # Env:   PROFILE=release|dev (default release)
+#
+# The side-by-side run with MetalLB's controller: benches/metallb/compare.sh.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/../.."
 
@@ -13,4 +16,5 @@ profile="${PROFILE:-release}"
 dir="$profile"; [[ "$profile" == dev ]] && dir=debug
 cargo build --profile "$profile" -p ferrolb --bin ferrolb
 cargo build --profile "$profile" -p ferrolb-controller --example converge_bench
+
 exec "target/$dir/examples/converge_bench" --ferrolb "target/$dir/ferrolb" "$@"

@@ -1,30 +1,37 @@
 //! Convergence benchmark on the real API server fixture.
 //!
-//! Creates N LoadBalancer Services (no controller running), then starts a
-//! controller process and reports:
-//! - seconds from the controller's start until every Service has its address
-//!   (and until each also carries the pool annotation),
-//! - the controller's peak RSS (VmHWM),
-//! - API requests made by the controller, in total and per Service (from its
-//!   `ferrolb_controller_api_requests_total` metric).
+//! On a fresh fixture: creates N LoadBalancer Services with no controller
+//! running, then starts `ferrolb controller` as a process and reports
+//! - seconds from its start until every Service has its address,
+//! - seconds until it is idle (no API request for 2 s: events written too),
+//! - its peak RSS (VmHWM) and CPU time,
+//! - the API requests it made, counted by the API server
+//!   (`apiserver_request_total` deltas taken after the benchmark's own
+//!   watch has listed; WATCH requests are left out because the API server
+//!   counts them only when they end), in total and per Service.
 //!
 //! Run through benches/controller/converge.sh, which builds the binaries.
+//! The side-by-side run with MetalLB's own controller is
+//! benches/metallb/compare.sh (docs/benchmarks-metallb.md).
 
 use std::collections::BTreeMap;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use clap::Parser;
-use ferrolb_test_harness::{KubeFixture, create_namespace, install_crds, apply_yaml_in};
+use ferrolb_test_harness::{KubeFixture, apply_yaml_in, create_namespace, install_crds};
 use futures::{StreamExt, TryStreamExt};
 use k8s_openapi::api::core::v1::Service;
+use kube::Client;
 use kube::api::Api;
 use kube::runtime::{WatchStreamExt, watcher};
 
+type Error = Box<dyn std::error::Error>;
+
 #[derive(Parser)]
 struct Args {
-    /// The controller to run: path of the `ferrolb` binary.
+    /// Path of the `ferrolb` binary.
     #[arg(long)]
     ferrolb: PathBuf,
     #[arg(long, default_value_t = 5000)]
@@ -35,30 +42,91 @@ struct Args {
     /// Concurrent create requests while setting up.
     #[arg(long, default_value_t = 32)]
     create_concurrency: usize,
-    /// Extra flag for the controller (repeatable), e.g. `--controller-arg=--write-concurrency=32`.
+    /// Extra flag for ferrolb (repeatable), e.g. `--controller-arg=--write-concurrency=32`.
     #[arg(long = "controller-arg", allow_hyphen_values = true)]
     controller_args: Vec<String>,
 }
 
+struct Figures {
+    all_ips: Duration,
+    idle: Duration,
+    rss_kib: u64,
+    cpu: f64,
+    requests: BTreeMap<(String, String), u64>,
+}
+
+const SYSTEM: &str = "metallb-system";
+const APPS: &str = "bench";
+
 #[tokio::main]
-async fn main() -> Result<(), Box<dyn std::error::Error>> {
+async fn main() -> Result<(), Error> {
     let args = Args::parse();
+    let figures = run(&args).await?;
+    print(&args, &[("ferrolb", figures)]);
+    Ok(())
+}
+
+async fn run(args: &Args) -> Result<Figures, Error> {
     let n = args.services;
-    eprintln!("starting the kube fixture ...");
+    eprintln!("starting a kube fixture ...");
     let fixture = KubeFixture::start().await?;
     let client = fixture.client()?;
     install_crds(&client, &ferrolb_api::crds::render_yaml()).await?;
-    let (system, apps) = ("metallb-system", "bench");
-    create_namespace(&client, system).await?;
-    create_namespace(&client, apps).await?;
+    create_namespace(&client, SYSTEM).await?;
+    create_namespace(&client, APPS).await?;
     let pool = format!(
         "apiVersion: metallb.io/v1beta1\nkind: IPAddressPool\nmetadata:\n  name: bench\nspec:\n  addresses:\n  - {}\n",
         args.pool
     );
-    apply_yaml_in(&client, system, &pool).await?;
+    apply_yaml_in(&client, SYSTEM, &pool).await?;
+    // The controller's own Pod, owner of ConfigurationState/controller.
+    let pod = "apiVersion: v1\nkind: Pod\nmetadata:\n  name: controller-bench\nspec:\n  containers:\n  - name: c\n    image: none\n";
+    apply_yaml_in(&client, SYSTEM, pod).await?;
+    create_services(&client, n, args.create_concurrency).await?;
 
+    // The benchmark's own watch lists before the count starts.
+    let api: Api<Service> = Api::namespaced(client.clone(), APPS);
+    let stream = watcher(api.clone(), watcher::Config::default());
+    let mut stream = std::pin::pin!(stream);
+    while let Some(ev) = stream.next().await {
+        if matches!(ev?, watcher::Event::InitDone) {
+            break;
+        }
+    }
+    let before = apiserver_requests(&client).await?;
+    let started = Instant::now();
+    let mut child = spawn_ferrolb(&args.ferrolb, &fixture, &args.controller_args)?;
+    let all_ips = wait_all_assigned(stream.applied_objects(), n, &mut child, started).await?;
+    let rss_kib = peak_rss_kib(child.id());
+    // Idle: the API server counted no new request for 2 s.
+    let mut last = apiserver_requests(&client).await?;
+    let mut quiet = 0;
+    while quiet < 2 && started.elapsed() < Duration::from_secs(900) {
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        let now = apiserver_requests(&client).await?;
+        quiet = if now == last { quiet + 1 } else { 0 };
+        last = now;
+    }
+    let idle = started.elapsed().saturating_sub(Duration::from_secs(2));
+    let cpu = cpu_seconds(child.id());
+    let _ = child.kill();
+    let _ = child.wait();
+    let mut requests = BTreeMap::new();
+    for (k, v) in &last {
+        let d = v - before.get(k).copied().unwrap_or(0);
+        if d > 0 {
+            requests.insert(k.clone(), d);
+        }
+    }
+    // The API server counts a WATCH when it ends; the controller's are still
+    // open, so watches are left out of the comparison.
+    requests.retain(|(verb, _), v| *v > 0 && verb != "WATCH");
+    Ok(Figures { all_ips, idle, rss_kib, cpu, requests })
+}
+
+async fn create_services(client: &Client, n: usize, concurrency: usize) -> Result<(), Error> {
     eprintln!("creating {n} LoadBalancer Services ...");
-    let api: Api<Service> = Api::namespaced(client.clone(), apps);
+    let api: Api<Service> = Api::namespaced(client.clone(), APPS);
     let t = Instant::now();
     futures::stream::iter(0..n)
         .map(|i| {
@@ -71,89 +139,58 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
                              "ports": [{"port": 80, "protocol": "TCP"}]}
                 }))?;
                 api.create(&Default::default(), &svc).await?;
-                Ok::<_, Box<dyn std::error::Error>>(())
+                Ok::<_, Error>(())
             }
         })
-        .buffer_unordered(args.create_concurrency)
+        .buffer_unordered(concurrency)
         .try_collect::<Vec<_>>()
         .await?;
     eprintln!("created {n} Services in {:.1} s", t.elapsed().as_secs_f64());
-
-    let metrics_port = free_port()?;
-    let started = Instant::now();
-    let mut child = spawn_controller(&args.ferrolb, &fixture, system, metrics_port, &args.controller_args)?;
-    let (all_ips, all_annotated) = wait_converged(&api, n, &mut child, started).await?;
-    let rss_kib = peak_rss_kib(child.id());
-    let cpu = cpu_seconds(child.id());
-    let requests = scrape_requests(metrics_port).await?;
-    // Events are sent after the status writes; wait until the controller
-    // goes quiet (no request for 2 s) to count everything it did.
-    let mut requests_after = scrape_requests(metrics_port).await?;
-    let mut quiet = 0;
-    while quiet < 2 && started.elapsed() < Duration::from_secs(900) {
-        tokio::time::sleep(Duration::from_secs(1)).await;
-        let now = scrape_requests(metrics_port).await?;
-        quiet = if now == requests_after { quiet + 1 } else { 0 };
-        requests_after = now;
-    }
-    let idle = started.elapsed().saturating_sub(Duration::from_secs(2));
-    let _ = child.kill();
-    let _ = child.wait();
-
-    let total: u64 = requests.values().sum();
-    let of = |m: &BTreeMap<(String, String), u64>, method: &str, res: &str| {
-        m.get(&(method.to_string(), res.to_string())).copied().unwrap_or(0)
-    };
-    println!("services:                     {n}");
-    println!("seconds until all have an IP: {:.2}", all_ips.as_secs_f64());
-    println!("seconds until all annotated:  {:.2}", all_annotated.as_secs_f64());
-    println!("controller peak RSS:          {:.1} MiB", rss_kib as f64 / 1024.0);
-    println!("controller CPU (user+sys):    {cpu:.2} s");
-    println!("API requests (total):         {total}");
-    println!("API requests per Service:     {:.3}", total as f64 / n as f64);
-    println!("  services/status PATCH:      {}", of(&requests, "PATCH", "services/status"));
-    println!("  events POST:                {}", of(&requests, "POST", "events"));
-    println!("  other:");
-    for ((method, res), count) in &requests {
-        if !matches!((method.as_str(), res.as_str()), ("PATCH", "services/status") | ("POST", "events")) {
-            println!("    {method:6} {res:28} {count}");
-        }
-    }
-    let total_idle: u64 = requests_after.values().sum();
-    println!("until idle (all events written): {:.2} s, {total_idle} requests, {:.3} per Service, events POST {}",
-        idle.as_secs_f64(), total_idle as f64 / n as f64, of(&requests_after, "POST", "events"));
     Ok(())
 }
 
-fn free_port() -> std::io::Result<u16> {
-    Ok(std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
+fn print(args: &Args, results: &[(&str, Figures)]) {
+    let n = args.services as f64;
+    println!("services: {}", args.services);
+    let header: String = results.iter().map(|(name, _)| format!("{name:>12}")).collect();
+    println!("{:44}{header}", "");
+    let row = |label: &str, f: &dyn Fn(&Figures) -> String| {
+        let cells: String = results.iter().map(|(_, r)| format!("{:>12}", f(r))).collect();
+        println!("{label:44}{cells}");
+    };
+    row("seconds until every Service has its IP", &|r| format!("{:.2}", r.all_ips.as_secs_f64()));
+    row("seconds until idle (events written too)", &|r| format!("{:.2}", r.idle.as_secs_f64()));
+    row("peak RSS (MiB)", &|r| format!("{:.1}", r.rss_kib as f64 / 1024.0));
+    row("CPU user+sys (s)", &|r| format!("{:.2}", r.cpu));
+    row("API requests (total)", &|r| r.requests.values().sum::<u64>().to_string());
+    row("API requests per Service", &|r| format!("{:.3}", r.requests.values().sum::<u64>() as f64 / n));
+    let mut keys: Vec<&(String, String)> = results.iter().flat_map(|(_, r)| r.requests.keys()).collect();
+    keys.sort();
+    keys.dedup();
+    for k in keys {
+        row(&format!("  {} {}", k.0, k.1), &|r| r.requests.get(k).copied().unwrap_or(0).to_string());
+    }
 }
 
-fn spawn_controller(bin: &PathBuf, fixture: &KubeFixture, ns: &str, port: u16, extra: &[String]) -> std::io::Result<Child> {
-    Command::new(bin)
+fn spawn_ferrolb(bin: &Path, fixture: &KubeFixture, extra: &[String]) -> Result<Child, Error> {
+    Ok(Command::new(bin)
         .arg("controller")
         .arg(format!("--kubeconfig={}", fixture.kubeconfig_path().display()))
-        .arg(format!("--namespace={ns}"))
-        .arg(format!("--port={port}"))
-        .args(["--bind-address=127.0.0.1", "--health-probe-port=0", "--leader-elect=false"])
+        .arg(format!("--namespace={SYSTEM}"))
+        .args(["--port=0", "--health-probe-port=0", "--leader-elect=false", "--pod-name=controller-bench"])
         .args(["--webhook-mode=disabled", "--log-level=warn"])
         .args(extra)
         .stdin(Stdio::null())
         .stdout(Stdio::null())
-        .spawn()
+        .spawn()?)
 }
 
-/// Watches the Services until all have an address, then all the annotation.
-async fn wait_converged(
-    api: &Api<Service>,
-    n: usize,
-    child: &mut Child,
-    started: Instant,
-) -> Result<(Duration, Duration), Box<dyn std::error::Error>> {
+/// Follows the Services until all have an address.
+async fn wait_all_assigned<S>(stream: S, n: usize, child: &mut Child, started: Instant) -> Result<Duration, Error>
+where
+    S: futures::Stream<Item = Result<Service, watcher::Error>>,
+{
     let mut have_ip = std::collections::HashSet::new();
-    let mut annotated = std::collections::HashSet::new();
-    let mut all_ips = None;
-    let stream = watcher(api.clone(), watcher::Config::default()).applied_objects();
     let mut stream = std::pin::pin!(stream);
     let deadline = started + Duration::from_secs(900);
     while Instant::now() < deadline {
@@ -163,21 +200,17 @@ async fn wait_converged(
         let next = tokio::time::timeout(Duration::from_secs(1), stream.next()).await;
         let Ok(Some(item)) = next else { continue };
         let svc = item?;
-        let name = svc.metadata.name.clone().unwrap_or_default();
-        let ips = svc.status.as_ref().and_then(|s| s.load_balancer.as_ref()).and_then(|l| l.ingress.as_ref()).is_some_and(|i| !i.is_empty());
-        if ips {
-            have_ip.insert(name.clone());
-        }
-        if svc.metadata.annotations.as_ref().is_some_and(|a| a.contains_key("metallb.io/ip-allocated-from-pool")) {
-            annotated.insert(name);
-        }
-        if all_ips.is_none() && have_ip.len() == n {
-            all_ips = Some(started.elapsed());
-        }
-        if let Some(t) = all_ips
-            && annotated.len() == n
-        {
-            return Ok((t, started.elapsed()));
+        let assigned = svc
+            .status
+            .as_ref()
+            .and_then(|s| s.load_balancer.as_ref())
+            .and_then(|l| l.ingress.as_ref())
+            .is_some_and(|i| !i.is_empty());
+        if assigned {
+            have_ip.insert(svc.metadata.name.clone().unwrap_or_default());
+            if have_ip.len() == n {
+                return Ok(started.elapsed());
+            }
         }
     }
     Err(format!("not converged after 900 s ({} with an IP)", have_ip.len()).into())
@@ -205,20 +238,29 @@ fn cpu_seconds(pid: u32) -> f64 {
     (ticks(11) + ticks(12)) / 100.0
 }
 
-/// `ferrolb_controller_api_requests_total{method,resource}` from /metrics.
-async fn scrape_requests(port: u16) -> Result<BTreeMap<(String, String), u64>, Box<dyn std::error::Error>> {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let mut s = tokio::net::TcpStream::connect(("127.0.0.1", port)).await?;
-    s.write_all(b"GET /metrics HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n").await?;
-    let mut body = String::new();
-    s.read_to_string(&mut body).await?;
+/// `apiserver_request_total` summed by (verb, resource[/subresource]),
+/// resource requests only.
+async fn apiserver_requests(client: &Client) -> Result<BTreeMap<(String, String), u64>, Error> {
+    let req = http::Request::get("/metrics").body(Vec::new())?;
+    let text = client.request_text(req).await?;
     let mut out = BTreeMap::new();
-    for line in body.lines().filter(|l| l.starts_with("ferrolb_controller_api_requests_total{")) {
+    for line in text.lines().filter(|l| l.starts_with("apiserver_request_total{")) {
         let label = |key: &str| {
-            line.split(&format!("{key}=\"")).nth(1).and_then(|r| r.split('"').next()).unwrap_or("").to_string()
+            line.split(&format!(",{key}=\""))
+                .nth(1)
+                .or_else(|| line.split(&format!("{{{key}=\"")).nth(1))
+                .and_then(|r| r.split('"').next())
+                .unwrap_or("")
+                .to_string()
         };
-        let value: u64 = line.rsplit(' ').next().and_then(|v| v.parse().ok()).unwrap_or(0);
-        out.insert((label("method"), label("resource")), value);
+        let resource = label("resource");
+        if resource.is_empty() {
+            continue;
+        }
+        let sub = label("subresource");
+        let resource = if sub.is_empty() { resource } else { format!("{resource}/{sub}") };
+        let value: f64 = line.rsplit(' ').next().and_then(|v| v.parse().ok()).unwrap_or(0.0);
+        *out.entry((label("verb"), resource)).or_insert(0) += value as u64;
     }
     Ok(out)
 }
