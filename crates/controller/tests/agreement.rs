@@ -1,6 +1,8 @@
 //! Online/offline agreement: after the live controller has converged, the
-//! objects as the API server returns them are dumped to YAML and fed to
-//! `ferrolb plan`; every Service must get the same addresses.
+//! objects as the API server returns them are dumped to YAML and planned
+//! offline — with `ferrolb plan` when the workspace build produced it, and
+//! always through the libraries it is made of; every Service must get the
+//! same addresses.
 
 mod common;
 
@@ -13,25 +15,19 @@ use ferrolb_api::v1beta1::IPAddressPool;
 use k8s_openapi::api::core::v1::{Namespace, Service};
 use kube::api::{Api, ListParams};
 
-/// The `ferrolb` binary of this workspace, built if `cargo test` did not
-/// build it (it does when the whole workspace is tested).
-fn ferrolb_bin() -> PathBuf {
-    let exe = std::env::current_exe().expect("test exe path");
-    let profile_dir = exe.parent().and_then(Path::parent).expect("target/<profile>");
-    let bin = profile_dir.join("ferrolb");
-    if !bin.is_file() {
-        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-        let status = Command::new(cargo)
-            .args(["build", "-p", "ferrolb", "--bin", "ferrolb"])
-            .status()
-            .expect("running cargo build");
-        assert!(status.success(), "building ferrolb failed");
-    }
-    bin
+type Planned = BTreeMap<String, (String, Vec<String>)>;
+
+/// The `ferrolb` binary next to this test's directory, when the workspace
+/// build made one (`cargo test --workspace` does).
+fn ferrolb_bin() -> Option<PathBuf> {
+    let exe = std::env::current_exe().ok()?;
+    let bin = exe.parent()?.parent()?.join("ferrolb");
+    bin.is_file().then_some(bin)
 }
 
-fn plan(dir: &Path, env: &Env) -> BTreeMap<String, (String, Vec<String>)> {
-    let out = Command::new(ferrolb_bin())
+/// `ferrolb plan -o json` over `dir`.
+fn plan_with_binary(bin: &Path, dir: &Path, env: &Env) -> Planned {
+    let out = Command::new(bin)
         .args(["plan", "-f"])
         .arg(dir)
         .args(["-o", "json", "--namespace", &env.system, "--lb-class", env.class.as_deref().unwrap()])
@@ -49,6 +45,64 @@ fn plan(dir: &Path, env: &Env) -> BTreeMap<String, (String, Vec<String>)> {
             (s["name"].as_str().unwrap().to_string(), (s["status"].as_str().unwrap().to_string(), ips))
         })
         .collect()
+}
+
+/// The same plan through the libraries (manifest reader, pool configuration
+/// builder, Service view, pass order, converge), passes repeated while one
+/// asks for it, as a freshly started controller does.
+fn plan_with_libraries(dir: &Path, env: &Env) -> Planned {
+    use ferrolb_allocator::{Allocator, ConvergeOptions, SyncResult, converge};
+    use ferrolb_controller::order::{self, PassEntry};
+    let opts = ferrolb_config::manifest::ReadOptions { namespace: env.system.clone(), ..Default::default() };
+    let m = ferrolb_config::manifest::read_paths_with(&[dir.to_path_buf()], &opts).expect("reading the dump");
+    let pools = ferrolb_config::build::build_pool_config(&m.pools, &m.communities, &m.namespaces).expect("valid pools");
+    let mut alloc = Allocator::new();
+    alloc.set_pools(pools);
+    let mut entries: Vec<PassEntry<ferrolb_allocator::ServiceView>> = m
+        .services
+        .iter()
+        .map(|s| {
+            let v = ferrolb_controller::view::service_view(s);
+            PassEntry {
+                namespace: v.namespace.clone(),
+                name: v.name.clone(),
+                ingress_count: v.ingress_ips.len(),
+                created: v.creation_timestamp.clone(),
+                key: v,
+            }
+        })
+        .collect();
+    order::sort(&mut entries);
+    let copts = ConvergeOptions { lb_class: env.class.clone() };
+    let mut out = Planned::new();
+    for _pass in 0..4 {
+        let mut again = false;
+        for e in entries.iter_mut() {
+            let c = converge(&mut alloc, &e.key, &copts);
+            again |= c.result == SyncResult::ReprocessAll;
+            e.key.ingress_ips = c.ingress.clone();
+            match &c.pool {
+                Some(p) => e.key.annotations.insert("metallb.io/ip-allocated-from-pool".into(), p.clone()),
+                None => e.key.annotations.remove("metallb.io/ip-allocated-from-pool"),
+            };
+            let status = if c.ingress.is_empty() { "pending" } else { "assigned" };
+            out.insert(e.name.clone(), (status.to_string(), c.ingress));
+        }
+        if !again {
+            break;
+        }
+    }
+    out
+}
+
+/// Every available offline path over `dir`.
+fn plans(dir: &Path, env: &Env) -> Vec<(&'static str, Planned)> {
+    let mut v = vec![("libraries", plan_with_libraries(dir, env))];
+    match ferrolb_bin() {
+        Some(bin) => v.push(("ferrolb plan", plan_with_binary(&bin, dir, env))),
+        None => println!("target/<profile>/ferrolb not built: compared with the library plan only"),
+    }
+    v
 }
 
 fn write_yaml<T: serde::Serialize>(dir: &Path, file: &str, items: &[T]) {
@@ -141,18 +195,20 @@ async fn live_controller_and_offline_plan_agree() {
         s
     }).collect();
     write_yaml(dir.path(), "services.yaml", &fresh);
-    let offline = plan(dir.path(), &env);
-    for (name, ips) in &live {
-        let (status, planned) = &offline[name];
-        assert_eq!(planned, ips, "{name}: live {ips:?}, plan {planned:?} ({status})");
-        assert_eq!(status == "pending", ips.is_empty(), "{name}: {status}");
+    for (how, offline) in plans(dir.path(), &env) {
+        for (name, ips) in &live {
+            let (status, planned) = &offline[name];
+            assert_eq!(planned, ips, "{how}: {name}: live {ips:?}, plan {planned:?} ({status})");
+            assert_eq!(status == "pending", ips.is_empty(), "{how}: {name}: {status}");
+        }
     }
 
     // 2. As a restart: Services as stored, status included. Nothing moves.
     write_yaml(dir.path(), "services.yaml", &services);
-    let restarted = plan(dir.path(), &env);
-    for (name, ips) in &live {
-        assert_eq!(&restarted[name].1, ips, "{name} after restart");
+    for (how, restarted) in plans(dir.path(), &env) {
+        for (name, ips) in &live {
+            assert_eq!(&restarted[name].1, ips, "{how}: {name} after restart");
+        }
     }
     ctl.shutdown().await;
 }
