@@ -77,6 +77,8 @@ print()
 w = max(len(r[0]) for r in rows)
 print(f"{'':{w}}  {'MetalLB':>10}  {'ferrolb':>10}  {'MetalLB/ferrolb':>15}")
 for label, key, div, fmt in rows:
+    if key == "after_last_create_seconds" and m.get("mode") != "live":
+        continue
     a, b = med("metallb", key) / div, med("ferrolb", key) / div
     # A lag of ~0 (or below: the watcher saw the IP before kubectl exited)
     # has no meaningful ratio.
