@@ -169,10 +169,10 @@ pub fn patch_body(uid: Option<&str>, current: &Current, desired: &Desired, now: 
 }
 
 /// Sends the patch; returns the updated Service.
-pub async fn write(
+pub async fn write<B: serde::Serialize + std::fmt::Debug + ?Sized>(
     api: &Api<Service>,
     name: &str,
-    body: &Value,
+    body: &B,
 ) -> Result<Service, kube::Error> {
     api.patch_status(name, &PatchParams::default(), &Patch::Strategic(body))
         .await

@@ -458,6 +458,15 @@ impl Session {
         after.pool = desired.pool.clone();
         after.condition = serde_json::from_value(body["status"]["conditions"][0].clone()).ok();
         tracing::info!(event = "serviceUpdated", service = %fmt_id(id), ips = ?desired.ips, pool = ?desired.pool, "updating service status");
+        let body = match serde_json::value::to_raw_value(&body) {
+            Ok(raw) => raw,
+            Err(err) => {
+                // Not reachable for a JSON tree with string keys; never write
+                // a half-built body.
+                tracing::error!(service = %fmt_id(id), error = %err, "cannot serialise the status patch");
+                return;
+            }
+        };
         self.overlay.insert(
             id.clone(),
             Overlay { uid: svc.metadata.uid.clone(), believed: after, state: WriteState::InFlight },

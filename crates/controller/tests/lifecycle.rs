@@ -218,3 +218,26 @@ async fn repeated_identical_events_are_aggregated() {
     assert!(aggregated >= 5, "aggregated {aggregated}");
     ctl.shutdown().await;
 }
+
+#[tokio::test]
+async fn dual_stack_services_get_both_families() {
+    let env = env("dual", true).await;
+    env.apply(&pool_yaml("both", &["192.0.2.48/30", "2001:db8:48::/126"], "")).await;
+    let ctl = env.start(&[]).await;
+    env.create_service_with("dual", "", "  ipFamilyPolicy: RequireDualStack\n  ipFamilies: [IPv4, IPv6]\n").await;
+    env.create_service_with("v6", "", "  ipFamilyPolicy: SingleStack\n  ipFamilies: [IPv6]\n").await;
+
+    let dual_ips = env.wait_service("dual", "two addresses", |s| ips(s).len() == 2).await;
+    assert_eq!(ips(&dual_ips), ["192.0.2.48", "2001:db8:48::"]);
+    assert_eq!(env.wait_ips("v6").await, ["2001:db8:48::1"]);
+    let pools: Api<IPAddressPool> = Api::namespaced(env.client.clone(), &env.system);
+    let st = wait_for("pool status 1 v4 + 2 v6", WAIT, || async {
+        let st = pools.get("both").await.ok()?.status?;
+        (st.assigned_ipv4 == 1 && st.assigned_ipv6 == 2).then_some(st)
+    })
+    .await
+    .unwrap();
+    assert_eq!((st.available_ipv4, st.available_ipv6), (3, 2));
+    assert!(ctl.metrics.encode().lines().any(|l| l == "metallb_allocator_ipv6_addresses_in_use_total{pool=\"both\"} 2"));
+    ctl.shutdown().await;
+}

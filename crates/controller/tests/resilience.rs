@@ -106,3 +106,31 @@ async fn standby_takes_over_when_the_leader_dies() {
     assert_eq!(ips(&env.services().get("s1").await.unwrap()), ["10.99.0.0"]);
     b.shutdown().await;
 }
+
+#[tokio::test]
+async fn a_controller_that_loses_the_lease_stops_writing() {
+    use k8s_openapi::api::coordination::v1::Lease;
+    let env = env("deposed", true).await;
+    env.apply(&pool_yaml("p", &["10.98.0.0/29"], "")).await;
+    let a = env.start(&["--leader-elect=true", "--pod-name=ctl-a"]).await;
+    wait_for("a leads", WAIT, || async { (a.metrics.is_leader.get() == 1).then_some(()) }).await.unwrap();
+    env.create_service("before", "").await;
+    env.wait_ips("before").await;
+
+    // Another holder takes the lease (a replica that judged it expired).
+    let leases: kube::Api<Lease> = kube::Api::namespaced(env.client.clone(), &env.system);
+    let mut lease = leases.get("ferrolb-controller").await.unwrap();
+    let spec = lease.spec.as_mut().unwrap();
+    spec.holder_identity = Some("intruder".into());
+    spec.lease_duration_seconds = Some(600);
+    leases.replace("ferrolb-controller", &Default::default(), &lease).await.unwrap();
+    wait_for("a steps down", WAIT, || async { (a.metrics.is_leader.get() == 0).then_some(()) }).await.unwrap();
+    let writes = a.metrics.requests_for(Some("PATCH"), "services/status");
+
+    env.create_service("after", "").await;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let after = env.services().get("after").await.unwrap();
+    assert!(ips(&after).is_empty(), "a deposed leader assigned {:?}", ips(&after));
+    assert_eq!(a.metrics.requests_for(Some("PATCH"), "services/status"), writes, "no status write after losing the lease");
+    a.shutdown().await;
+}

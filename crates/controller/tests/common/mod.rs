@@ -113,11 +113,17 @@ impl Env {
         Api::namespaced(self.client.clone(), &self.apps)
     }
 
-    /// A LoadBalancer Service of this test's class, created in `apps`.
+    /// A LoadBalancer Service of this test's class, created in `apps`;
+    /// `extra_yaml` is added to its metadata.
     pub async fn create_service(&self, name: &str, extra_yaml: &str) -> Service {
+        self.create_service_with(name, extra_yaml, "").await
+    }
+
+    /// As [`Env::create_service`], with `spec_yaml` added to the spec.
+    pub async fn create_service_with(&self, name: &str, extra_yaml: &str, spec_yaml: &str) -> Service {
         let class = self.class.as_ref().map(|c| format!("  loadBalancerClass: {c}\n")).unwrap_or_default();
         let yaml = format!(
-            "apiVersion: v1\nkind: Service\nmetadata:\n  name: {name}\n  namespace: {ns}\n{extra_yaml}spec:\n  type: LoadBalancer\n{class}  ports:\n  - port: 80\n",
+            "apiVersion: v1\nkind: Service\nmetadata:\n  name: {name}\n  namespace: {ns}\n{extra_yaml}spec:\n  type: LoadBalancer\n{class}{spec_yaml}  ports:\n  - port: 80\n",
             ns = self.apps
         );
         apply_yaml_in(&self.client, &self.apps, &yaml).await.expect("service");
