@@ -223,6 +223,9 @@ impl Backlog {
     }
 }
 
+/// Namespace and name of the Event written.
+type JobResult = Result<(String, String), kube::Error>;
+
 /// Handle used by the reconcile loop. Cloning is cheap.
 #[derive(Clone)]
 pub struct Recorder {
@@ -245,7 +248,7 @@ pub struct RecorderTask {
     backlog: Backlog,
     agg: Aggregator,
     queue: VecDeque<Job>,
-    in_flight: JoinSet<(Job, Result<(String, String), kube::Error>)>,
+    in_flight: JoinSet<(Job, JobResult)>,
     name_clock: i64,
 }
 

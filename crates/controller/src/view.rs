@@ -1,8 +1,6 @@
 //! Service -> `ServiceView`: the raw fields the allocation rules read,
 //! copied without interpretation (all parsing lives in the allocator).
 
-use std::collections::BTreeMap;
-
 use ferrolb_allocator::ServiceView;
 use k8s_openapi::api::core::v1::Service;
 
@@ -35,7 +33,7 @@ pub fn service_view(svc: &Service) -> ServiceView {
             .map(|p| (p.protocol.unwrap_or_else(|| "TCP".to_string()), p.port))
             .collect(),
         external_traffic_policy: spec.external_traffic_policy,
-        selector: spec.selector.unwrap_or_else(BTreeMap::new),
+        selector: spec.selector.unwrap_or_default(),
         ingress_ips,
         creation_timestamp: meta.creation_timestamp.as_ref().map(|t| t.0.to_string()),
     }

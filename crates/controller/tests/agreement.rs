@@ -136,7 +136,8 @@ async fn live_controller_and_offline_plan_agree() {
 
     // Created one after another, names in creation order, so the live
     // arrival order is the plan's (creation time, namespace, name) order.
-    let specs: Vec<(String, Vec<(&str, &str)>, u16)> = vec![
+    type Spec<'a> = (String, Vec<(&'a str, &'a str)>, u16);
+    let specs: Vec<Spec> = vec![
         ("s01".into(), vec![], 80),
         ("s02".into(), vec![], 80),
         ("s03".into(), vec![], 80),

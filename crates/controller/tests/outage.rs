@@ -87,7 +87,7 @@ async fn survives_an_api_server_outage() {
     proxy.up().await;
 
     // a's address was released on relist, so both fit.
-    let mut got = vec![env.wait_ips("b").await, env.wait_ips("c").await].concat();
+    let mut got = [env.wait_ips("b").await, env.wait_ips("c").await].concat();
     got.sort();
     assert_eq!(got, ["192.0.2.100", "192.0.2.101"]);
     assert!(!ctl.task.is_finished());
