@@ -23,6 +23,26 @@ async fn snapshot(env: &Env) -> BTreeMap<String, Vec<String>> {
         .collect()
 }
 
+async fn create_services(client: kube::Client, ns: String, class: String, range: std::ops::Range<usize>) {
+    let api: kube::Api<k8s_openapi::api::core::v1::Service> = kube::Api::namespaced(client, &ns);
+    futures::stream::iter(range)
+        .map(|i| {
+            let api = api.clone();
+            let class = class.clone();
+            async move {
+                let svc: k8s_openapi::api::core::v1::Service = serde_json::from_value(serde_json::json!({
+                    "metadata": {"name": format!("s{i:04}")},
+                    "spec": {"type": "LoadBalancer", "loadBalancerClass": class, "ports": [{"port": 80}]}
+                }))
+                .unwrap();
+                api.create(&Default::default(), &svc).await.expect("create service");
+            }
+        })
+        .buffer_unordered(16)
+        .collect::<Vec<_>>()
+        .await;
+}
+
 #[tokio::test]
 async fn restart_mid_stream_keeps_every_address() {
     const N: usize = 500;
@@ -30,42 +50,23 @@ async fn restart_mid_stream_keeps_every_address() {
     env.apply(&pool_yaml("big", &["10.64.0.0/22"], "")).await;
     let first = env.start(&[]).await;
 
-    // Create the Services concurrently; kill the controller halfway.
-    let creator = {
-        let client = env.client.clone();
-        let apps = env.apps.clone();
-        let class = env.class.clone().unwrap();
-        tokio::spawn(async move {
-            futures::stream::iter(0..N)
-                .map(|i| {
-                    let api: kube::Api<k8s_openapi::api::core::v1::Service> = kube::Api::namespaced(client.clone(), &apps);
-                    let class = class.clone();
-                    async move {
-                        let svc: k8s_openapi::api::core::v1::Service = serde_json::from_value(serde_json::json!({
-                            "metadata": {"name": format!("s{i:04}")},
-                            "spec": {"type": "LoadBalancer", "loadBalancerClass": class, "ports": [{"port": 80}]}
-                        }))
-                        .unwrap();
-                        api.create(&Default::default(), &svc).await.expect("create service");
-                    }
-                })
-                .buffer_unordered(16)
-                .collect::<Vec<_>>()
-                .await;
-        })
-    };
-    wait_for("half of the Services assigned", Duration::from_secs(120), || async {
-        (snapshot(&env).await.len() >= N / 2).then_some(())
+    // The first half is created while the controller runs and it is killed
+    // once a quarter has addresses (so writes are in flight); the second
+    // half arrives while no controller runs.
+    let creator = tokio::spawn(create_services(env.client.clone(), env.apps.clone(), env.class.clone().unwrap(), 0..N / 2));
+    wait_for("a quarter of the Services assigned", Duration::from_secs(120), || async {
+        (snapshot(&env).await.len() >= N / 4).then_some(())
     })
     .await
     .unwrap();
     first.kill();
-    // Requests already on the wire when the task died land now.
+    creator.await.unwrap();
+    create_services(env.client.clone(), env.apps.clone(), env.class.clone().unwrap(), N / 2..N).await;
+    // Requests already on the wire when the task died have landed by now.
     tokio::time::sleep(Duration::from_secs(1)).await;
     let before = snapshot(&env).await;
-    println!("killed the controller with {} of {N} Services assigned", before.len());
-    assert!(before.len() < N, "the kill must happen mid-stream");
-    creator.await.unwrap();
+    println!("killed the controller with {} of {N} Services assigned (writes in flight at the kill landed after it)", before.len());
+    assert!(before.len() < N);
 
     let second = env.start(&[]).await;
     let after = wait_for("every Service assigned", Duration::from_secs(180), || async {
