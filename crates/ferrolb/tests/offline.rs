@@ -37,6 +37,16 @@ fn write(dir: &Path, name: &str, text: &str) -> String {
     path.display().to_string()
 }
 
+/// An IPAddressPool document in the MetalLB namespace with an inline spec.
+fn pool(name: &str, spec: &str) -> String {
+    format!("apiVersion: metallb.io/v1beta1\nkind: IPAddressPool\nmetadata: {{name: {name}, namespace: metallb-system}}\nspec: {spec}\n")
+}
+
+/// A file of documents joined with `---`.
+fn manifest(dir: &Path, name: &str, docs: &[String]) -> String {
+    write(dir, name, &docs.join("---\n"))
+}
+
 fn plan_json(args: &[&str]) -> Value {
     let mut all = vec!["plan", "-o", "json"];
     all.extend_from_slice(args);
@@ -201,19 +211,10 @@ status: {loadBalancer: {ingress: [{ip: 10.0.0.0}]}}
 #[test]
 fn invalid_configuration_exits_1_with_one_line_per_error_naming_the_object() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let file = write(
+    let file = manifest(
         dir.path(),
         "bad.yaml",
-        "apiVersion: metallb.io/v1beta1
-kind: IPAddressPool
-metadata: {name: a, namespace: metallb-system}
-spec: {addresses: [10.0.0.0/24]}
----
-apiVersion: metallb.io/v1beta1
-kind: IPAddressPool
-metadata: {name: b, namespace: metallb-system}
-spec: {addresses: [10.0.0.128/25, 10.9.9.9-10.9.9.1]}
-",
+        &[pool("a", "{addresses: [10.0.0.0/24]}"), pool("b", "{addresses: [10.0.0.128/25, 10.9.9.9-10.9.9.1]}")],
     );
     for cmd in ["plan", "validate"] {
         let out = ferrolb(&[cmd, "-f", &file]);
@@ -234,19 +235,10 @@ spec: {addresses: [10.0.0.128/25, 10.9.9.9-10.9.9.1]}
 #[test]
 fn unreadable_input_exits_2_naming_file_document_and_field() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let file = write(
+    let file = manifest(
         dir.path(),
         "typo.yaml",
-        "apiVersion: metallb.io/v1beta1
-kind: IPAddressPool
-metadata: {name: a, namespace: metallb-system}
-spec: {addresses: [10.0.0.0/24]}
----
-apiVersion: metallb.io/v1beta1
-kind: IPAddressPool
-metadata: {name: b, namespace: metallb-system}
-spec: {addresses: [10.1.0.0/24], autoAssign: maybe}
-",
+        &[pool("a", "{addresses: [10.0.0.0/24]}"), pool("b", "{addresses: [10.1.0.0/24], autoAssign: maybe}")],
     );
     for cmd in [&["plan", "-f", &file][..], &["validate", "-f", &file], &["explain", "-f", &file, "a/b"]] {
         let out = ferrolb(cmd);
