@@ -42,6 +42,12 @@ fn pool(name: &str, spec: &str) -> String {
     format!("apiVersion: metallb.io/v1beta1\nkind: IPAddressPool\nmetadata: {{name: {name}, namespace: metallb-system}}\nspec: {spec}\n")
 }
 
+/// A Service document: `metadata` and `spec` as inline YAML mappings' contents,
+/// `rest` any further top-level fields (e.g. a status).
+fn svc(metadata: &str, spec: &str, rest: &str) -> String {
+    format!("apiVersion: v1\nkind: Service\nmetadata: {{{metadata}}}\nspec: {{{spec}}}\n{rest}")
+}
+
 /// A file of documents joined with `---`.
 fn manifest(dir: &Path, name: &str, docs: &[String]) -> String {
     write(dir, name, &docs.join("---\n"))
@@ -134,33 +140,18 @@ fn yaml_and_table_outputs_carry_the_same_plan() {
 #[test]
 fn seed_scenario_priority_only_pools_fill_lower_number_first() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let mut text = String::from(
-        "apiVersion: metallb.io/v1beta1
-kind: IPAddressPool
-metadata: {name: second, namespace: metallb-system}
-spec:
-  addresses: [10.2.0.0/31]
-  serviceAllocation: {priority: 2}
----
-apiVersion: metallb.io/v1beta1
-kind: IPAddressPool
-metadata: {name: first, namespace: metallb-system}
-spec:
-  addresses: [10.1.0.0/31]
-  serviceAllocation: {priority: 1}
-",
-    );
+    let mut docs = vec![
+        pool("second", "{addresses: [10.2.0.0/31], serviceAllocation: {priority: 2}}"),
+        pool("first", "{addresses: [10.1.0.0/31], serviceAllocation: {priority: 1}}"),
+    ];
     for i in 0..5 {
-        text.push_str(&format!(
-            "---
-apiVersion: v1
-kind: Service
-metadata: {{name: s{i}, namespace: ns{i}, creationTimestamp: \"2026-01-01T00:00:0{i}Z\"}}
-spec: {{type: LoadBalancer, clusterIP: 10.96.0.{i}, ports: [{{port: 80}}]}}
-"
+        docs.push(svc(
+            &format!("name: s{i}, namespace: ns{i}, creationTimestamp: \"2026-01-01T00:00:0{i}Z\""),
+            &format!("type: LoadBalancer, clusterIP: 10.96.0.{i}, ports: [{{port: 80}}]"),
+            "",
         ));
     }
-    let file = write(dir.path(), "seed.yaml", &text);
+    let file = manifest(dir.path(), "seed.yaml", &docs);
     let plan = plan_json(&["-f", &file]);
     let got: Vec<(String, String)> = (0..5)
         .map(|i| {
@@ -183,25 +174,22 @@ spec: {{type: LoadBalancer, clusterIP: 10.96.0.{i}, ports: [{{port: 80}}]}}
 #[test]
 fn existing_assignments_are_kept_before_new_services_are_placed() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let file = write(
+    let file = manifest(
         dir.path(),
         "restart.yaml",
-        "apiVersion: metallb.io/v1beta1
-kind: IPAddressPool
-metadata: {name: p, namespace: metallb-system}
-spec: {addresses: [10.0.0.0/30]}
----
-apiVersion: v1
-kind: Service
-metadata: {name: early, namespace: a, creationTimestamp: \"2020-01-01T00:00:00Z\"}
-spec: {type: LoadBalancer, clusterIP: 10.96.0.1}
----
-apiVersion: v1
-kind: Service
-metadata: {name: holder, namespace: z}
-spec: {type: LoadBalancer, clusterIP: 10.96.0.2}
-status: {loadBalancer: {ingress: [{ip: 10.0.0.0}]}}
-",
+        &[
+            pool("p", "{addresses: [10.0.0.0/30]}"),
+            svc(
+                "name: early, namespace: a, creationTimestamp: \"2020-01-01T00:00:00Z\"",
+                "type: LoadBalancer, clusterIP: 10.96.0.1",
+                "",
+            ),
+            svc(
+                "name: holder, namespace: z",
+                "type: LoadBalancer, clusterIP: 10.96.0.2",
+                "status: {loadBalancer: {ingress: [{ip: 10.0.0.0}]}}\n",
+            ),
+        ],
     );
     let plan = plan_json(&["-f", &file]);
     assert_eq!(service(&plan, "z", "holder")["ips"][0], "10.0.0.0");
@@ -298,24 +286,18 @@ items:
 #[test]
 fn lb_class_selects_which_services_are_handled() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let file = write(
+    let file = manifest(
         dir.path(),
         "class.yaml",
-        "apiVersion: metallb.io/v1beta1
-kind: IPAddressPool
-metadata: {name: p, namespace: metallb-system}
-spec: {addresses: [10.0.0.0/30]}
----
-apiVersion: v1
-kind: Service
-metadata: {name: classless, namespace: a}
-spec: {type: LoadBalancer, clusterIP: 10.96.0.1}
----
-apiVersion: v1
-kind: Service
-metadata: {name: classy, namespace: a}
-spec: {type: LoadBalancer, clusterIP: 10.96.0.2, loadBalancerClass: example.com/lb}
-",
+        &[
+            pool("p", "{addresses: [10.0.0.0/30]}"),
+            svc("name: classless, namespace: a", "type: LoadBalancer, clusterIP: 10.96.0.1", ""),
+            svc(
+                "name: classy, namespace: a",
+                "type: LoadBalancer, clusterIP: 10.96.0.2, loadBalancerClass: example.com/lb",
+                "",
+            ),
+        ],
     );
     let plan = plan_json(&["-f", &file]);
     assert_eq!(service(&plan, "a", "classless")["status"], "assigned");
