@@ -2,6 +2,7 @@
 //! tools. Subcommands map to modules; this file only parses arguments, sets
 //! up logging and turns errors into exit codes.
 
+mod bgp_mode;
 mod cli;
 mod offline;
 mod serve;

@@ -137,9 +137,7 @@ async fn run_webhook(cmd: WebhookCmd) -> anyhow::Result<()> {
 }
 
 fn webhook_options(args: WebhookArgs, tls: TlsArgs, namespace: String) -> anyhow::Result<ServeOptions> {
-    let mode = ferrolb_config::build::BgpMode::from_env_value(std::env::var("METALLB_BGP_TYPE").ok().as_deref())
-        .map_err(anyhow::Error::msg)
-        .context("METALLB_BGP_TYPE")?;
+    let mode = crate::bgp_mode::from_env().map_err(anyhow::Error::msg)?;
     let mut opts = ServeOptions::new(namespace);
     opts.args = args;
     opts.tls = tls;

@@ -339,3 +339,20 @@ fn crds_command_prints_what_deploy_holds() {
         "deploy/crds/metallb.io.yaml is stale: run `cargo run -p ferrolb -- crds > deploy/crds/metallb.io.yaml`"
     );
 }
+
+#[test]
+fn unknown_bgp_type_is_an_error_not_a_silent_default() {
+    let out = Command::new(env!("CARGO_BIN_EXE_ferrolb"))
+        .args(["validate", "-f", &quickstart()])
+        .env("METALLB_BGP_TYPE", "bird")
+        .output()
+        .expect("the ferrolb binary runs");
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(stderr(&out).contains("METALLB_BGP_TYPE"), "{}", stderr(&out));
+    let frr = Command::new(env!("CARGO_BIN_EXE_ferrolb"))
+        .args(["validate", "-f", &quickstart()])
+        .env("METALLB_BGP_TYPE", "frr")
+        .output()
+        .expect("the ferrolb binary runs");
+    assert_eq!(frr.status.code(), Some(0), "{}", stderr(&frr));
+}

@@ -32,7 +32,7 @@ pub fn run(args: &ExplainArgs) -> ExitCode {
     }
     let config = match super::build(&manifests, &args.input) {
         Ok(config) => config,
-        Err(errors) => return super::report_config_errors(&errors),
+        Err(code) => return code,
     };
     let mut watcher = Watcher {
         namespace,

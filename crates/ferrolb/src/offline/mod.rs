@@ -10,7 +10,7 @@ pub mod validate;
 
 use std::process::ExitCode;
 
-use ferrolb_config::build::{BgpMode, Config};
+use ferrolb_config::build::Config;
 use ferrolb_config::manifest::{self, Manifests};
 use ferrolb_config::ConfigError;
 
@@ -39,10 +39,15 @@ pub fn load(input: &InputArgs) -> Result<Manifests, ExitCode> {
 }
 
 /// Builds and validates the whole configuration with the same checks as the
-/// controller and the admission webhook.
-pub fn build(manifests: &Manifests, input: &InputArgs) -> Result<Config, Vec<ConfigError>> {
-    let mode = BgpMode::from_env_value(std::env::var("METALLB_BGP_TYPE").ok().as_deref()).unwrap_or_default();
+/// controller and the admission webhook. An unusable `METALLB_BGP_TYPE` is
+/// reported like unreadable input: the checks to run are unknown.
+pub fn build(manifests: &Manifests, input: &InputArgs) -> Result<Config, ExitCode> {
+    let mode = crate::bgp_mode::from_env().map_err(|err| {
+        eprintln!("error: {err}");
+        ExitCode::from(EXIT_BAD_INPUT)
+    })?;
     ferrolb_config::build::build_config(&manifests.config_input(mode, &input.namespace))
+        .map_err(|errors| report_config_errors(&errors))
 }
 
 /// Prints configuration errors one per line (`Kind/name: message`) and

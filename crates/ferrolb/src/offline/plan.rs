@@ -18,7 +18,7 @@ pub fn run(args: &PlanArgs) -> ExitCode {
     };
     let config = match super::build(&manifests, &args.input) {
         Ok(config) => config,
-        Err(errors) => return super::report_config_errors(&errors),
+        Err(code) => return code,
     };
     let plan = make_plan(&manifests, config, &args.input, &mut ());
     match report::render(&plan, args.output) {

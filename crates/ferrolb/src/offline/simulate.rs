@@ -39,8 +39,9 @@ impl Observer for () {
 /// namespace, name.
 pub fn contract_order(views: &mut [ServiceView]) {
     views.sort_by(|a, b| {
-        let held = |v: &ServiceView| v.ingress_ips.is_empty();
-        held(a).cmp(&held(b)).then_with(|| {
+        // false (holds addresses) sorts before true.
+        let holds_none = |v: &ServiceView| v.ingress_ips.is_empty();
+        holds_none(a).cmp(&holds_none(b)).then_with(|| {
             if a.ingress_ips.is_empty() {
                 by_creation(a, b)
             } else {

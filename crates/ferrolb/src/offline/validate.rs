@@ -14,6 +14,6 @@ pub fn run(input: &InputArgs) -> ExitCode {
             println!("ok");
             ExitCode::SUCCESS
         }
-        Err(errors) => super::report_config_errors(&errors),
+        Err(code) => code,
     }
 }
