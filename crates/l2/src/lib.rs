@@ -1,0 +1,5 @@
+//! ferrolb's layer 2 answering (speaker.md §3.3-3.7): ARP and IPv6 neighbor
+//! discovery for Service addresses, gratuitous announcements and conflict
+//! detection. Knows nothing of Kubernetes.
+
+pub mod packet;
