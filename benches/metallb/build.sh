@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
-# Builds MetalLB's controller from its Go module (go.universe.tf/metallb) at a
-# release, through the Go module proxy, into
-#   ${FERROLB_CACHE:-$HOME/.cache/ferrolb}/metallb-<version>/controller
+# Builds MetalLB's controller and speaker from its Go module
+# (go.universe.tf/metallb) at a release, through the Go module proxy, into
+#   ${FERROLB_CACHE:-$HOME/.cache/ferrolb}/metallb-<version>/{controller,speaker}
 # and prints
 #   metallb-controller=<path>
+#   metallb-speaker=<path>
 #   metallb-version=<version>
 # on stdout. A second run with the same version, replaces and Go toolchain
 # only prints. No MetalLB source is kept in this repository: the module comes
@@ -11,8 +12,8 @@
 #
 # How: a throwaway main module in the cache dir requires
 # go.universe.tf/metallb@<version> and builds its package
-# go.universe.tf/metallb/controller, with CGO_ENABLED=0 as upstream's
-# Dockerfile does. Plain `go install pkg@version` would do if every dependency
+# go.universe.tf/metallb/controller and go.universe.tf/metallb/speaker, with
+# CGO_ENABLED=0 as upstream's Dockerfiles do. Plain `go install pkg@version` would do if every dependency
 # were on the proxy; for v0.16.2 one is not:
 #
 #   github.com/metallb/frr-k8s v0.0.27 (MetalLB's frr-k8s BGP backend API):
@@ -22,8 +23,9 @@
 #   Advertise.PrefixesWithAsPathPrepend). So the throwaway module replaces
 #   frr-k8s with a copy of v0.0.26 (in the cache dir, never committed) plus
 #   that type and field, their shape dictated by MetalLB's use of them. That
-#   code builds FRRConfiguration objects for the speaker in frr-k8s mode; the
-#   controller links it (internal/k8s/controllers) but never runs it.
+#   code builds FRRConfiguration objects for the speaker in frr-k8s mode
+#   (METALLB_BGP_TYPE=frr-k8s), which the layer 2 failover bench does not
+#   use; the controller links it (internal/k8s/controllers) but never runs it.
 #
 # Environment:
 #   METALLB_VERSION   release to build (default: newest release the proxy lists)
@@ -64,9 +66,10 @@ key="$("$go_cmd" env GOVERSION) replaces=[$METALLB_REPLACES] frr-shim=[$frr_shim
 
 print_paths() {
     echo "metallb-controller=$out/controller"
+    echo "metallb-speaker=$out/speaker"
     echo "metallb-version=$version"
 }
-cached() { [[ -x "$out/controller" && "$(cat "$out/key" 2>/dev/null)" == "$key" ]]; }
+cached() { [[ -x "$out/controller" && -x "$out/speaker" && "$(cat "$out/key" 2>/dev/null)" == "$key" ]]; }
 
 if cached; then print_paths; exit 0; fi
 
@@ -77,7 +80,7 @@ if cached; then print_paths; exit 0; fi
 
 tmp="$(mktemp -d "$cache_root/metallb-build.XXXXXX")"
 trap 'rm -rf "$tmp"' EXIT
-echo "build.sh: building $module/controller@$version into $out" >&2
+echo "build.sh: building $module/{controller,speaker}@$version into $out" >&2
 [[ -n "$METALLB_REPLACES" ]] && echo "build.sh: with replaces: $METALLB_REPLACES" >&2
 [[ -n "$frr_shim" ]] && echo "build.sh: with $frr_shim plus the shim described above" >&2
 start=$(date +%s)
@@ -113,12 +116,15 @@ GO
         old="${r%%=*}"; new="${r#*=}"
         "$go_cmd" mod edit -replace="$old=${new%@*}@${new##*@}"
     done
-    # Adds the requirement and the go.sum lines the controller's packages need
+    # Adds the requirement and the go.sum lines both commands' packages need
     # (checked against the checksum database as usual).
-    "$go_cmd" get "$module/controller@$version"
-    # Same flags as upstream's controller/Dockerfile: CGO_ENABLED=0, not
-    # stripped (only its -X git stamps are left out: there is no checkout).
-    CGO_ENABLED=0 "$go_cmd" build -o "$tmp/controller" "$module/controller"
+    "$go_cmd" get "$module/controller@$version" "$module/speaker@$version"
+    # Same flags as upstream's controller/ and speaker/ Dockerfiles:
+    # CGO_ENABLED=0, not stripped (only their -X git stamps are left out:
+    # there is no checkout).
+    for cmd in controller speaker; do
+        CGO_ENABLED=0 "$go_cmd" build -o "$tmp/$cmd" "$module/$cmd"
+    done
     # What went in, for the record.
     "$go_cmd" list -m all >"$tmp/modules.txt"
 ) >&2

@@ -46,6 +46,10 @@ pub enum Error {
     Manifest(String),
     #[error("timed out after {timeout:?} waiting for {what}")]
     Timeout { what: String, timeout: Duration },
+    /// An external command (`ip`, `arping`, `python3`, ...) failed; the text
+    /// has the command line, its exit status and its stderr.
+    #[error("{0}")]
+    Command(String),
 }
 
 impl Error {

@@ -16,10 +16,23 @@
 //! A `kube::Client` is bound to the tokio runtime that created it, and every
 //! `#[tokio::test]` has its own runtime, so [`KubeFixture::client`] builds a
 //! fresh client on each call instead of handing out a shared one.
+//!
+//! For the speaker (docs/testing-netns.md): [`netns`] builds a router and
+//! node namespaces on one bridge, [`relay`] makes the fixture reachable from
+//! inside them, [`kubelet`] writes the Nodes, Pods and EndpointSlices a
+//! kubelet would, [`identity`] runs a process as a ServiceAccount under the
+//! shipped RBAC, and [`probe`] checks ARP/NDP from the router. They need
+//! root, `ip` (iproute2), `arping` and python3.
 
+mod arp;
 mod binary;
 mod error;
 mod fixture;
+pub mod identity;
+pub mod kubelet;
+pub mod netns;
+pub mod probe;
+pub mod relay;
 mod resources;
 mod wait;
 
