@@ -1,0 +1,502 @@
+//! Kubernetes Events (core/v1) with aggregation and rate limiting, so an
+//! object that stays in a failing state does not produce an Event per
+//! reprocess. `source.component` and `reportingComponent` are the caller's
+//! (`metallb-controller`, `metallb-speaker`).
+//!
+//! - An event identical to one already emitted for the same object (same
+//!   type, reason and message) within [`AGGREGATION_WINDOW`] is not created
+//!   again: its `count` and `lastTimestamp` are increased in memory and
+//!   written with one PATCH at most every `flush_interval`.
+//! - Distinct new events per object pass a token bucket (burst 25, one more
+//!   every 5 minutes, client-go's defaults), so a flapping object cannot
+//!   flood the API server either.
+//!
+//! Sending never blocks the reconcile loop: events go through a channel to a
+//! background task with a few requests in flight. While the caller's status
+//! writes are queued (the [`Backlog`] it publishes), new Event requests
+//! wait: during a burst the API server's capacity goes to the status first,
+//! and the events follow.
+
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use k8s_openapi::api::core::v1::{Event, EventSource, ObjectReference};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, Time};
+use k8s_openapi::jiff::Timestamp;
+use kube::api::{Api, Patch, PatchParams, PostParams};
+use kube::Client;
+use prometheus_client::metrics::counter::Counter;
+use tokio::sync::mpsc;
+use tokio::task::JoinSet;
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+
+/// A repeat later than this after the previous occurrence starts a new Event object.
+pub const AGGREGATION_WINDOW: Duration = Duration::from_secs(600);
+
+const BURST: f64 = 25.0;
+const REFILL_PER_SEC: f64 = 1.0 / 300.0;
+const MAX_IN_FLIGHT: usize = 4;
+const MAX_ENTRIES: usize = 100_000;
+
+/// The `type` of a core/v1 Event; the only definition in the Kubernetes-facing
+/// crates.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum EventType {
+    Normal,
+    Warning,
+}
+
+impl EventType {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EventType::Normal => "Normal",
+            EventType::Warning => "Warning",
+        }
+    }
+}
+
+/// One occurrence: what is recorded against an object.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct EventSpec {
+    pub type_: EventType,
+    pub reason: String,
+    pub message: String,
+}
+
+/// Identity of an object for aggregation: uid when known, else namespace/name.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+struct ObjectKey(String);
+
+impl ObjectKey {
+    fn of(r: &ObjectReference) -> Self {
+        match r.uid.as_deref().filter(|u| !u.is_empty()) {
+            Some(uid) => ObjectKey(uid.to_string()),
+            None => ObjectKey(format!(
+                "{}/{}/{}",
+                r.kind.as_deref().unwrap_or(""),
+                r.namespace.as_deref().unwrap_or(""),
+                r.name.as_deref().unwrap_or("")
+            )),
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+struct EventKey {
+    object: ObjectKey,
+    spec: EventSpec,
+}
+
+/// What to do with one occurrence of an event.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Decision {
+    Create,
+    Aggregate,
+    Suppress,
+}
+
+/// Pure aggregation / rate-limit bookkeeping (the I/O lives in [`RecorderTask`]).
+#[derive(Default)]
+pub struct Aggregator {
+    entries: HashMap<EventKey, Entry>,
+    buckets: HashMap<ObjectKey, Bucket>,
+    dirty: HashSet<EventKey>,
+}
+
+#[derive(Debug)]
+struct Entry {
+    involved: ObjectReference,
+    /// Namespace and name of the Event object once created.
+    object: Option<(String, String)>,
+    count: i32,
+    written: i32,
+    first_seen: Timestamp,
+    last_seen: Timestamp,
+    last_seen_at: Instant,
+    last_write_at: Instant,
+}
+
+struct Bucket {
+    tokens: f64,
+    at: Instant,
+}
+
+impl Aggregator {
+    fn decide(&mut self, key: &EventKey, involved: &ObjectReference, now: Instant, wall: Timestamp) -> Decision {
+        if let Some(e) = self.entries.get_mut(key)
+            && now.duration_since(e.last_seen_at) < AGGREGATION_WINDOW
+        {
+            e.count = e.count.saturating_add(1);
+            e.last_seen = wall;
+            e.last_seen_at = now;
+            self.dirty.insert(key.clone());
+            return Decision::Aggregate;
+        }
+        let bucket = self
+            .buckets
+            .entry(key.object.clone())
+            .or_insert(Bucket { tokens: BURST, at: now });
+        bucket.tokens =
+            (bucket.tokens + now.duration_since(bucket.at).as_secs_f64() * REFILL_PER_SEC).min(BURST);
+        bucket.at = now;
+        if bucket.tokens < 1.0 {
+            return Decision::Suppress;
+        }
+        bucket.tokens -= 1.0;
+        self.entries.insert(
+            key.clone(),
+            Entry {
+                involved: involved.clone(),
+                object: None,
+                count: 1,
+                written: 1,
+                first_seen: wall,
+                last_seen: wall,
+                last_seen_at: now,
+                last_write_at: now,
+            },
+        );
+        self.dirty.remove(key);
+        Decision::Create
+    }
+
+    /// Entries whose count must be written now.
+    fn due(&mut self, now: Instant, interval: Duration) -> Vec<Job> {
+        let mut out = Vec::new();
+        self.dirty.retain(|k| {
+            let Some(e) = self.entries.get_mut(k) else { return false };
+            let Some((ns, name)) = e.object.clone() else { return true };
+            if e.count <= e.written {
+                return false;
+            }
+            if now.duration_since(e.last_write_at) < interval {
+                return true;
+            }
+            e.written = e.count;
+            e.last_write_at = now;
+            out.push(Job::Patch {
+                key: k.clone(),
+                ns,
+                name,
+                count: e.count,
+                first: e.first_seen,
+                last: e.last_seen,
+                involved: Box::new(e.involved.clone()),
+            });
+            false
+        });
+        out
+    }
+
+    /// Forgets entries outside the aggregation window and idle buckets.
+    fn expire(&mut self, now: Instant) {
+        self.entries
+            .retain(|_, e| now.duration_since(e.last_seen_at) < AGGREGATION_WINDOW);
+        let full_after = Duration::from_secs_f64(BURST / REFILL_PER_SEC);
+        self.buckets.retain(|_, b| now.duration_since(b.at) < full_after);
+        if self.entries.len() > MAX_ENTRIES {
+            // Bound memory under churn: drop the oldest half.
+            let mut ages: Vec<Instant> = self.entries.values().map(|e| e.last_seen_at).collect();
+            ages.sort_unstable();
+            let cut = ages[ages.len() / 2];
+            self.entries.retain(|_, e| e.last_seen_at > cut);
+        }
+        let entries = &self.entries;
+        self.dirty.retain(|k| entries.contains_key(k));
+    }
+}
+
+/// Number of status writes queued or in flight, published by the caller;
+/// while it is above zero no new Event request starts.
+#[derive(Clone, Default)]
+pub struct Backlog(Arc<AtomicUsize>);
+
+impl Backlog {
+    pub fn set(&self, n: usize) {
+        self.0.store(n, Ordering::Relaxed);
+    }
+
+    fn busy(&self) -> bool {
+        self.0.load(Ordering::Relaxed) > 0
+    }
+}
+
+/// Namespace and name of the Event written.
+type JobResult = Result<(String, String), kube::Error>;
+
+/// Handle used by the reconcile loop. Cloning is cheap.
+#[derive(Clone)]
+pub struct Recorder {
+    tx: mpsc::UnboundedSender<(ObjectReference, EventSpec)>,
+}
+
+impl Recorder {
+    /// Queues one occurrence; never blocks.
+    pub fn record(&self, object: &ObjectReference, spec: EventSpec) {
+        // The receiver lives as long as the session; a send after it ended is moot.
+        let _ = self.tx.send((object.clone(), spec));
+    }
+}
+
+/// Who writes the Events, and how often aggregated counts are written.
+#[derive(Clone, Debug)]
+pub struct RecorderConfig {
+    /// `source.component` and `reportingComponent`, e.g. `metallb-controller`.
+    pub component: String,
+    /// `reportingInstance` (the Pod or leader identity).
+    pub instance: String,
+    /// Aggregated counts of one Event are written at most this often.
+    pub flush_interval: Duration,
+}
+
+/// Counters the recorder increments; register them under the process's names.
+#[derive(Clone, Debug, Default)]
+pub struct EventCounters {
+    /// Event objects created.
+    pub emitted: Counter,
+    /// Occurrences folded into the count of an existing Event.
+    pub aggregated: Counter,
+}
+
+/// The background half of [`recorder`]: run it on a task.
+pub struct RecorderTask {
+    client: Client,
+    cfg: RecorderConfig,
+    counters: EventCounters,
+    rx: mpsc::UnboundedReceiver<(ObjectReference, EventSpec)>,
+    backlog: Backlog,
+    agg: Aggregator,
+    queue: VecDeque<Job>,
+    in_flight: JoinSet<(Job, JobResult)>,
+    name_clock: i64,
+}
+
+#[derive(Clone, Debug)]
+enum Job {
+    Create { key: EventKey, event: Box<Event> },
+    Patch { key: EventKey, ns: String, name: String, count: i32, first: Timestamp, last: Timestamp, involved: Box<ObjectReference> },
+}
+
+/// A recorder handle and the task that writes what it records.
+pub fn recorder(
+    client: Client,
+    cfg: RecorderConfig,
+    counters: EventCounters,
+    backlog: Backlog,
+) -> (Recorder, RecorderTask) {
+    let (tx, rx) = mpsc::unbounded_channel();
+    (
+        Recorder { tx },
+        RecorderTask {
+            client,
+            cfg,
+            counters,
+            rx,
+            backlog,
+            agg: Aggregator::default(),
+            queue: VecDeque::new(),
+            in_flight: JoinSet::new(),
+            name_clock: 0,
+        },
+    )
+}
+
+impl RecorderTask {
+    /// Writes until `cancel` or until every [`Recorder`] is dropped.
+    pub async fn run(mut self, cancel: CancellationToken) {
+        // Also how soon deferred events start once the status writes are done.
+        let mut tick = tokio::time::interval(Duration::from_millis(100));
+        let mut expire = tokio::time::interval(Duration::from_secs(60));
+        loop {
+            tokio::select! {
+                _ = cancel.cancelled() => return,
+                msg = self.rx.recv() => match msg {
+                    Some((obj, spec)) => self.observe(obj, spec),
+                    None => return,
+                },
+                Some(done) = self.in_flight.join_next(), if !self.in_flight.is_empty() => {
+                    if let Ok((job, result)) = done {
+                        self.finished(job, result);
+                    }
+                }
+                _ = tick.tick() => {
+                    let now = Instant::now();
+                    self.queue.extend(self.agg.due(now, self.cfg.flush_interval));
+                }
+                _ = expire.tick() => self.agg.expire(Instant::now()),
+            }
+            self.start_jobs();
+        }
+    }
+
+    fn observe(&mut self, obj: ObjectReference, spec: EventSpec) {
+        let key = EventKey { object: ObjectKey::of(&obj), spec };
+        let wall = Timestamp::now();
+        match self.agg.decide(&key, &obj, Instant::now(), wall) {
+            Decision::Create => {
+                let event = self.build(&obj, &key.spec, wall);
+                self.queue.push_back(Job::Create { key, event: Box::new(event) });
+            }
+            Decision::Aggregate => {
+                self.counters.aggregated.inc();
+            }
+            Decision::Suppress => tracing::debug!(
+                object = ?obj.name, reason = %key.spec.reason,
+                "event rate limit reached for object, dropping event"
+            ),
+        }
+    }
+
+    fn build(&mut self, obj: &ObjectReference, spec: &EventSpec, wall: Timestamp) -> Event {
+        // client-go names events `<object>.<unix nanos in hex>`; the clock is
+        // kept strictly increasing so two events in one nanosecond differ.
+        let nanos = i64::try_from(wall.as_nanosecond()).unwrap_or(i64::MAX);
+        self.name_clock = nanos.max(self.name_clock.saturating_add(1));
+        Event {
+            metadata: ObjectMeta {
+                name: Some(format!("{}.{:x}", obj.name.as_deref().unwrap_or("object"), self.name_clock)),
+                namespace: Some(obj.namespace.clone().unwrap_or_else(|| "default".to_string())),
+                ..Default::default()
+            },
+            involved_object: obj.clone(),
+            reason: Some(spec.reason.clone()),
+            message: Some(spec.message.clone()),
+            type_: Some(spec.type_.as_str().to_string()),
+            count: Some(1),
+            first_timestamp: Some(Time(wall)),
+            last_timestamp: Some(Time(wall)),
+            source: Some(EventSource { component: Some(self.cfg.component.clone()), host: None }),
+            reporting_component: Some(self.cfg.component.clone()),
+            reporting_instance: Some(self.cfg.instance.clone()),
+            ..Default::default()
+        }
+    }
+
+    fn start_jobs(&mut self) {
+        if self.backlog.busy() {
+            return;
+        }
+        while self.in_flight.len() < MAX_IN_FLIGHT {
+            let Some(job) = self.queue.pop_front() else { return };
+            let client = self.client.clone();
+            self.in_flight.spawn(async move {
+                let result = send(client, &job).await;
+                (job, result)
+            });
+        }
+    }
+
+    fn finished(&mut self, job: Job, result: Result<(String, String), kube::Error>) {
+        match (job, result) {
+            (Job::Create { key, .. }, Ok(object)) => {
+                self.counters.emitted.inc();
+                if let Some(e) = self.agg.entries.get_mut(&key) {
+                    e.object = Some(object);
+                }
+            }
+            (Job::Patch { key, first, last, count, involved, .. }, Err(kube::Error::Api(s))) if s.code == 404 => {
+                // The Event expired (API server event TTL): start a new one with the total.
+                let mut event = self.build(&involved, &key.spec, last);
+                event.count = Some(count);
+                event.first_timestamp = Some(Time(first));
+                if let Some(e) = self.agg.entries.get_mut(&key) {
+                    e.object = None;
+                }
+                self.queue.push_back(Job::Create { key, event: Box::new(event) });
+            }
+            (Job::Patch { .. }, Ok(_)) => {}
+            (job, Err(error)) => {
+                let (reason, message) = match &job {
+                    Job::Create { key, .. } | Job::Patch { key, .. } => (&key.spec.reason, &key.spec.message),
+                };
+                tracing::warn!(%error, %reason, %message, "writing event failed, dropping it");
+                if let Job::Create { key, .. } = &job {
+                    self.agg.entries.remove(key);
+                }
+            }
+        }
+    }
+}
+
+async fn send(client: Client, job: &Job) -> Result<(String, String), kube::Error> {
+    match job {
+        Job::Create { event, .. } => {
+            let ns = event.metadata.namespace.clone().unwrap_or_default();
+            let api: Api<Event> = Api::namespaced(client, &ns);
+            let created = api.create(&PostParams::default(), event).await?;
+            Ok((ns, created.metadata.name.unwrap_or_default()))
+        }
+        Job::Patch { ns, name, count, last, .. } => {
+            let api: Api<Event> = Api::namespaced(client, ns);
+            let patch = serde_json::json!({ "count": count, "lastTimestamp": Time(*last) });
+            api.patch(name, &PatchParams::default(), &Patch::Merge(&patch)).await?;
+            Ok((ns.clone(), name.clone()))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn r() -> ObjectReference {
+        ObjectReference { name: Some("svc".into()), namespace: Some("ns".into()), ..Default::default() }
+    }
+
+    fn key(uid: &str, msg: &str) -> EventKey {
+        EventKey {
+            object: ObjectKey(uid.into()),
+            spec: EventSpec { type_: EventType::Warning, reason: "AllocationFailed".into(), message: msg.into() },
+        }
+    }
+
+    #[test]
+    fn identical_events_aggregate_and_flush_once_per_interval() {
+        let mut a = Aggregator::default();
+        let t0 = Instant::now();
+        let w = Timestamp::now();
+        let k = key("u1", "no available IPs");
+        assert_eq!(a.decide(&k, &r(), t0, w), Decision::Create);
+        for i in 1..1000 {
+            assert_eq!(a.decide(&k, &r(), t0 + Duration::from_millis(i), w), Decision::Aggregate);
+        }
+        // Not created yet on the server: nothing to patch.
+        assert!(a.due(t0 + Duration::from_secs(60), Duration::from_secs(30)).is_empty());
+        a.entries.get_mut(&k).unwrap().object = Some(("ns".into(), "svc.1".into()));
+        assert!(a.due(t0 + Duration::from_secs(1), Duration::from_secs(30)).is_empty());
+        let due = a.due(t0 + Duration::from_secs(31), Duration::from_secs(30));
+        assert_eq!(due.len(), 1);
+        assert!(matches!(&due[0], Job::Patch { count: 1000, .. }));
+        assert!(a.due(t0 + Duration::from_secs(100), Duration::from_secs(30)).is_empty());
+    }
+
+    #[test]
+    fn different_messages_are_rate_limited_per_object() {
+        let mut a = Aggregator::default();
+        let t0 = Instant::now();
+        let w = Timestamp::now();
+        let created = (0..100)
+            .filter(|i| a.decide(&key("u1", &format!("m{i}")), &r(), t0, w) == Decision::Create)
+            .count();
+        assert_eq!(created, 25);
+        // Another object has its own bucket.
+        assert_eq!(a.decide(&key("u2", "m0"), &r(), t0, w), Decision::Create);
+        // Tokens come back with time.
+        assert_eq!(a.decide(&key("u1", "later"), &r(), t0 + Duration::from_secs(301), w), Decision::Create);
+    }
+
+    #[test]
+    fn repeats_after_the_window_create_a_new_event() {
+        let mut a = Aggregator::default();
+        let t0 = Instant::now();
+        let w = Timestamp::now();
+        let k = key("u1", "x");
+        assert_eq!(a.decide(&k, &r(), t0, w), Decision::Create);
+        assert_eq!(a.decide(&k, &r(), t0 + AGGREGATION_WINDOW + Duration::from_secs(1), w), Decision::Create);
+        a.expire(t0 + AGGREGATION_WINDOW * 3);
+        assert!(a.entries.is_empty());
+    }
+}

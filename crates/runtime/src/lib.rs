@@ -1,0 +1,24 @@
+//! Process plumbing shared by ferrolb's controller and speaker.
+//!
+//! - [`client`]: kube client from `--kubeconfig` or in-cluster, with a
+//!   request-counting tower layer;
+//! - [`logging`]: MetalLB's `--log-level` values, JSON or text lines;
+//! - [`http_server`]: `/metrics` and pluggable `/healthz`, `/readyz`;
+//! - [`leader`]: Lease-based leader election;
+//! - [`events`]: core/v1 Event recorder with aggregation and rate limiting;
+//! - [`retry`]: exponential backoff per key;
+//! - [`status`]: the generic keyed status writer;
+//! - [`Error`]: start-up failures, with a bounded metric label.
+//!
+//! docs/interfaces.md lists the public API.
+
+pub mod client;
+pub mod error;
+pub mod events;
+pub mod http_server;
+pub mod leader;
+pub mod logging;
+pub mod retry;
+pub mod status;
+
+pub use error::Error;
