@@ -2,4 +2,8 @@
 //! discovery for Service addresses, gratuitous announcements and conflict
 //! detection. Knows nothing of Kubernetes.
 
+pub mod announcer;
+pub mod interfaces;
 pub mod packet;
+
+pub use interfaces::{ExcludeList, InterfaceInfo, InterfaceScope};
