@@ -1,0 +1,136 @@
+//! Projections of Kubernetes objects to what [`crate::decide`] reads.
+
+use ferrolb_allocator::ServiceKey;
+use ferrolb_api::annotations::{ALLOW_SHARED_IP, ALLOW_SHARED_IP_DEPRECATED};
+use ferrolb_api::labels;
+use ferrolb_api::v1beta1::ServiceL2Status;
+use k8s_openapi::api::core::v1::{Node, Service};
+use k8s_openapi::api::discovery::v1::EndpointSlice;
+use kube::ResourceExt;
+
+use crate::decide::{Endpoint, NodeState, ServiceState};
+
+/// Label linking an EndpointSlice to its Service.
+pub const SERVICE_NAME_LABEL: &str = "kubernetes.io/service-name";
+
+/// What the speaker keeps of a Service (endpoints are joined in later), if
+/// this speaker handles its class (controller.md §3.1: no `--lb-class`
+/// handles Services without a class; with one, exactly that class).
+pub fn service_facts(svc: &Service, lb_class: &str) -> Option<ServiceState> {
+    let spec = svc.spec.as_ref()?;
+    let class = spec.load_balancer_class.as_deref().unwrap_or("");
+    if class != lb_class {
+        return None;
+    }
+    let annotations = svc.annotations();
+    let ingress = svc
+        .status
+        .as_ref()
+        .and_then(|s| s.load_balancer.as_ref())
+        .and_then(|lb| lb.ingress.as_ref())
+        .map(|items| items.iter().filter_map(|i| i.ip.clone()).filter(|ip| !ip.is_empty()).collect())
+        .unwrap_or_default();
+    Some(ServiceState {
+        key: ServiceKey::new(svc.namespace().unwrap_or_default(), svc.name_any()),
+        is_load_balancer: spec.type_.as_deref() == Some("LoadBalancer"),
+        labels: svc.labels().clone(),
+        has_sharing_key: annotations.contains_key(ALLOW_SHARED_IP) || annotations.contains_key(ALLOW_SHARED_IP_DEPRECATED),
+        ingress,
+        local_traffic_policy: spec.external_traffic_policy.as_deref() == Some("Local"),
+        // Joined in from the EndpointSlices (crate::inputs).
+        endpoints: Vec::new(),
+    })
+}
+
+/// The endpoints of one EndpointSlice, with the Service it belongs to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SliceFacts {
+    pub service: ServiceKey,
+    pub endpoints: Vec<Endpoint>,
+}
+
+pub fn slice_facts(slice: &EndpointSlice) -> Option<SliceFacts> {
+    let service = slice.labels().get(SERVICE_NAME_LABEL)?;
+    let endpoints = slice
+        .endpoints
+        .iter()
+        .map(|e| {
+            let conditions = e.conditions.as_ref();
+            let ready = conditions.and_then(|c| c.ready).unwrap_or(true);
+            let serving = conditions.and_then(|c| c.serving).unwrap_or(false);
+            Endpoint { node: e.node_name.clone(), serving: ready || serving }
+        })
+        .collect();
+    Some(SliceFacts { service: ServiceKey::new(slice.namespace().unwrap_or_default(), service.clone()), endpoints })
+}
+
+/// What the speaker keeps of a Node.
+pub fn node_facts(node: &Node) -> Option<NodeState> {
+    let network_unavailable = node
+        .status
+        .as_ref()
+        .and_then(|s| s.conditions.as_ref())
+        .is_some_and(|conds| conds.iter().any(|c| c.type_ == "NetworkUnavailable" && c.status == "True"));
+    Some(NodeState { labels: node.labels().clone(), network_unavailable })
+}
+
+/// One ServiceL2Status: who announces which Service.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct L2StatusFacts {
+    pub name: String,
+    /// The `metallb.io/node` label (the writer).
+    pub node: String,
+    pub service: ServiceKey,
+    pub interfaces: Vec<String>,
+}
+
+pub fn l2_status_facts(obj: &ServiceL2Status) -> Option<L2StatusFacts> {
+    let l = obj.labels();
+    let status = obj.status.clone().unwrap_or_default();
+    Some(L2StatusFacts {
+        name: obj.name_any(),
+        node: l.get(labels::NODE)?.clone(),
+        service: ServiceKey::new(l.get(labels::SERVICE_NAMESPACE)?.clone(), l.get(labels::SERVICE_NAME)?.clone()),
+        interfaces: status.interfaces.into_iter().map(|i| i.name).collect(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn svc(yaml: &str) -> Service {
+        serde_json::from_value(serde_saphyr::from_str::<serde_json::Value>(yaml).unwrap()).unwrap()
+    }
+
+    #[test]
+    fn class_filter_and_fields() {
+        let s = svc(
+            "metadata: {name: web, namespace: shop, annotations: {metallb.universe.tf/allow-shared-ip: k}}\n\
+             spec: {type: LoadBalancer, externalTrafficPolicy: Local}\n\
+             status: {loadBalancer: {ingress: [{ip: 198.51.100.10}, {hostname: x}]}}",
+        );
+        let f = service_facts(&s, "").unwrap();
+        assert_eq!(f.key, ServiceKey::new("shop", "web"));
+        assert!(f.is_load_balancer && f.has_sharing_key && f.local_traffic_policy);
+        assert_eq!(f.ingress, vec!["198.51.100.10".to_string()]);
+        assert!(service_facts(&s, "other").is_none());
+    }
+
+    #[test]
+    fn endpoint_readiness_follows_metallb() {
+        let slice: EndpointSlice = serde_json::from_value(serde_json::json!({
+            "metadata": {"name": "web-1", "namespace": "shop", "labels": {SERVICE_NAME_LABEL: "web"}},
+            "addressType": "IPv4",
+            "endpoints": [
+                {"addresses": ["10.0.0.1"], "nodeName": "n1"},
+                {"addresses": ["10.0.0.2"], "nodeName": "n2", "conditions": {"ready": false}},
+                {"addresses": ["10.0.0.3"], "nodeName": "n3", "conditions": {"ready": false, "serving": true}}
+            ]
+        }))
+        .unwrap();
+        let f = slice_facts(&slice).unwrap();
+        let serving: Vec<bool> = f.endpoints.iter().map(|e| e.serving).collect();
+        assert_eq!(serving, vec![true, false, true]);
+    }
+}

@@ -1,0 +1,16 @@
+//! ferrolb's speaker (speaker.md): one per node. It never allocates; it reads
+//! the addresses the controller wrote and decides, with the pure [`decide`]
+//! module, what this node announces, then drives the protocol crates
+//! (`ferrolb-l2`, later BGP) that put those decisions on the wire.
+
+pub mod cluster;
+pub mod config_load;
+pub mod decide;
+pub mod inputs;
+pub mod l2status;
+pub mod metrics;
+pub mod netmeta;
+pub mod options;
+pub mod watch;
+
+pub use options::SpeakerOptions;

@@ -1,0 +1,133 @@
+//! Watches that keep only what the speaker reads of each object.
+//!
+//! A speaker runs on every node and sees every Service and EndpointSlice of
+//! the cluster; keeping whole objects (managed fields, annotations of other
+//! tools, every port) would make its memory grow with everybody else's
+//! metadata. Each watch projects an object to a small value on arrival and
+//! keeps only that.
+
+use std::collections::HashMap;
+use std::fmt::Debug;
+use std::sync::{Arc, RwLock};
+
+use futures::StreamExt;
+use kube::api::Api;
+use kube::runtime::WatchStreamExt;
+use kube::runtime::watcher::{self, Event};
+use kube::{Resource, ResourceExt};
+use serde::de::DeserializeOwned;
+use tokio::sync::{Notify, watch};
+use tokio::task::JoinSet;
+
+/// `(namespace, name)`; the namespace is empty for cluster-scoped objects.
+pub type ObjectKey = (String, String);
+
+pub fn key_of<K: Resource>(obj: &K) -> ObjectKey {
+    (obj.namespace().unwrap_or_default(), obj.name_any())
+}
+
+/// The projected objects of one kind, and whether the first list is complete.
+pub struct Projected<V> {
+    map: Arc<RwLock<HashMap<ObjectKey, V>>>,
+    synced: watch::Receiver<bool>,
+}
+
+impl<V> Clone for Projected<V> {
+    fn clone(&self) -> Self {
+        Projected { map: self.map.clone(), synced: self.synced.clone() }
+    }
+}
+
+impl<V: Clone> Projected<V> {
+    /// A consistent copy of the values (the map is never held across awaits).
+    pub fn values(&self) -> Vec<V> {
+        self.read(|m| m.values().cloned().collect())
+    }
+
+    pub fn get(&self, key: &ObjectKey) -> Option<V> {
+        self.read(|m| m.get(key).cloned())
+    }
+}
+
+impl<V> Projected<V> {
+    pub fn read<T>(&self, f: impl FnOnce(&HashMap<ObjectKey, V>) -> T) -> T {
+        // A writer that panicked left a consistent map (every update is one
+        // insert or remove), so a poisoned lock is still safe to read.
+        let guard = self.map.read().unwrap_or_else(|p| p.into_inner());
+        f(&guard)
+    }
+
+    /// Waits until the first complete list has arrived.
+    pub async fn synced(&self) {
+        let mut rx = self.synced.clone();
+        // An error means the watch task ended, which happens only at shutdown.
+        let _ = rx.wait_for(|done| *done).await;
+    }
+}
+
+/// Starts a watch of `api` on `tasks`, projecting each object with `project`
+/// (`None` = not interesting, dropped) and waking `changed` on every change.
+pub fn spawn<K, V>(
+    tasks: &mut JoinSet<()>,
+    what: &'static str,
+    api: Api<K>,
+    config: watcher::Config,
+    project: fn(&K) -> Option<V>,
+    changed: Arc<Notify>,
+) -> Projected<V>
+where
+    K: Resource + Clone + DeserializeOwned + Debug + Send + Sync + 'static,
+    V: Send + Sync + 'static,
+{
+    let map: Arc<RwLock<HashMap<ObjectKey, V>>> = Arc::default();
+    let (synced_tx, synced) = watch::channel(false);
+    let shared = map.clone();
+    tasks.spawn(async move {
+        let mut relist: Option<HashMap<ObjectKey, V>> = None;
+        let mut stream = watcher::watcher(api, config).default_backoff().boxed();
+        while let Some(event) = stream.next().await {
+            let event = match event {
+                Ok(event) => event,
+                Err(err) => {
+                    // The backoff retries; say why the cache may lag meanwhile.
+                    tracing::warn!(watch = what, error = %err, "watch failed, retrying with backoff");
+                    continue;
+                }
+            };
+            let mut map = shared.write().unwrap_or_else(|p| p.into_inner());
+            match event {
+                Event::Init => relist = Some(HashMap::new()),
+                Event::InitApply(obj) => {
+                    if let (Some(fresh), Some(value)) = (relist.as_mut(), project(&obj)) {
+                        fresh.insert(key_of(&obj), value);
+                    }
+                }
+                Event::InitDone => {
+                    if let Some(fresh) = relist.take() {
+                        *map = fresh;
+                    }
+                    drop(map);
+                    let _ = synced_tx.send(true);
+                    changed.notify_one();
+                    continue;
+                }
+                Event::Apply(obj) => {
+                    match project(&obj) {
+                        Some(value) => map.insert(key_of(&obj), value),
+                        None => map.remove(&key_of(&obj)),
+                    };
+                    drop(map);
+                    changed.notify_one();
+                    continue;
+                }
+                Event::Delete(obj) => {
+                    map.remove(&key_of(&obj));
+                    drop(map);
+                    changed.notify_one();
+                    continue;
+                }
+            }
+        }
+    });
+    Projected { map, synced }
+}
