@@ -75,10 +75,14 @@ impl Default for ReadOptions {
     }
 }
 
-/// Unreadable input (exit code 2): names the file and, when known, the document
-/// (1-based), its first line, and the field.
+/// Unreadable input (exit code 2): names the file and, when known, the object
+/// (`Kind/name`), the document (1-based), its first line, and the field.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub struct InputError {
+    /// `Kind/name` of the object the document describes, when its kind is one
+    /// ferrolb reads and it has a name: the same prefix as a configuration
+    /// error's, so every line about one object starts alike (cli-contract.md).
+    pub object: Option<String>,
     pub file: String,
     pub document: Option<usize>,
     pub line: Option<usize>,
@@ -88,12 +92,22 @@ pub struct InputError {
 
 impl InputError {
     pub(crate) fn file(path: &Path, message: impl Into<String>) -> Self {
-        InputError { file: path.display().to_string(), document: None, line: None, field: None, message: message.into() }
+        InputError {
+            object: None,
+            file: path.display().to_string(),
+            document: None,
+            line: None,
+            field: None,
+            message: message.into(),
+        }
     }
 }
 
 impl fmt::Display for InputError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if let Some(object) = &self.object {
+            write!(f, "{object}: ")?;
+        }
         write!(f, "{}", self.file)?;
         if let Some(doc) = self.document {
             write!(f, ": document {doc}")?;
@@ -155,6 +169,7 @@ struct Place<'a> {
 impl Place<'_> {
     fn error(&self, field: Option<String>, message: impl Into<String>) -> InputError {
         InputError {
+            object: None,
             file: self.source.to_string(),
             document: Some(self.document),
             line: Some(self.line),
@@ -199,6 +214,7 @@ impl<'o> Reader<'o> {
         let limits = &self.options.limits;
         if self.bytes > limits.max_total_bytes {
             return Err(InputError {
+                object: None,
                 file: source.to_string(),
                 document: None,
                 line: None,
@@ -275,7 +291,12 @@ impl<'o> Reader<'o> {
         };
         match kinds::store(kind, value, &self.options.namespace, &mut self.out) {
             Ok(()) => Ok(()),
-            Err(Rejection::Invalid((f, message))) => Err(place.error(field(&f), message)),
+            Err(Rejection::Invalid((f, message))) => {
+                let mut err = place.error(field(&f), message);
+                // A nameless object cannot be named; its error says `metadata.name`.
+                err.object = (!name.is_empty()).then(|| format!("{kind_name}/{name}"));
+                Err(err)
+            }
             Err(Rejection::OtherNamespace(ns)) => {
                 let at = if path.is_empty() { String::new() } else { format!(" ({path})") };
                 self.out.warnings.push(format!(

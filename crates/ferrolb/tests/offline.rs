@@ -244,6 +244,86 @@ fn unreadable_input_exits_2_naming_file_document_and_field() {
 }
 
 #[test]
+fn schema_errors_name_the_object_like_configuration_errors() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let file = manifest(
+        dir.path(),
+        "bfd.yaml",
+        &[
+            pool("a", "{addresses: [10.0.0.0/24]}"),
+            "apiVersion: metallb.io/v1beta1\nkind: BFDProfile\nmetadata: {name: slow, namespace: metallb-system}\nspec: {receiveInterval: 5}\n".to_string(),
+        ],
+    );
+    for cmd in ["plan", "validate"] {
+        let out = ferrolb(&[cmd, "-f", &file]);
+        // Still unreadable input (the schema refuses it), not an invalid configuration.
+        assert_eq!(out.status.code(), Some(2), "{cmd}: {}", stderr(&out));
+        let err = stderr(&out);
+        let lines: Vec<&str> = err.lines().collect();
+        assert_eq!(lines.len(), 1, "{err}");
+        let expected = format!(
+            "BFDProfile/slow: {file}: document 2 (line 5): spec.receiveInterval: Invalid value: 5: spec.receiveInterval in body should be greater than or equal to 10"
+        );
+        assert_eq!(lines[0], expected);
+    }
+}
+
+/// An ignored Service's addresses are not ferrolb's: none listed, none counted,
+/// and the reason says whose they are.
+#[test]
+fn ignored_services_list_no_addresses_and_say_whose_they_are() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let held = "status: {loadBalancer: {ingress: [{ip: 10.0.0.0}]}}\n";
+    let file = manifest(
+        dir.path(),
+        "ignored.yaml",
+        &[
+            pool("p", "{addresses: [10.0.0.0/30]}"),
+            svc("name: other, namespace: a", "type: LoadBalancer, clusterIP: 10.96.0.1, loadBalancerClass: example.com/lb", held),
+            svc("name: plain, namespace: a", "type: ClusterIP, clusterIP: 10.96.0.2", held),
+            svc("name: fresh, namespace: a", "type: LoadBalancer, clusterIP: 10.96.0.3", ""),
+        ],
+    );
+    let plan = plan_json(&["-f", &file]);
+    let other = service(&plan, "a", "other");
+    assert_eq!(other["status"], "ignored");
+    assert_eq!(other["ips"], serde_json::json!([]));
+    assert_eq!(other["pool"], Value::Null);
+    assert_eq!(
+        other["reason"],
+        "spec.loadBalancerClass \"example.com/lb\" is not handled by this controller; its addresses 10.0.0.0 belong to the load-balancer implementation of class \"example.com/lb\""
+    );
+    let plain = service(&plan, "a", "plain");
+    assert_eq!(plain["ips"], serde_json::json!([]));
+    assert_eq!(
+        plain["reason"],
+        "not of type LoadBalancer; the controller clears the addresses left in its status (10.0.0.0)"
+    );
+    // Neither holds 10.0.0.0 for ferrolb: the managed Service gets it.
+    assert_eq!(service(&plan, "a", "fresh")["ips"], serde_json::json!(["10.0.0.0"]));
+    assert_eq!(plan["pools"][0]["assignedIPv4"], 1);
+
+    // With --lb-class the class-less Service belongs to the default implementation.
+    let plan = plan_json(&["--lb-class", "example.com/lb", "-f", &file]);
+    let fresh = service(&plan, "a", "fresh");
+    assert_eq!(fresh["status"], "ignored");
+    assert_eq!(fresh["reason"], "has no spec.loadBalancerClass; only class \"example.com/lb\" is handled");
+    assert_eq!(
+        service(&plan, "a", "plain")["reason"],
+        "has no spec.loadBalancerClass; only class \"example.com/lb\" is handled; its addresses 10.0.0.0 belong to the cluster's default load-balancer implementation (the one for Services without a class)"
+    );
+    assert_eq!(service(&plan, "a", "other")["ips"], serde_json::json!(["10.0.0.0"]));
+
+    let out = ferrolb(&["explain", "-f", &file, "a/other"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(
+        stdout(&out).contains("Outcome: ignored: spec.loadBalancerClass \"example.com/lb\" is not handled by this controller; its addresses 10.0.0.0 belong to"),
+        "{}",
+        stdout(&out)
+    );
+}
+
+#[test]
 fn unknown_kinds_and_foreign_namespaces_are_skipped_with_a_warning() {
     let dir = tempfile::tempdir().expect("tempdir");
     let file = write(

@@ -62,7 +62,7 @@ items:
 fn list_item_error_names_the_item() {
     let text = "apiVersion: v1\nkind: List\nitems:\n- {apiVersion: metallb.io/v1beta1, kind: IPAddressPool, metadata: {name: a}, spec: {addresses: [x]}}\n- {apiVersion: metallb.io/v1beta1, kind: IPAddressPool, metadata: {name: b}, spec: {addresses: [x], autoAssign: maybe}}\n";
     let e = err(text);
-    assert!(e.starts_with("input.yaml: document 1 (line 1): items[1].spec.autoAssign: invalid type: string \"maybe\", expected a boolean"), "{e}");
+    assert!(e.starts_with("IPAddressPool/b: input.yaml: document 1 (line 1): items[1].spec.autoAssign: invalid type: string \"maybe\", expected a boolean"), "{e}");
 }
 
 #[test]
@@ -94,7 +94,7 @@ fn bad_yaml_names_file_document_and_line() {
 fn schema_mismatch_names_the_field() {
     let text = format!("{POOL}---\napiVersion: metallb.io/v1beta1\nkind: IPAddressPool\nmetadata: {{name: x}}\nspec:\n  addresses: 10.0.0.0/24\n");
     let e = err(&text);
-    assert!(e.starts_with("input.yaml: document 2 (line 8): spec.addresses: invalid type: string \"10.0.0.0/24\", expected a sequence"), "{e}");
+    assert!(e.starts_with("IPAddressPool/x: input.yaml: document 2 (line 8): spec.addresses: invalid type: string \"10.0.0.0/24\", expected a sequence"), "{e}");
 }
 
 #[test]
@@ -105,6 +105,25 @@ fn missing_kind_or_name() {
         err("apiVersion: metallb.io/v1beta1\nkind: Community\nmetadata: {}\n"),
         "input.yaml: document 1 (line 1): metadata.name: Required value: name or generateName is required"
     );
+}
+
+/// cli-contract.md: error lines name the object as `Kind/name`, also for the
+/// errors found while a document is read against its schema.
+#[test]
+fn schema_errors_name_the_object() {
+    let e = read("apiVersion: metallb.io/v1beta1\nkind: BFDProfile\nmetadata: {name: slow}\nspec: {receiveInterval: 5}\n").unwrap_err();
+    assert_eq!(e.object.as_deref(), Some("BFDProfile/slow"));
+    assert_eq!(
+        e.to_string(),
+        "BFDProfile/slow: input.yaml: document 1 (line 1): spec.receiveInterval: Invalid value: 5: spec.receiveInterval in body should be greater than or equal to 10"
+    );
+    let e = read("apiVersion: v1\nkind: Service\nmetadata: {name: web}\nspec: {ports: [{port: x}]}\n").unwrap_err();
+    assert!(e.to_string().starts_with("Service/web: input.yaml: document 1 (line 1): spec.ports[0].port: "), "{e}");
+    // Nothing to name: no kind, or no name.
+    assert_eq!(read("apiVersion: v1\nmetadata: {name: x}\n").unwrap_err().object, None);
+    assert_eq!(read("apiVersion: metallb.io/v1beta1\nkind: Community\nmetadata: {}\n").unwrap_err().object, None);
+    // A YAML syntax error is about the text, not an object.
+    assert_eq!(read("apiVersion: v1\nkind: Service\nmetadata: {name: web\n").unwrap_err().object, None);
 }
 
 #[test]
@@ -183,19 +202,26 @@ fn hundred_thousand_documents() {
     assert_eq!(cfg.pools.len(), 100_000);
 }
 
+/// Hostile input meets a named limit, reported with its place.
 #[test]
-fn hostile_inputs_are_errors_not_panics() {
+fn hostile_inputs_meet_their_limits() {
     let deep = format!("a: {}{}", "[".repeat(100_000), "]".repeat(100_000));
-    assert!(read(&deep).is_err());
+    let e = read(&deep).unwrap_err();
+    assert!(e.message.starts_with("recursion limit exceeded"), "{e}");
     let mut bomb = String::from("apiVersion: v1\nkind: Service\nmetadata: {name: x}\na0: &a0 [x, x, x, x, x, x, x, x, x, x]\n");
     for i in 1..15 {
         bomb.push_str(&format!("a{i}: &a{i} [{}]\n", vec![format!("*a{}", i - 1); 10].join(", ")));
     }
-    assert!(read(&bomb).is_err());
+    let e = read(&bomb).unwrap_err();
+    assert!(e.message.starts_with("alias replay limit exceeded: total_replayed_events=250001 > 250000 "), "{e}");
+    assert_eq!(e.document, Some(1));
     let huge = "apiVersion: v1\nkind: Service\nmetadata: {name: x}\nspec: {ports: [{port: 99999999999999999999999999999999}]}\n";
-    assert!(read(huge).unwrap_err().to_string().contains("spec.ports[0].port"));
+    let e = read(huge).unwrap_err();
+    assert_eq!(e.field.as_deref(), Some("spec.ports[0].port"));
+    assert!(e.message.starts_with("invalid type: floating point"), "{e}");
     let garbage: String = (0..4096u32).map(|i| char::from_u32((i * 7919) % 0xD7FF).unwrap_or('x')).collect();
-    let _ = read(&garbage);
+    let e = read(&garbage).unwrap_err();
+    assert!(e.message.starts_with("unexpected character"), "{e}");
 }
 
 #[test]

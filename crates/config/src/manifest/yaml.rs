@@ -122,31 +122,93 @@ mod tests {
         assert_eq!(v["kind"], "List");
     }
 
+    fn flow(depth: usize) -> String {
+        format!("{}x{}", "[".repeat(depth), "]".repeat(depth))
+    }
+
+    fn block(depth: usize) -> String {
+        (0..depth).map(|i| format!("{}a:\n", " ".repeat(i))).collect()
+    }
+
+    /// `max_depth` is exact: that many levels parse, one more is refused
+    /// with the depth it reached, in flow and in block style.
     #[test]
-    fn deep_nesting_rejected() {
-        let deep = format!("{}{}", "[".repeat(10_000), "]".repeat(10_000));
-        assert!(parse_document(&deep, &Limits::default()).is_err());
-        let deep_block: String = (0..200).map(|i| format!("{}a:\n", " ".repeat(i))).collect();
-        assert!(parse_document(&deep_block, &Limits::default()).is_err());
+    fn depth_limit_is_exact() {
+        let limits = Limits { max_depth: 8, ..Limits::default() };
+        for text in [flow(8), block(8)] {
+            assert!(parse_document(&text, &limits).is_ok(), "{text}");
+        }
+        let err = parse_document(&flow(9), &limits).unwrap_err();
+        assert_eq!(err.message, "budget breached: Depth { depth: 9 } at line 1, column 9");
+        let err = parse_document(&block(9), &limits).unwrap_err();
+        assert_eq!(err.message, "budget breached: Depth { depth: 9 } at line 9, column 9");
+        assert_eq!(err.line, Some(9));
     }
 
     #[test]
-    fn alias_bomb_rejected() {
+    fn deep_nesting_stops_at_the_default_depth() {
+        let defaults = Limits::default();
+        assert!(parse_document(&flow(defaults.max_depth), &defaults).is_ok());
+        let err = parse_document(&flow(100), &defaults).unwrap_err();
+        assert!(err.message.starts_with("budget breached: Depth { depth: 65 }"), "{err:?}");
+        let err = parse_document(&block(200), &defaults).unwrap_err();
+        assert!(err.message.starts_with("budget breached: Depth { depth: 65 }"), "{err:?}");
+        // Far deeper flow nesting meets the parser's own recursion guard
+        // (256 levels) before any event reaches the depth budget.
+        let err = parse_document(&flow(10_000), &defaults).unwrap_err();
+        assert_eq!(err.message, "recursion limit exceeded at line 1, column 256");
+    }
+
+    /// Each level multiplies the previous one by ten through aliases.
+    fn alias_bomb(levels: usize) -> String {
         let mut bomb = String::from("a0: &a0 [x, x, x, x, x, x, x, x, x, x]\n");
-        for i in 1..12 {
+        for i in 1..levels {
             let prev = format!("*a{}", i - 1);
             bomb.push_str(&format!("a{i}: &a{i} [{}]\n", vec![prev; 10].join(", ")));
         }
-        let err = parse_document(&bomb, &Limits::default()).unwrap_err();
-        assert!(!err.message.is_empty());
+        bomb
+    }
+
+    /// Alias expansion counts against `max_document_nodes`: 10 levels of
+    /// tenfold expansion stop at the first event past the budget.
+    #[test]
+    fn alias_bomb_stops_at_the_node_budget() {
+        let err = parse_document(&alias_bomb(12), &Limits::default()).unwrap_err();
+        assert!(
+            err.message.starts_with("alias replay limit exceeded: total_replayed_events=250001 > 250000 "),
+            "{err:?}"
+        );
+        let small = Limits { max_document_nodes: 1000, ..Limits::default() };
+        // Two levels replay 10 x 11 events: within 1000.
+        assert!(parse_document(&alias_bomb(2), &small).is_ok());
+        let err = parse_document(&alias_bomb(3), &small).unwrap_err();
+        assert!(err.message.starts_with("alias replay limit exceeded: total_replayed_events=1001 > 1000 "), "{err:?}");
     }
 
     #[test]
-    fn huge_numbers_do_not_panic() {
-        let r = parse_document("a: 123456789012345678901234567890123456789\nb: 1e999\n", &Limits::default());
-        assert!(r.is_ok() || r.is_err());
-        if let Ok(Some(v)) = r {
-            assert!(v["a"].is_number() || v["a"].is_string());
+    fn node_budget_is_exact() {
+        let limits = Limits { max_document_nodes: 20, ..Limits::default() };
+        // A mapping, a key, a sequence and its items: 3 + items nodes.
+        let items = |n: usize| format!("a: [{}]\n", (0..n).map(|i| i.to_string()).collect::<Vec<_>>().join(","));
+        assert!(parse_document(&items(17), &limits).is_ok());
+        let err = parse_document(&items(18), &limits).unwrap_err();
+        assert!(err.message.starts_with("budget breached: Nodes { nodes: 21 }"), "{err:?}");
+    }
+
+    /// Integers beyond 64 bits become floats (serde_json's arbitrary
+    /// precision is off), so a typed field refuses them by type; a float
+    /// that overflows to infinity, and YAML's `.inf`/`.nan`, are refused.
+    #[test]
+    fn huge_numbers() {
+        let v = parse_document("a: 123456789012345678901234567890123456789\n", &Limits::default()).unwrap().unwrap();
+        assert_eq!(v["a"].as_f64(), Some(1.2345678901234568e38));
+        assert!(!v["a"].is_i64() && !v["a"].is_u64());
+        let v = parse_document("a: 18446744073709551615\nb: 18446744073709551616\n", &Limits::default()).unwrap().unwrap();
+        assert_eq!(v["a"].as_u64(), Some(u64::MAX));
+        assert_eq!(v["b"].as_u64(), None);
+        for (text, shown) in [("b: 1e999\n", "1e999"), ("b: -1e999\n", "-1e999"), ("b: .inf\n", ".inf"), ("b: .nan\n", ".nan")] {
+            let err = parse_document(text, &Limits::default()).unwrap_err();
+            assert_eq!(err.message, format!("non-finite float `{shown}` rejected by the configured policy at line 1, column 4"));
         }
     }
 }

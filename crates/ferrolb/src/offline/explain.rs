@@ -8,7 +8,8 @@ use std::process::ExitCode;
 use ferrolb_allocator::{Allocator, Convergence, Explanation, ServiceView, explain_with};
 
 use super::EXIT_BAD_INPUT;
-use super::plan::{converge_options, make_plan};
+use super::ignored;
+use super::plan::{converge_options, make_plan, views};
 use super::report::Status;
 use super::simulate::Observer;
 use crate::cli::ExplainArgs;
@@ -22,14 +23,10 @@ pub fn run(args: &ExplainArgs) -> ExitCode {
         Ok(m) => m,
         Err(code) => return code,
     };
-    let exists = manifests.services.iter().any(|s| {
-        s.metadata.namespace.as_deref().unwrap_or("default") == namespace
-            && s.metadata.name.as_deref() == Some(name)
-    });
-    if !exists {
+    let Some(input) = views(&manifests).into_iter().find(|v| v.namespace == namespace && v.name == name) else {
         eprintln!("error: service {namespace}/{name} is not in the input");
         return ExitCode::from(EXIT_BAD_INPUT);
-    }
+    };
     let config = match super::build(&manifests, &args.input) {
         Ok(config) => config,
         Err(code) => return code,
@@ -51,7 +48,7 @@ pub fn run(args: &ExplainArgs) -> ExitCode {
         .iter()
         .find(|s| s.namespace == namespace && s.name == name)
         .map(|s| s.status);
-    print!("{}", render(&explanation, status));
+    print!("{}", render(&explanation, status, &input, args.input.lb_class.as_deref()));
     ExitCode::SUCCESS
 }
 
@@ -83,11 +80,12 @@ impl Observer for Watcher<'_> {
     }
 }
 
-fn render(e: &Explanation, status: Option<Status>) -> String {
+/// `input`: the Service as read, for the reason of an ignored one.
+fn render(e: &Explanation, status: Option<Status>, input: &ServiceView, lb_class: Option<&str>) -> String {
     let mut out = String::new();
     let _ = writeln!(out, "Service {}/{}", e.service.namespace, e.service.name);
     if let Some(why) = &e.outcome.ignored {
-        let _ = writeln!(out, "Outcome: ignored: {why}");
+        let _ = writeln!(out, "Outcome: ignored: {}", ignored::reason(why, input, lb_class));
         return out;
     }
     let _ = writeln!(out, "Request: {}", describe_path(&e.path));

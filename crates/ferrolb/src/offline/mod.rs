@@ -3,6 +3,7 @@
 //! Contract: shared/spec/cli-contract.md.
 
 pub mod explain;
+pub mod ignored;
 pub mod plan;
 pub mod report;
 pub mod simulate;
@@ -32,7 +33,14 @@ pub fn load(input: &InputArgs) -> Result<Manifests, ExitCode> {
             Ok(manifests)
         }
         Err(err) => {
-            eprintln!("error: {err}");
+            // An error about one object starts with its `Kind/name: `, as a
+            // configuration error does (cli-contract.md: every error line
+            // names the object); one about a file or its text says `error: `.
+            if err.object.is_some() {
+                eprintln!("{err}");
+            } else {
+                eprintln!("error: {err}");
+            }
             Err(ExitCode::from(EXIT_BAD_INPUT))
         }
     }

@@ -1,12 +1,14 @@
 //! `ferrolb plan`: the allocation a freshly started controller would make.
 
+use std::collections::HashMap;
 use std::net::IpAddr;
 use std::process::ExitCode;
 
-use ferrolb_allocator::{Allocator, ConvergeOptions, ServiceView};
+use ferrolb_allocator::{Allocator, ConvergeOptions, ServiceKey, ServiceView};
 use ferrolb_config::build::Config;
 use ferrolb_config::manifest::Manifests;
 
+use super::ignored;
 use super::report::{self, Plan, PoolPlan, ServicePlan, Status};
 use super::simulate::{self, Observer, Outcome};
 use crate::cli::{InputArgs, PlanArgs};
@@ -55,22 +57,37 @@ pub fn views(manifests: &Manifests) -> Vec<ServiceView> {
 }
 
 pub fn make_plan(manifests: &Manifests, config: Config, input: &InputArgs, observer: &mut dyn Observer) -> Plan {
-    let (allocator, outcomes) =
-        simulate::run(config.pools, views(manifests), &converge_options(input), observer);
-    let mut services: Vec<ServicePlan> = outcomes.iter().map(service_plan).collect();
+    let views = views(manifests);
+    // The Services as read: passes rewrite the status of those they clear.
+    let read: HashMap<ServiceKey, ServiceView> = views.iter().map(|v| (v.key(), v.clone())).collect();
+    let (allocator, outcomes) = simulate::run(config.pools, views, &converge_options(input), observer);
+    let mut services: Vec<ServicePlan> =
+        outcomes
+        .iter()
+        .map(|o| service_plan(o, read.get(&o.view.key()).unwrap_or(&o.view), input.lb_class.as_deref()))
+        .collect();
     services.sort_by(|a, b| (&a.namespace, &a.name).cmp(&(&b.namespace, &b.name)));
     Plan { services, pools: pool_plans(&allocator) }
 }
 
-fn service_plan(outcome: &Outcome) -> ServicePlan {
+fn service_plan(outcome: &Outcome, input: &ServiceView, lb_class: Option<&str>) -> ServicePlan {
     let c = &outcome.convergence;
+    if let Some(why) = &c.ignored {
+        // Not ferrolb's Service, so not ferrolb's addresses: none are listed.
+        return ServicePlan {
+            namespace: outcome.view.namespace.clone(),
+            name: outcome.view.name.clone(),
+            status: Status::Ignored,
+            ips: Vec::new(),
+            pool: None,
+            reason: Some(ignored::reason(why, input, lb_class)),
+        };
+    }
     let mut ips: Vec<IpAddr> = c.ips();
     // The contract lists IPv4 before IPv6 whatever the status order is.
     ips.sort_by_key(|ip| ip.is_ipv6());
     let ips: Vec<String> = ips.iter().map(IpAddr::to_string).collect();
-    let (status, reason) = if let Some(why) = &c.ignored {
-        (Status::Ignored, Some(why.clone()))
-    } else if !ips.is_empty() {
+    let (status, reason) = if !ips.is_empty() {
         // A Service that keeps its addresses despite a problem with its
         // request (a malformed annotation on an allocated Service) is still
         // served: assigned. The problem shows in its events.
