@@ -115,13 +115,15 @@ pub(crate) fn watch(
     interval: Duration,
     deadline: Instant,
 ) -> io::Result<Option<ArpAnswer>> {
-    let name = std::ffi::CString::new(iface).map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
+    let name = std::ffi::CString::new(iface)
+        .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
     // SAFETY: name is a valid C string.
     let ifindex = unsafe { libc::if_nametoindex(name.as_ptr()) };
     if ifindex == 0 {
         return Err(io::Error::last_os_error());
     }
-    let ifindex = i32::try_from(ifindex).map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))?;
+    let ifindex =
+        i32::try_from(ifindex).map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))?;
     // SAFETY: plain socket(2); the fd is owned right after.
     let fd = check(unsafe {
         libc::socket(
@@ -167,7 +169,9 @@ pub(crate) fn watch(
                 next_send = now + interval;
             }
         }
-        let wait = next_send.min(deadline).saturating_duration_since(Instant::now());
+        let wait = next_send
+            .min(deadline)
+            .saturating_duration_since(Instant::now());
         let mut pfd = libc::pollfd {
             fd: sock.as_raw_fd(),
             events: libc::POLLIN,
@@ -200,7 +204,10 @@ pub(crate) fn watch(
             };
             if n < 0 {
                 let e = io::Error::last_os_error();
-                if matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::Interrupted) {
+                if matches!(
+                    e.kind(),
+                    io::ErrorKind::WouldBlock | io::ErrorKind::Interrupted
+                ) {
                     break;
                 }
                 return Err(e);
@@ -262,15 +269,30 @@ mod tests {
         // the old owner's reply
         assert_eq!(classify(&reply(NODE1, VIP, router_ip, 2), VIP, NODE1), None);
         // the new owner's reply
-        assert_eq!(classify(&reply(NODE2, VIP, router_ip, 2), VIP, NODE1), Some((NODE2, false)));
+        assert_eq!(
+            classify(&reply(NODE2, VIP, router_ip, 2), VIP, NODE1),
+            Some((NODE2, false))
+        );
         // the new owner's gratuitous request and reply
-        assert_eq!(classify(&reply(NODE2, VIP, VIP, 1), VIP, NODE1), Some((NODE2, true)));
-        assert_eq!(classify(&reply(NODE2, VIP, VIP, 2), VIP, NODE1), Some((NODE2, true)));
+        assert_eq!(
+            classify(&reply(NODE2, VIP, VIP, 1), VIP, NODE1),
+            Some((NODE2, true))
+        );
+        assert_eq!(
+            classify(&reply(NODE2, VIP, VIP, 2), VIP, NODE1),
+            Some((NODE2, true))
+        );
         // someone else's address
         let other = Ipv4Addr::new(198, 51, 100, 12);
-        assert_eq!(classify(&reply(NODE2, other, router_ip, 2), VIP, NODE1), None);
+        assert_eq!(
+            classify(&reply(NODE2, other, router_ip, 2), VIP, NODE1),
+            None
+        );
         // truncated
-        assert_eq!(classify(&reply(NODE2, VIP, router_ip, 2)[..30], VIP, NODE1), None);
+        assert_eq!(
+            classify(&reply(NODE2, VIP, router_ip, 2)[..30], VIP, NODE1),
+            None
+        );
     }
 
     #[test]

@@ -186,6 +186,9 @@ current-context: fixture
                 "system:authenticated"
             ])
         );
-        assert_eq!(text["clusters"][0]["cluster"]["server"], "https://127.0.0.1:6443");
+        assert_eq!(
+            text["clusters"][0]["cluster"]["server"],
+            "https://127.0.0.1:6443"
+        );
     }
 }

@@ -65,7 +65,10 @@ pub async fn create_ready_node(
     addresses: &[IpAddr],
 ) -> Result<Node> {
     let api: Api<Node> = Api::all(client.clone());
-    let mut all_labels = vec![("kubernetes.io/hostname", name), ("kubernetes.io/os", "linux")];
+    let mut all_labels = vec![
+        ("kubernetes.io/hostname", name),
+        ("kubernetes.io/os", "linux"),
+    ];
     all_labels.extend_from_slice(labels);
     let node = json!({
         "apiVersion": "v1",
@@ -129,11 +132,20 @@ pub async fn set_node_condition(
 }
 
 /// Sets (`Some`) or removes (`None`) labels of a Node.
-pub async fn label_node(client: &Client, name: &str, labels: &[(&str, Option<&str>)]) -> Result<Node> {
+pub async fn label_node(
+    client: &Client,
+    name: &str,
+    labels: &[(&str, Option<&str>)],
+) -> Result<Node> {
     let api: Api<Node> = Api::all(client.clone());
     let labels: Map<String, Value> = labels
         .iter()
-        .map(|(k, v)| ((*k).to_owned(), v.map_or(Value::Null, |v| Value::String(v.to_owned()))))
+        .map(|(k, v)| {
+            (
+                (*k).to_owned(),
+                v.map_or(Value::Null, |v| Value::String(v.to_owned())),
+            )
+        })
         .collect();
     let patch = json!({"metadata": {"labels": labels}});
     api.patch(name, &PatchParams::default(), &Patch::Merge(&patch))
@@ -190,7 +202,10 @@ pub async fn create_speaker_pod(
     )
     .await
     .map_err(kube(format!("creating pod {namespace}/{name}")))?;
-    let ips: Vec<Value> = node_ips.iter().map(|ip| json!({"ip": ip.to_string()})).collect();
+    let ips: Vec<Value> = node_ips
+        .iter()
+        .map(|ip| json!({"ip": ip.to_string()}))
+        .collect();
     let t = now();
     let status = json!({
         "status": {
@@ -219,7 +234,9 @@ pub async fn create_speaker_pod(
     });
     api.patch_status(name, &PatchParams::default(), &Patch::Merge(&status))
         .await
-        .map_err(kube(format!("writing the status of pod {namespace}/{name}")))
+        .map_err(kube(format!(
+            "writing the status of pod {namespace}/{name}"
+        )))
 }
 
 /// Deletes a Pod at once (grace period 0): without a kubelet a graceful
@@ -336,6 +353,10 @@ mod tests {
         let c = condition("Ready", false, "KubeletNotReady");
         assert_eq!(c["status"], "False");
         assert_eq!(c["type"], "Ready");
-        assert!(c["lastTransitionTime"].as_str().is_some_and(|t| t.ends_with('Z')));
+        assert!(
+            c["lastTransitionTime"]
+                .as_str()
+                .is_some_and(|t| t.ends_with('Z'))
+        );
     }
 }

@@ -143,7 +143,9 @@ impl NetNs {
                     Ok(f())
                 })
                 .join()
-                .map_err(|_| Error::Command(format!("a thread inside netns {} panicked", self.name)))?
+                .map_err(|_| {
+                    Error::Command(format!("a thread inside netns {} panicked", self.name))
+                })?
         })
     }
 
@@ -188,8 +190,10 @@ impl NetNs {
         self.enter(|| {
             for (key, value) in settings {
                 let path = format!("/proc/sys/{}", key.replace('.', "/"));
-                std::fs::write(&path, value)
-                    .map_err(io(format!("writing {value} to {path} in netns {}", self.name)))?;
+                std::fs::write(&path, value).map_err(io(format!(
+                    "writing {value} to {path} in netns {}",
+                    self.name
+                )))?;
             }
             Ok(())
         })?
@@ -376,8 +380,17 @@ impl Topology {
         // No STP (ports forward at once); no multicast snooping, a precaution
         // for NDP with no MLD querier on the bridge (test-peers.md §2).
         ip(&[
-            "-n", lan.name(), "link", "set", "br0", "type", "bridge", "mcast_snooping", "0",
-            "stp_state", "0",
+            "-n",
+            lan.name(),
+            "link",
+            "set",
+            "br0",
+            "type",
+            "bridge",
+            "mcast_snooping",
+            "0",
+            "stp_state",
+            "0",
         ])?;
         lan.set_link("br0", true)?;
         let hosts: Vec<Host> = std::iter::once(self.router.clone())
@@ -402,8 +415,20 @@ impl Topology {
         // Both ends are created directly in their namespaces, so no interface
         // ever appears in the host namespace.
         ip(&[
-            "link", "add", "eth0", "netns", ns.name(), "address", &host.mac, "type", "veth",
-            "peer", "name", &port, "netns", self.lan.name(),
+            "link",
+            "add",
+            "eth0",
+            "netns",
+            ns.name(),
+            "address",
+            &host.mac,
+            "type",
+            "veth",
+            "peer",
+            "name",
+            &port,
+            "netns",
+            self.lan.name(),
         ])?;
         ip(&["-n", self.lan.name(), "link", "set", &port, "master", "br0"])?;
         self.lan.set_link(&port, true)?;

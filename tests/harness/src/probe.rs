@@ -53,7 +53,9 @@ pub fn parse_arping(output: &str) -> Vec<String> {
 }
 
 fn is_mac(s: &str) -> bool {
-    s.len() == 17 && s.split(':').all(|b| b.len() == 2 && u8::from_str_radix(b, 16).is_ok())
+    s.len() == 17
+        && s.split(':')
+            .all(|b| b.len() == 2 && u8::from_str_radix(b, 16).is_ok())
 }
 
 /// Both probes exit 1 when nothing answered, the normal "nobody has it";
@@ -127,7 +129,10 @@ pub struct Neighbour {
 /// `ip -j neigh`; `None` when there is none or it has no address
 /// (`INCOMPLETE`, `FAILED`).
 pub fn neigh(ns: &NetNs, ip: IpAddr) -> Result<Option<Neighbour>> {
-    let out = ns.run("ip", &["-j", "neigh", "show", &ip.to_string(), "dev", IFACE])?;
+    let out = ns.run(
+        "ip",
+        &["-j", "neigh", "show", &ip.to_string(), "dev", IFACE],
+    )?;
     parse_neigh(&String::from_utf8_lossy(&out.stdout))
 }
 
@@ -235,7 +240,10 @@ mod tests {
             42 bytes from 02:00:00:00:00:12 (198.51.100.200): index=2 time=297.061 usec\n\
             \n--- 198.51.100.200 statistics ---\n\
             2 packets transmitted, 4 packets received,   0% unanswered (2 extra)\n";
-        assert_eq!(parse_arping(out), ["02:00:00:00:00:12", "02:00:00:00:00:11"]);
+        assert_eq!(
+            parse_arping(out),
+            ["02:00:00:00:00:12", "02:00:00:00:00:11"]
+        );
         let silent = "ARPING 198.51.100.200\nTimeout\nTimeout\n\n--- statistics ---\n";
         assert!(parse_arping(silent).is_empty());
     }

@@ -53,7 +53,10 @@ impl Relay {
     pub fn start_to(ns: &NetNs, listen: SocketAddr, upstream: SocketAddr) -> Result<Relay> {
         let listener = ns
             .enter(|| TcpListener::bind(listen))?
-            .map_err(io_err(format!("listening on {listen} in netns {}", ns.name())))?;
+            .map_err(io_err(format!(
+                "listening on {listen} in netns {}",
+                ns.name()
+            )))?;
         let listen = listener
             .local_addr()
             .map_err(io_err("reading the relay's address"))?;
