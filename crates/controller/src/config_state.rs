@@ -18,11 +18,12 @@ use ferrolb_api::v1beta1::{
 use k8s_openapi::api::core::v1::Pod;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, OwnerReference, Time};
 use k8s_openapi::jiff::Timestamp;
+use ferrolb_runtime::status::StatusWriter;
+use futures::FutureExt;
 use kube::api::{Api, Patch, PatchParams};
 use kube::runtime::reflector::{ObjectRef, Store};
 use kube::{Resource, ResourceExt};
 use serde_json::json;
-use tokio::task::JoinSet;
 use tokio::time::Instant;
 
 use crate::watch::CONFIG_STATE_NAME;
@@ -54,16 +55,22 @@ impl Verdict {
     }
 }
 
+/// One write: the object when it must be (re)created, then the status.
+struct Write {
+    object: Option<serde_json::Value>,
+    status: serde_json::Value,
+}
+
+/// There is one ConfigurationState, so one key.
+type Writer = StatusWriter<(), Write, Result<ConfigurationState, kube::Error>>;
+
 pub struct ConfigStateWriter {
-    api: Api<ConfigurationState>,
     namespace: String,
     owner: Option<OwnerReference>,
     verdict: Option<Verdict>,
-    in_flight: bool,
-    retry_at: Option<Instant>,
     /// Set after a write until the cache shows a newer object.
     written_rv: Option<String>,
-    tasks: JoinSet<Result<ConfigurationState, kube::Error>>,
+    writer: Writer,
 }
 
 /// Owner reference to the controller's own Pod, when it can be read.
@@ -89,33 +96,32 @@ pub async fn pod_owner(client: &kube::Client, namespace: &str, pod_name: Option<
 
 impl ConfigStateWriter {
     pub fn new(api: Api<ConfigurationState>, namespace: &str, owner: Option<OwnerReference>) -> Self {
-        ConfigStateWriter {
-            api,
-            namespace: namespace.to_string(),
-            owner,
-            verdict: None,
-            in_flight: false,
-            retry_at: None,
-            written_rv: None,
-            tasks: JoinSet::new(),
-        }
+        let writer = StatusWriter::new(1, move |(), w: Write| {
+            let api = api.clone();
+            async move {
+                if let Some(body) = w.object {
+                    api.patch(CONFIG_STATE_NAME, &PatchParams::apply(OBJECT_MANAGER).force(), &Patch::Apply(&body))
+                        .await?;
+                }
+                api.patch_status(CONFIG_STATE_NAME, &PatchParams::apply(STATUS_MANAGER).force(), &Patch::Apply(&w.status))
+                    .await
+            }
+            .boxed()
+        });
+        ConfigStateWriter { namespace: namespace.to_string(), owner, verdict: None, written_rv: None, writer }
     }
 
     pub fn set(&mut self, verdict: Verdict) {
         self.verdict = Some(verdict);
     }
 
-    pub fn wake_at(&self) -> Option<Instant> {
-        self.retry_at
-    }
-
-    /// Writes when the stored object disagrees with the verdict.
-    pub fn flush(&mut self, store: &Store<ConfigurationState>, now: Instant) {
+    /// Writes when the stored object disagrees with the verdict (after a
+    /// failure, once the retry delay has passed).
+    pub fn flush(&mut self, store: &Store<ConfigurationState>) {
         let Some(verdict) = self.verdict.clone() else { return };
-        if self.in_flight || self.retry_at.is_some_and(|t| t > now) {
+        if self.writer.in_flight(&()) {
             return;
         }
-        self.retry_at = None;
         let stored = store.get(&ObjectRef::new(CONFIG_STATE_NAME).within(&self.namespace));
         if let (Some(obj), Some(rv)) = (&stored, &self.written_rv)
             && !crate::overlay::cache_caught_up(obj.metadata.resource_version.as_deref(), rv)
@@ -125,20 +131,12 @@ impl ConfigStateWriter {
         self.written_rv = None;
         let needs_object = stored.as_deref().is_none_or(|o| !self.object_ok(o));
         if !needs_object && stored.as_deref().is_some_and(|o| shows(o, &verdict)) {
+            // A retry still waiting would write what is already there.
+            self.writer.cancel(&());
             return;
         }
-        self.in_flight = true;
-        let api = self.api.clone();
         let object = needs_object.then(|| self.object_body());
-        let status = status_body(&verdict);
-        self.tasks.spawn(async move {
-            if let Some(body) = object {
-                api.patch(CONFIG_STATE_NAME, &PatchParams::apply(OBJECT_MANAGER).force(), &Patch::Apply(&body))
-                    .await?;
-            }
-            api.patch_status(CONFIG_STATE_NAME, &PatchParams::apply(STATUS_MANAGER).force(), &Patch::Apply(&status))
-                .await
-        });
+        self.writer.submit((), Write { object, status: status_body(&verdict) });
     }
 
     fn object_ok(&self, o: &ConfigurationState) -> bool {
@@ -170,21 +168,18 @@ impl ConfigStateWriter {
         })
     }
 
-    pub async fn join_next(&mut self) -> Option<Result<ConfigurationState, kube::Error>> {
-        self.tasks.join_next().await.and_then(Result::ok)
-    }
-
-    pub fn has_tasks(&self) -> bool {
-        !self.tasks.is_empty()
+    /// The result of the next finished write; pends while there is none.
+    pub async fn next(&mut self) -> Result<ConfigurationState, kube::Error> {
+        self.writer.next().await.1
     }
 
     pub fn finished(&mut self, result: Result<ConfigurationState, kube::Error>, now: Instant) {
-        self.in_flight = false;
         match result {
             Ok(obj) => self.written_rv = obj.metadata.resource_version,
             Err(error) => {
                 tracing::warn!(%error, "writing ConfigurationState failed, will retry");
-                self.retry_at = Some(now + RETRY);
+                // The session flushes right after this; that write waits.
+                self.writer.hold(&(), now + RETRY);
             }
         }
     }

@@ -1,29 +1,24 @@
 //! Errors that stop the controller. Only start-up problems end `run`: API
 //! errors at runtime are logged, counted and retried.
 
-use std::net::SocketAddr;
-
 #[derive(Debug, thiserror::Error)]
 pub enum ControllerError {
-    #[error("failed to initialize logging: {0}")]
-    Logging(String),
+    /// Logging, client or endpoint set-up (shared with the speaker).
+    #[error(transparent)]
+    Runtime(#[from] ferrolb_runtime::Error),
     #[error("invalid option: {0}")]
     Options(String),
-    #[error("reading kubeconfig {path}: {source}")]
-    Kubeconfig {
-        path: String,
-        #[source]
-        source: kube::config::KubeconfigError,
-    },
-    #[error("inferring Kubernetes client configuration: {0}")]
-    InferConfig(#[from] kube::config::InferConfigError),
-    #[error("building Kubernetes client: {0}")]
-    Client(#[source] kube::Error),
-    #[error("binding {what} endpoint on {addr}: {source}")]
-    Bind {
-        what: &'static str,
-        addr: SocketAddr,
-        #[source]
-        source: std::io::Error,
-    },
+    #[error("memberlist Secret {namespace}/{name}: {message}")]
+    MemberlistSecret { namespace: String, name: String, message: String },
+}
+
+impl ControllerError {
+    /// Bounded label value for an error counter.
+    pub fn metric_label(&self) -> &'static str {
+        match self {
+            ControllerError::Runtime(e) => e.metric_label(),
+            ControllerError::Options(_) => "options",
+            ControllerError::MemberlistSecret { .. } => "memberlist_secret",
+        }
+    }
 }

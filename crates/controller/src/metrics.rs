@@ -188,13 +188,20 @@ impl Metrics {
 
     /// OpenMetrics text of every registered family.
     pub fn encode(&self) -> String {
-        let mut out = String::new();
-        // Writing into a String cannot fail; an error here would be a bug in
-        // the encoder, and an empty body is the safe answer.
-        if prometheus_client::encoding::text::encode(&mut out, &self.registry).is_err() {
-            out.clear();
+        ferrolb_runtime::http_server::encode(&self.registry)
+    }
+
+    /// The registry, for the `/metrics` endpoint.
+    pub fn registry(&self) -> Arc<Registry> {
+        self.registry.clone()
+    }
+
+    /// The counters the event recorder increments.
+    pub fn event_counters(&self) -> ferrolb_runtime::events::EventCounters {
+        ferrolb_runtime::events::EventCounters {
+            emitted: self.events_emitted.clone(),
+            aggregated: self.events_aggregated.clone(),
         }
-        out
     }
 }
 

@@ -6,7 +6,8 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use clap::{ArgAction, Parser, ValueEnum};
+use clap::{ArgAction, Parser};
+use ferrolb_runtime::logging::LogFormat;
 
 /// Where the namespace comes from when neither `--namespace` nor
 /// `METALLB_NAMESPACE` is given (MetalLB's own fallback).
@@ -15,12 +16,6 @@ const SERVICE_ACCOUNT_NAMESPACE_FILE: &str =
 
 /// Namespace used when nothing else names one.
 pub const DEFAULT_NAMESPACE: &str = "metallb-system";
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum LogFormat {
-    Json,
-    Text,
-}
 
 #[derive(Debug, Clone, Parser)]
 #[command(name = "controller", about = "ferrolb controller: assigns LoadBalancer addresses", args_override_self = true)]
@@ -57,6 +52,15 @@ pub struct ControllerOptions {
     /// leader-election identity.
     #[arg(long = "pod-name", env = "METALLB_POD_NAME")]
     pub pod_name: Option<String>,
+
+    /// Name of the memberlist Secret to create in the MetalLB namespace when
+    /// it does not exist (speakers read its `secretkey`); empty: none.
+    #[arg(long = "ml-secret-name", env = "METALLB_ML_SECRET_NAME")]
+    pub ml_secret_name: Option<String>,
+
+    /// The controller's Deployment, owner of the memberlist Secret.
+    #[arg(long = "deployment", env = "METALLB_DEPLOYMENT")]
+    pub deployment: Option<String>,
 
     /// Kubeconfig file; default: in-cluster config, then $KUBECONFIG / ~/.kube/config.
     #[arg(long)]
@@ -111,6 +115,11 @@ impl ControllerOptions {
     /// `None` = Services without `spec.loadBalancerClass` (crds.md §11.2).
     pub fn lb_class(&self) -> Option<&str> {
         Some(self.lb_class.as_str()).filter(|s| !s.is_empty())
+    }
+
+    /// `--ml-secret-name` when set and not empty.
+    pub fn ml_secret_name(&self) -> Option<&str> {
+        self.ml_secret_name.as_deref().filter(|s| !s.is_empty())
     }
 
     /// Identity used in the Lease's holderIdentity.
@@ -200,6 +209,16 @@ mod tests {
         assert_eq!(o.renew_deadline, Duration::from_secs(10));
         assert_eq!(o.retry_period, Duration::from_secs(2));
         assert_eq!(o.lb_class(), None);
+        assert_eq!(o.ml_secret_name(), None);
+    }
+
+    #[test]
+    fn memberlist_flags() {
+        let o = ControllerOptions::parse_from(["controller", "--ml-secret-name=memberlist", "--deployment=controller"]);
+        assert_eq!(o.ml_secret_name(), Some("memberlist"));
+        assert_eq!(o.deployment.as_deref(), Some("controller"));
+        let o = ControllerOptions::parse_from(["controller", "--ml-secret-name="]);
+        assert_eq!(o.ml_secret_name(), None);
     }
 
     #[test]

@@ -3,24 +3,28 @@
 //! status subresource only when they differ from what the pool shows.
 //!
 //! During a burst of allocations a pool's counters change with every
-//! Service; writes are therefore serialised per pool and spaced by
-//! [`MIN_INTERVAL`], the last one always carrying the final figures.
+//! Service; writes go through the runtime's keyed writer, one per pool at a
+//! time and spaced by [`MIN_INTERVAL`], a queued write superseded by newer
+//! figures, so the last one always carries the final figures.
 
 use std::collections::{HashMap, HashSet};
 use std::time::Duration;
 
 use ferrolb_allocator::{Allocator, PoolCounters};
 use ferrolb_api::v1beta1::{IPAddressPool, IPAddressPoolStatus};
+use ferrolb_runtime::status::StatusWriter;
+use futures::FutureExt;
 use kube::api::{Api, Patch, PatchParams};
 use kube::runtime::reflector::{ObjectRef, Store};
 use kube::ResourceExt;
-use tokio::task::JoinSet;
 use tokio::time::Instant;
 
 use crate::metrics::{Metrics, PoolGauges};
 
 pub const MIN_INTERVAL: Duration = Duration::from_millis(500);
 const RETRY: Duration = Duration::from_secs(2);
+/// Pools are few; this only bounds a configuration with very many.
+const IN_FLIGHT: usize = 16;
 
 pub fn status_of(c: Option<PoolCounters>) -> IPAddressPoolStatus {
     let c = c.unwrap_or_default();
@@ -52,73 +56,53 @@ pub fn update_metrics(metrics: &Metrics, alloc: &Allocator, names: &HashSet<Stri
 }
 
 pub struct PoolStatusWriter {
-    api: Api<IPAddressPool>,
     namespace: String,
+    /// Pools whose status must be compared with the allocator's figures.
     marked: HashSet<String>,
-    in_flight: HashSet<String>,
-    last_write: HashMap<String, Instant>,
     /// What was last written (uid, status, resourceVersion), until the cache shows it.
     written: HashMap<String, (String, IPAddressPoolStatus, String)>,
-    tasks: JoinSet<(String, Result<IPAddressPool, kube::Error>)>,
-    wake: Option<Instant>,
+    writer: StatusWriter<String, IPAddressPoolStatus, Result<IPAddressPool, kube::Error>>,
 }
 
 impl PoolStatusWriter {
     pub fn new(api: Api<IPAddressPool>, namespace: &str) -> Self {
-        PoolStatusWriter {
-            api,
-            namespace: namespace.to_string(),
-            marked: HashSet::new(),
-            in_flight: HashSet::new(),
-            last_write: HashMap::new(),
-            written: HashMap::new(),
-            tasks: JoinSet::new(),
-            wake: None,
-        }
+        let writer = StatusWriter::new(IN_FLIGHT, move |name: String, status: IPAddressPoolStatus| {
+            let api = api.clone();
+            async move {
+                let body = serde_json::json!({ "status": status });
+                api.patch_status(&name, &PatchParams::default(), &Patch::Merge(&body)).await
+            }
+            .boxed()
+        })
+        .with_min_interval(MIN_INTERVAL);
+        PoolStatusWriter { namespace: namespace.to_string(), marked: HashSet::new(), written: HashMap::new(), writer }
     }
 
     pub fn mark(&mut self, name: impl Into<String>) {
         self.marked.insert(name.into());
     }
 
-    /// When the writer wants `flush` called again (spacing or retry).
-    pub fn wake_at(&self) -> Option<Instant> {
-        self.wake
-    }
-
-    /// Starts the writes that are due.
-    pub fn flush(&mut self, alloc: &Allocator, pools: &Store<IPAddressPool>, now: Instant) {
-        self.wake = None;
+    /// Queues the writes that are needed; the writer starts them as spacing allows.
+    pub fn flush(&mut self, alloc: &Allocator, pools: &Store<IPAddressPool>) {
         let marked: Vec<String> = self.marked.iter().cloned().collect();
         for name in marked {
-            if self.in_flight.contains(&name) {
+            if self.writer.in_flight(&name) {
+                // Compared again when it returns (the session acts then).
                 continue;
             }
+            self.marked.remove(&name);
             let Some(pool) = pools.get(&ObjectRef::new(&name).within(&self.namespace)) else {
                 // Not (or no longer) an object: nothing to write.
-                self.marked.remove(&name);
+                self.writer.cancel(&name);
                 continue;
             };
             let desired = status_of(alloc.pool_counters(&name));
             if self.shown(&pool) == Some(&desired) {
-                self.marked.remove(&name);
+                // A queued write of older figures must not go out after all.
+                self.writer.cancel(&name);
                 continue;
             }
-            if let Some(at) = self.last_write.get(&name).map(|t| *t + MIN_INTERVAL)
-                && at > now
-            {
-                self.wake = Some(self.wake.map_or(at, |w| w.min(at)));
-                continue;
-            }
-            self.marked.remove(&name);
-            self.in_flight.insert(name.clone());
-            self.last_write.insert(name.clone(), now);
-            let api = self.api.clone();
-            let body = serde_json::json!({ "status": desired });
-            self.tasks.spawn(async move {
-                let r = api.patch_status(&name, &PatchParams::default(), &Patch::Merge(&body)).await;
-                (name, r)
-            });
+            self.writer.submit(name, desired);
         }
     }
 
@@ -134,16 +118,12 @@ impl PoolStatusWriter {
         pool.status.as_ref()
     }
 
-    pub async fn join_next(&mut self) -> Option<(String, Result<IPAddressPool, kube::Error>)> {
-        self.tasks.join_next().await.and_then(Result::ok)
-    }
-
-    pub fn has_tasks(&self) -> bool {
-        !self.tasks.is_empty()
+    /// The next finished write; pends while none is queued or in flight.
+    pub async fn next(&mut self) -> (String, Result<IPAddressPool, kube::Error>) {
+        self.writer.next().await
     }
 
     pub fn finished(&mut self, name: String, result: Result<IPAddressPool, kube::Error>, now: Instant) {
-        self.in_flight.remove(&name);
         match result {
             Ok(pool) => {
                 if let (Some(uid), Some(status), Some(rv)) =
@@ -157,10 +137,8 @@ impl PoolStatusWriter {
             }
             Err(error) => {
                 tracing::warn!(pool = %name, %error, "writing IPAddressPool status failed, will retry");
-                self.marked.insert(name.clone());
-                self.last_write.insert(name, now + RETRY - MIN_INTERVAL);
-                let at = now + RETRY;
-                self.wake = Some(self.wake.map_or(at, |w| w.min(at)));
+                self.writer.hold(&name, now + RETRY);
+                self.marked.insert(name);
             }
         }
     }

@@ -10,14 +10,16 @@ use tokio::sync::watch as tokio_watch;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
+use ferrolb_runtime::http_server::{self, Endpoints, Health};
+use ferrolb_runtime::leader::{LeaderConfig, LeaderElector};
+use ferrolb_runtime::{client, logging};
+
 use crate::error::ControllerError;
-use crate::http_server::{self, Endpoints};
-use crate::leader::{LeaderConfig, LeaderElector};
+use crate::memberlist;
 use crate::metrics::Metrics;
 use crate::options::ControllerOptions;
 use crate::session::{self, SessionContext};
 use crate::watch::{self, ChangeRouter};
-use crate::{client, logging};
 
 /// How long shutdown waits for the Lease to be released.
 const RELEASE_TIMEOUT: Duration = Duration::from_secs(5);
@@ -63,21 +65,26 @@ pub async fn start(
     logging::parse_level(&opts.log_level)?;
     let metrics = Metrics::new();
     let namespace = opts.resolved_namespace();
-    let config = client::load_config(&opts).await?;
-    let client = client::build(config, metrics.clone())?;
+    let config = client::load_config(opts.kubeconfig.as_deref()).await?;
+    let counted = metrics.clone();
+    let client = client::build(config, move |method, resource| counted.count_request(method, resource))?;
+    if let Some(name) = opts.ml_secret_name() {
+        let deployment = opts.deployment.as_deref().unwrap_or_default();
+        memberlist::ensure_secret(&client, &namespace, name, deployment).await?;
+    }
 
     let mut tasks = JoinSet::new();
     let mut metrics_addr = None;
     if opts.port != 0 {
         let addr = SocketAddr::new(opts.bind_address, opts.port);
-        let (bound, serve) = http_server::bind("metrics", addr, Endpoints::Metrics(metrics.clone())).await?;
+        let (bound, serve) = http_server::bind("metrics", addr, Endpoints::registry(metrics.registry())).await?;
         tasks.spawn(serve);
         metrics_addr = Some(bound);
     }
     let mut health_addr = None;
     if opts.health_probe_port != 0 {
         let addr = SocketAddr::new(opts.bind_address, opts.health_probe_port);
-        let (bound, serve) = http_server::bind("health", addr, Endpoints::Health).await?;
+        let (bound, serve) = http_server::bind("health", addr, Endpoints::Health(Health::new())).await?;
         tasks.spawn(serve);
         health_addr = Some(bound);
     }

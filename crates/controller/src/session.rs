@@ -28,16 +28,19 @@ use tokio::task::JoinSet;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
+use ferrolb_runtime::events::{self, EventSpec, EventType, Recorder, RecorderConfig};
+use ferrolb_runtime::retry::{RetryQueue, backoff, sleep_until};
+
 use crate::config_state::{self, ConfigStateWriter, Verdict};
-use crate::events::{self, EventSpec, EventType, Recorder};
 use crate::metrics::Metrics;
 use crate::order::{self, PassEntry};
 use crate::overlay::{Overlay, WriteState, cache_caught_up};
 use crate::pool_status::{self, PoolStatusWriter};
-use crate::retry::{RetryQueue, backoff, sleep_until};
 use crate::service_status::{self, Current, Desired};
 use crate::watch::{CONFIG_STATE_NAME, Caches, Change, ChangeRouter, ServiceId, id_of};
-use crate::writer::{WriteJob, Writer};
+
+/// `source.component` of the controller's Events, as MetalLB's.
+pub const EVENT_COMPONENT: &str = "metallb-controller";
 
 /// What a session needs from the process.
 #[derive(Clone)]
@@ -96,7 +99,7 @@ pub struct Session {
     overlay: HashMap<ServiceId, Overlay>,
     /// Services to process again once their in-flight write completes.
     rewrite_after: HashSet<ServiceId>,
-    writer: Writer,
+    writer: service_status::Writer,
     retries: RetryQueue<ServiceId>,
     pass_attempts: u32,
     pass_retry_at: Option<Instant>,
@@ -122,9 +125,12 @@ pub async fn run(ctx: SessionContext, cancel: CancellationToken) {
     let backlog = events::Backlog::default();
     let (recorder, recorder_task) = events::recorder(
         ctx.client.clone(),
-        ctx.instance.clone(),
-        ctx.event_interval,
-        ctx.metrics.clone(),
+        RecorderConfig {
+            component: EVENT_COMPONENT.to_string(),
+            instance: ctx.instance.clone(),
+            flush_interval: ctx.event_interval,
+        },
+        ctx.metrics.event_counters(),
         backlog.clone(),
     );
     background.spawn(recorder_task.run(cancel.child_token()));
@@ -156,7 +162,7 @@ impl Session {
             waiting: HashSet::new(),
             overlay: HashMap::new(),
             rewrite_after: HashSet::new(),
-            writer: Writer::new(ctx.client.clone(), ctx.write_concurrency),
+            writer: service_status::writer(ctx.client.clone(), ctx.write_concurrency),
             retries: RetryQueue::new(Duration::from_millis(200), Duration::from_secs(60)),
             pass_attempts: 0,
             pass_retry_at: None,
@@ -171,25 +177,16 @@ impl Session {
 
     async fn run_loop(&mut self, changes: &mut mpsc::UnboundedReceiver<Change>, cancel: &CancellationToken) {
         loop {
-            let wake = [self.retries.next_deadline(), self.pass_retry_at, self.pools.wake_at(), self.config_state.wake_at()]
-                .into_iter()
-                .flatten()
-                .min();
+            let wake = [self.retries.next_deadline(), self.pass_retry_at].into_iter().flatten().min();
             tokio::select! {
                 _ = cancel.cancelled() => return,
                 change = changes.recv() => match change {
                     Some(c) => self.pending.add(c),
                     None => return,
                 },
-                Some((id, result)) = self.writer.join_next(), if self.writer.has_tasks() => {
-                    self.service_written(id, result);
-                }
-                Some((name, result)) = self.pools.join_next(), if self.pools.has_tasks() => {
-                    self.pools.finished(name, result, Instant::now());
-                }
-                Some(result) = self.config_state.join_next(), if self.config_state.has_tasks() => {
-                    self.config_state.finished(result, Instant::now());
-                }
+                (id, result) = self.writer.next() => self.service_written(id, result),
+                (name, result) = self.pools.next() => self.pools.finished(name, result, Instant::now()),
+                result = self.config_state.next() => self.config_state.finished(result, Instant::now()),
                 _ = sleep_until(wake) => {}
             }
             // Take everything else that is already there, so a burst of
@@ -244,7 +241,6 @@ impl Session {
                 }
             }
         }
-        self.writer.start();
         self.backlog.set(self.writer.backlog());
         let dirty = self.alloc.take_dirty_pools();
         let dirty: HashSet<String> = dirty.into_iter().collect();
@@ -253,8 +249,8 @@ impl Session {
             self.pools.mark(name);
         }
         self.pools.prune(&self.ctx.caches.pools);
-        self.pools.flush(&self.alloc, &self.ctx.caches.pools, now);
-        self.config_state.flush(&self.ctx.caches.config_states, now);
+        self.pools.flush(&self.alloc, &self.ctx.caches.pools);
+        self.config_state.flush(&self.ctx.caches.config_states);
     }
 
     /// controller.md §2. Returns whether a new configuration was applied.
@@ -471,7 +467,7 @@ impl Session {
             id.clone(),
             Overlay { uid: svc.metadata.uid.clone(), believed: after, state: WriteState::InFlight },
         );
-        self.writer.submit(WriteJob { id: id.clone(), body });
+        self.writer.submit(id.clone(), body);
     }
 
     fn service_written(&mut self, id: ServiceId, result: Result<Service, kube::Error>) {

@@ -2,7 +2,7 @@
 
 use std::time::{Duration, Instant};
 
-use ferrolb_controller::leader::{LeaderConfig, LeaderElector};
+use ferrolb_runtime::leader::{LeaderConfig, LeaderElector};
 use ferrolb_test_harness::{create_namespace, shared, unique_name};
 use k8s_openapi::api::coordination::v1::Lease;
 use kube::api::Api;

@@ -59,7 +59,7 @@ async fn run_controller(args: ControllerArgs) -> anyhow::Result<()> {
     let webhook = match args.webhook_mode {
         WebhookMode::Disabled => None,
         WebhookMode::Enabled | WebhookMode::Onlywebhook => {
-            let config = ferrolb_controller::client::load_config(&args.controller)
+            let config = ferrolb_runtime::client::load_config(args.controller.kubeconfig.as_deref())
                 .await
                 .context("loading the Kubernetes client configuration for the webhook")?;
             let client = kube::Client::try_from(config).context("building the webhook's Kubernetes client")?;
@@ -73,7 +73,7 @@ async fn run_controller(args: ControllerArgs) -> anyhow::Result<()> {
 
     let allocation = if args.webhook_mode == WebhookMode::Onlywebhook {
         // The webhook needs the logging the controller would have set up.
-        ferrolb_controller::logging::init(&args.controller.log_level, args.controller.log_format)
+        ferrolb_runtime::logging::init(&args.controller.log_level, args.controller.log_format)
             .context("setting up logging")?;
         Ok(())
     } else {
@@ -105,7 +105,7 @@ pub struct WebhookCmd {
     #[arg(long = "log-level", default_value = "info")]
     pub log_level: String,
     #[arg(long = "log-format", value_enum, default_value = "json")]
-    pub log_format: ferrolb_controller::LogFormat,
+    pub log_format: ferrolb_runtime::logging::LogFormat,
     #[command(flatten)]
     pub webhook: WebhookArgs,
     #[command(flatten)]
@@ -117,18 +117,11 @@ pub fn webhook(cmd: WebhookCmd) -> ExitCode {
 }
 
 async fn run_webhook(cmd: WebhookCmd) -> anyhow::Result<()> {
-    ferrolb_controller::logging::init(&cmd.log_level, cmd.log_format).context("setting up logging")?;
+    ferrolb_runtime::logging::init(&cmd.log_level, cmd.log_format).context("setting up logging")?;
     let shutdown = shutdown_on_signal()?;
-    let config = match &cmd.kubeconfig {
-        Some(path) => {
-            let kubeconfig = kube::config::Kubeconfig::read_from(path)
-                .with_context(|| format!("reading kubeconfig {}", path.display()))?;
-            kube::Config::from_custom_kubeconfig(kubeconfig, &Default::default())
-                .await
-                .context("loading kubeconfig")?
-        }
-        None => kube::Config::infer().await.context("finding a Kubernetes client configuration")?,
-    };
+    let config = ferrolb_runtime::client::load_config(cmd.kubeconfig.as_deref())
+        .await
+        .context("loading the Kubernetes client configuration")?;
     let client = kube::Client::try_from(config).context("building the Kubernetes client")?;
     let opts = webhook_options(cmd.webhook, cmd.tls, cmd.namespace)?;
     ferrolb_webhook::serve(opts, client, shutdown.cancelled_owned())

@@ -95,6 +95,20 @@ where
         self.start(Instant::now());
     }
 
+    /// Drops the queued body of `key`, if one has not started; returns
+    /// whether there was one. A write in flight is not affected.
+    pub fn cancel(&mut self, key: &K) -> bool {
+        if self.queued.remove(key).is_none() {
+            return false;
+        }
+        if self.in_flight.contains(key) {
+            self.follow_ups -= 1;
+        }
+        // Linear, but cancels are rare next to submits, which stay O(1).
+        self.order.retain(|k| k != key);
+        true
+    }
+
     /// No write for `key` starts before `until` (e.g. a retry delay).
     pub fn hold(&mut self, key: &K, until: Instant) {
         if until <= Instant::now() {
@@ -285,6 +299,22 @@ mod tests {
         assert!(w.busy(&"a") && !w.in_flight(&"a"));
         assert_eq!(w.next().await, ("a", 7));
         assert!(log.lock().unwrap()[0].2 - t0 >= Duration::from_secs(2));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn cancelled_bodies_are_not_written() {
+        let (log, peak) = (Log::default(), Arc::new(AtomicUsize::new(0)));
+        let mut w = writer(8, Duration::from_millis(10), &log, &peak);
+        w.submit("a", 1);
+        w.submit("a", 2);
+        assert!(w.cancel(&"a"), "the follow-up was queued");
+        assert!(!w.cancel(&"a"));
+        assert_eq!(w.backlog(), 1);
+        assert_eq!(w.next().await, ("a", 1));
+        w.submit("a", 3);
+        assert_eq!(w.next().await, ("a", 3));
+        let written: Vec<u32> = log.lock().unwrap().iter().map(|l| l.1).collect();
+        assert_eq!(written, [1, 3]);
     }
 
     #[tokio::test(start_paused = true)]
