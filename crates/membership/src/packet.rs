@@ -136,6 +136,8 @@ pub enum DecodeError {
     UnknownFlags(u8),
     #[error("{0} is empty")]
     EmptyName(&'static str),
+    #[error("{0} is longer than {MAX_NAME} bytes")]
+    NameTooLong(&'static str),
     #[error("{0} is not UTF-8")]
     NameNotUtf8(&'static str),
     #[error("metadata of {0} bytes is larger than {MAX_META}")]
@@ -419,6 +421,9 @@ impl<'a> Reader<'a> {
         let len = usize::from(self.u8(what)?);
         if len == 0 {
             return Err(DecodeError::EmptyName(what));
+        }
+        if len > MAX_NAME {
+            return Err(DecodeError::NameTooLong(what));
         }
         let bytes = self.take(len, what)?;
         String::from_utf8(bytes.to_vec()).map_err(|_| DecodeError::NameNotUtf8(what))

@@ -404,7 +404,6 @@ impl State {
             self.rejoin(out);
         }
         if self.settle_deadline.is_some_and(|d| now >= d) && !self.view.settled {
-            self.settle_deadline = None;
             self.dirty = true;
         }
     }

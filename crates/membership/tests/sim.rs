@@ -208,3 +208,17 @@ fn meta_change_reaches_every_view() {
     let done = sim.run_until_true(at + MS(1_000), has).expect("meta everywhere");
     assert!(done - at <= MS(25));
 }
+
+#[test]
+fn lone_node_settles_after_the_timeout() {
+    let mut sim = Sim::new(SimConfig::new(2, 1));
+    sim.start(0, 1_000);
+    // Its only seed never answers (node 1 is not running).
+    sim.seed(0, &[1]);
+    let settle = SimConfig::new(1, 0).tuning.settle_timeout;
+    sim.run_until(settle - MS(50));
+    assert!(!sim.state(0).unwrap().view().settled);
+    sim.run_until(settle + MS(50));
+    assert!(sim.state(0).unwrap().view().settled);
+    assert_eq!(sim.state(0).unwrap().view().members.len(), 1);
+}

@@ -120,9 +120,13 @@ fn typed_errors() {
     bad.push(0);
     assert_eq!(decode(&bad, None), Err(DecodeError::TrailingBytes(1)));
     assert_eq!(decode(&vec![0; MAX_DATAGRAM + 1], None), Err(DecodeError::Oversize(MAX_DATAGRAM + 1)));
-    let mut bad = good;
+    let mut bad = good.clone();
     bad[7] = 0;
     assert_eq!(decode(&bad, None), Err(DecodeError::EmptyName("sender")));
+    let mut bad = good;
+    bad[7] = 254;
+    bad.splice(8..10, std::iter::repeat_n(b'n', 254));
+    assert_eq!(decode(&bad, None), Err(DecodeError::NameTooLong("sender")));
 }
 
 #[test]
