@@ -9,6 +9,13 @@ log() { printf '[test.sh %(%H:%M:%S)T] %s\n' -1 "$*"; }
 
 need_apt=()
 command -v go >/dev/null || need_apt+=(golang-go)
+# The speaker's network-namespace tests (docs/testing-netns.md): iproute2 for
+# `ip netns`, Thomas Habets' arping (conflicts with iputils-arping, which
+# must not be asked for as well), ping, and Debian's python3 for ndprobe.py.
+command -v ip >/dev/null || need_apt+=(iproute2)
+command -v arping >/dev/null || need_apt+=(arping)
+command -v ping >/dev/null || need_apt+=(iputils-ping)
+[ -x /usr/bin/python3 ] || command -v python3 >/dev/null || need_apt+=(python3)
 command -v cargo >/dev/null || { echo "cargo (Rust) is required: https://rustup.rs" >&2; exit 1; }
 if [ ${#need_apt[@]} -gt 0 ]; then
   log "installing ${need_apt[*]}"
