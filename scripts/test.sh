@@ -13,7 +13,7 @@ command -v go >/dev/null || need_apt+=(golang-go)
 # `ip netns`, Thomas Habets' arping (conflicts with iputils-arping, which
 # must not be asked for as well), ping, and Debian's python3 for ndprobe.py.
 command -v ip >/dev/null || need_apt+=(iproute2)
-command -v arping >/dev/null || need_apt+=(arping)
+case "$(arping --help 2>&1 || true)" in *Habets*) ;; *) need_apt+=(arping) ;; esac
 command -v ping >/dev/null || need_apt+=(iputils-ping)
 [ -x /usr/bin/python3 ] || command -v python3 >/dev/null || need_apt+=(python3)
 command -v cargo >/dev/null || { echo "cargo (Rust) is required: https://rustup.rs" >&2; exit 1; }
