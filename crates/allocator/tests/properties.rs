@@ -1,5 +1,6 @@
 //! Property tests: random pools and service streams checked against the
-//! allocation invariants and against a naive linear-scan reference.
+//! allocation invariants. The comparison with a naive linear-scan reference
+//! model is in reference_model.rs.
 
 mod common;
 
@@ -325,53 +326,6 @@ fn check_invariants(w: &World) -> Result<(), TestCaseError> {
     Ok(())
 }
 
-/// The naive reference: walk phase-1 then phase-2 pools, every address of
-/// every CIDR in order, testing sharing against the current holders.
-fn reference_choice(w: &World, s: &ServiceView) -> Option<(String, IpAddr)> {
-    let held = holders(w);
-    let fits = |ip: &IpAddr| match held.get(ip) {
-        None => true,
-        Some(who) => who.iter().all(|n| {
-            let o = &w.services[n];
-            !o.sharing_key().is_empty()
-                && o.sharing_key() == s.sharing_key()
-                && o.backend_key() == s.backend_key()
-                && o.port_set().iter().all(|p| !s.port_set().contains(p))
-        }),
-    };
-    let mut pinned: Vec<&PoolDef> = w
-        .pools
-        .iter()
-        .filter(|p| {
-            p.allocation.is_some()
-                && p.auto_assign
-                && p.compatibility(&s.namespace, &s.labels).is_ok()
-        })
-        .collect();
-    pinned.sort_by_key(|p| {
-        let prio = p.allocation.as_ref().map(|a| a.priority).filter(|x| *x > 0);
-        (prio.is_none(), prio.unwrap_or(0), p.name.clone())
-    });
-    let mut fallback: Vec<&PoolDef> = w
-        .pools
-        .iter()
-        .filter(|p| p.allocation.is_none() && p.auto_assign)
-        .collect();
-    fallback.sort_by_key(|p| p.name.clone());
-    for phase in [pinned, fallback] {
-        for p in phase {
-            if let Some(ip) = addresses(p)
-                .into_iter()
-                .filter(|ip| ip.is_ipv4())
-                .find(|ip| fits(ip))
-            {
-                return Some((p.name.clone(), ip));
-            }
-        }
-    }
-    None
-}
-
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(128))]
 
@@ -390,34 +344,6 @@ proptest! {
         let mut again = World::new(specs);
         let replay: Vec<String> = ops.iter().map(|op| again.step(op)).collect();
         prop_assert_eq!(transcript, replay);
-    }
-
-    #[test]
-    fn automatic_choice_matches_the_naive_scan(
-        specs in prop::collection::vec(pool_spec(), 1..5),
-        ops in prop::collection::vec((0u8..10, 0u8..3, 0u8..3, any::<bool>()), 1..80),
-    ) {
-        let mut w = World::new(specs);
-        for (n, share, port, release) in ops {
-            if release {
-                w.step(&Op::Release { svc: n });
-                continue;
-            }
-            let mut s = service(n, 0, share, port, 0, &w.pools);
-            // A fresh automatic allocation: drop any previous holding first.
-            w.step(&Op::Release { svc: n });
-            let expected = reference_choice(&w, &s);
-            let c = apply(&mut w.alloc, &mut s);
-            w.services.insert(n, s);
-            match expected {
-                Some((pool, ip)) => {
-                    prop_assert_eq!(c.pool.as_deref(), Some(pool.as_str()));
-                    prop_assert_eq!(c.ingress, vec![ip.to_string()]);
-                }
-                None => prop_assert!(c.failure.is_some(), "reference found nothing, allocator gave {:?}", c.ingress),
-            }
-            check_invariants(&w)?;
-        }
     }
 }
 
