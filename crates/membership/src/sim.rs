@@ -371,7 +371,7 @@ impl Sim {
     pub fn running(&self) -> BTreeSet<String> {
         self.nodes
             .iter()
-            .filter(|n| n.state.as_ref().is_some_and(|s| s.view().members.contains_key(&n.name)))
+            .filter(|n| n.state.as_ref().is_some_and(|s| !s.has_left()))
             .map(|n| n.name.clone())
             .collect()
     }

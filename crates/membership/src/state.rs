@@ -186,7 +186,10 @@ pub struct State {
     successors: Vec<String>,
     watched: Vec<String>,
     digest: u64,
+    /// The view, ring or digest must be recomputed.
     dirty: bool,
+    /// A member went down: publish now rather than at the next tick.
+    urgent: bool,
     view: View,
     seeds: Vec<SocketAddr>,
     probes: BTreeMap<String, Probe>,
@@ -237,6 +240,7 @@ impl State {
             watched: Vec::new(),
             digest: 0,
             dirty: true,
+            urgent: false,
             view: View::default(),
             seeds: Vec::new(),
             probes: BTreeMap::new(),
@@ -252,6 +256,7 @@ impl State {
             stats: Stats::default(),
         };
         s.digest = s.compute_digest();
+        s.view.members.insert(s.me.name.clone(), member(&s.me));
         s
     }
 
@@ -280,18 +285,29 @@ impl State {
         &self.view
     }
 
+    /// `Leave` was handled.
+    pub fn has_left(&self) -> bool {
+        self.leaving.is_some()
+    }
+
     /// After `Leave`: every member that was live has acknowledged.
     pub fn leave_done(&self) -> bool {
         self.leaving.as_ref().is_some_and(|l| l.pending.is_empty())
     }
 
-    /// Members this node sends heartbeats to, and those it watches.
+    /// Members this node sends heartbeats to, and those it watches (as of the
+    /// last publication).
     pub fn ring_neighbours(&self) -> (&[String], &[String]) {
         (&self.successors, &self.watched)
     }
 
+    /// Runs one event. A view change is published at the end of a `Tick`, or
+    /// at once when a member went down: a join storm (every node learning
+    /// of N members) then costs one recomputation per tick, not one per
+    /// member, while a failure is never delayed.
     pub fn handle(&mut self, now: Instant, event: Event) -> Vec<Action> {
         let mut out = Out(Vec::new());
+        let tick = event == Event::Tick;
         match event {
             Event::Tick => self.tick(now, &mut out),
             Event::Received { from, sender, msg } => self.received(now, from, sender, msg, &mut out),
@@ -306,7 +322,9 @@ impl State {
             }
             Event::Leave => self.leave(now, &mut out),
         }
-        self.publish(now, &mut out);
+        if tick || self.urgent {
+            self.publish(now, &mut out);
+        }
         out.0
     }
 
@@ -473,6 +491,7 @@ impl State {
             p.since = now;
             let addr = p.record.addr;
             self.dirty = true;
+            self.urgent = true;
             self.stats.declared_dead += 1;
             out.0.push(Action::Changed(Change::Down {
                 name: name.clone(),
@@ -647,6 +666,9 @@ impl State {
     }
 
     fn heartbeat(&mut self, now: Instant, from: SocketAddr, sender: &str, incarnation: u64, digest: u64, out: &mut Out) {
+        if self.dirty {
+            self.digest = self.compute_digest();
+        }
         let my_digest = self.digest;
         let threshold = self.tuning.sync_after_mismatches;
         let min = self.tuning.sync_min_interval;
@@ -761,10 +783,16 @@ impl State {
             p.since = now;
         }
         let (incarnation, addr, status) = (r.incarnation, r.addr, r.status);
+        // New metadata can change who may announce what (an interface lost
+        // its carrier): as urgent as a death.
+        let meta_changed = p.record.meta != r.meta;
         p.record = r;
         self.dirty = true;
         let change = match (was_alive, is_alive) {
-            (true, true) => Change::Updated { name, incarnation },
+            (true, true) => {
+                self.urgent |= meta_changed;
+                Change::Updated { name, incarnation }
+            }
             (false, true) => {
                 p.last_heard = (!gossip).then_some(now);
                 p.watch_since = None;
@@ -775,6 +803,7 @@ impl State {
                 Change::Up { name, incarnation, via: via.to_string() }
             }
             (true, false) => {
+                self.urgent = true;
                 self.probes.remove(&name);
                 let reason = if status == Status::Left {
                     DownReason::Left
@@ -806,6 +835,7 @@ impl State {
 
     /// Recomputes ring, digest and view after a change and publishes the view.
     fn publish(&mut self, now: Instant, out: &mut Out) {
+        self.urgent = false;
         if !self.dirty {
             return;
         }
