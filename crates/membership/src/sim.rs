@@ -8,7 +8,7 @@ use std::collections::{BTreeMap, BTreeSet, BinaryHeap};
 use std::net::{Ipv4Addr, SocketAddr};
 use std::time::{Duration, Instant};
 
-use crate::packet::{self, Message};
+use crate::packet::{self, Envelope, Header, Message};
 use crate::state::{Action, Change, Event, State, Tuning, View};
 
 #[derive(Clone, Debug)]
@@ -95,6 +95,7 @@ struct Node {
     /// Extra random delay (0..slow) on everything this node sends.
     slow: Duration,
     sent: u64,
+    sent_bytes: u64,
 }
 
 pub struct Sim {
@@ -135,6 +136,7 @@ impl Sim {
                 frozen_until: Duration::ZERO,
                 slow: Duration::ZERO,
                 sent: 0,
+                sent_bytes: 0,
             })
             .collect();
         let by_addr = nodes.iter().enumerate().map(|(i, n)| (n.addr, i)).collect();
@@ -200,6 +202,11 @@ impl Sim {
     /// Datagrams node `i` has sent (a large Sync counts as its datagrams).
     pub fn sent(&self, i: usize) -> u64 {
         self.nodes[i].sent
+    }
+
+    /// UDP payload bytes node `i` has sent, as encoded with an HMAC tag.
+    pub fn sent_bytes(&self, i: usize) -> u64 {
+        self.nodes[i].sent_bytes
     }
 
     pub fn start(&mut self, i: usize, incarnation: u64) {
@@ -297,11 +304,14 @@ impl Sim {
     }
 
     fn send(&mut self, from: usize, to: SocketAddr, msg: Message) {
-        let datagrams = match &msg {
-            Message::Sync { .. } => packet::split(&self.nodes[from].name, msg.clone()).len() as u64,
-            _ => 1,
-        };
-        self.nodes[from].sent += datagrams;
+        let name = &self.nodes[from].name;
+        let header = Header { sender: name.clone(), boot: 0, seq: 0, timestamp_ms: 0 };
+        for part in packet::split(name, msg.clone()) {
+            let env = Envelope { header: header.clone(), msg: part };
+            let bytes = packet::encode(&env, None).map(|b| b.len() + packet::TAG_LEN).unwrap_or(0);
+            self.nodes[from].sent += 1;
+            self.nodes[from].sent_bytes += bytes as u64;
+        }
         let Some(&dest) = self.by_addr.get(&to) else { return };
         if self.trace_sends && !matches!(msg, Message::Heartbeat { .. } | Message::Ack { .. }) {
             self.observe(from, Observed::Sent { to: dest, msg: msg.clone() });
