@@ -141,6 +141,17 @@ pub fn check_bundle(
     Ok(())
 }
 
+/// The first certificate of a PEM bundle, with its trailing newline.
+// String slicing rather than a PEM re-encode: the block is copied verbatim
+// into another bundle, and rustls' PEM support only decodes.
+pub fn first_pem_certificate(pem: &str) -> Option<&str> {
+    const END: &str = "-----END CERTIFICATE-----";
+    let start = pem.find("-----BEGIN CERTIFICATE-----")?;
+    let end = start + pem[start..].find(END)? + END.len();
+    let end = if pem[end..].starts_with('\n') { end + 1 } else { end };
+    Some(&pem[start..end])
+}
+
 /// Reads `tls.crt` / `tls.key` from a directory (the `--disable-cert-rotation` mode).
 pub fn read_dir(dir: &Path) -> Result<PemPair, CertError> {
     let read = |name: &str| {
@@ -196,6 +207,16 @@ mod tests {
         std::fs::write(dir.path().join("tls.crt"), &b.serving.cert_pem).unwrap();
         std::fs::write(dir.path().join("tls.key"), &b.serving.key_pem).unwrap();
         assert_eq!(read_dir(dir.path()).unwrap(), b.serving);
+    }
+
+    #[test]
+    fn first_certificate_of_a_bundle() {
+        let now = SystemTime::now();
+        let a = generate(&["a".to_string()], now).unwrap().ca_cert_pem;
+        let b = generate(&["b".to_string()], now).unwrap().ca_cert_pem;
+        assert_eq!(first_pem_certificate(&format!("{a}{b}")), Some(a.as_str()));
+        assert_eq!(first_pem_certificate(&a), Some(a.as_str()));
+        assert_eq!(first_pem_certificate("no PEM here"), None);
     }
 
     #[test]

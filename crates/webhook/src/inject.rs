@@ -3,8 +3,6 @@
 //! uses to trust the webhook (observability.md §6.1).
 
 use std::collections::BTreeMap;
-use std::sync::Arc;
-use std::time::SystemTime;
 
 use k8s_openapi::ByteString;
 use k8s_openapi::api::admissionregistration::v1::ValidatingWebhookConfiguration;
@@ -12,9 +10,8 @@ use k8s_openapi::api::core::v1::Secret;
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::api::{Api, ObjectMeta, PostParams};
 use kube::Client;
-use rustls::crypto::CryptoProvider;
 
-use crate::certs::{self, CertBundle, RENEW_BEFORE};
+use crate::certs::{self, CertBundle};
 use crate::tls::PemPair;
 
 pub const CA_CERT_KEY: &str = "ca.crt";
@@ -28,6 +25,14 @@ pub enum InjectError {
     Kube { what: String, source: kube::Error },
     #[error(transparent)]
     Cert(#[from] certs::CertError),
+}
+
+impl InjectError {
+    /// A 409 from the API server: the object was created or changed by
+    /// someone else since it was read.
+    pub fn is_conflict(&self) -> bool {
+        matches!(self, InjectError::Kube { source: kube::Error::Api(status), .. } if status.code == 409)
+    }
 }
 
 fn kube_err(what: impl Into<String>) -> impl FnOnce(kube::Error) -> InjectError {
@@ -67,27 +72,6 @@ pub struct CertStore {
 }
 
 impl CertStore {
-    /// The stored bundle when it is still good for [`RENEW_BEFORE`], else a
-    /// new one, written back to the Secret (created if missing).
-    pub async fn load_or_create(
-        &self,
-        client: &Client,
-        provider: &Arc<CryptoProvider>,
-    ) -> Result<CertBundle, InjectError> {
-        let api: Api<Secret> = Api::namespaced(client.clone(), &self.namespace);
-        let what = format!("Secret {}/{}", self.namespace, self.secret_name);
-        let existing = api.get_opt(&self.secret_name).await.map_err(kube_err(format!("reading {what}")))?;
-        if let Some(bundle) = existing.as_ref().and_then(bundle_from_secret) {
-            match certs::check_bundle(&bundle, &self.sans, SystemTime::now() + RENEW_BEFORE, provider) {
-                Ok(()) => return Ok(bundle),
-                Err(why) => tracing::info!(secret = %what, reason = %why, "replacing webhook certificate"),
-            }
-        }
-        let bundle = certs::generate(&self.sans, SystemTime::now())?;
-        self.store(client, existing, &bundle).await?;
-        Ok(bundle)
-    }
-
     /// Writes `bundle` into the Secret. `existing` is the Secret as last read
     /// (its resourceVersion guards against overwriting a concurrent writer).
     pub async fn store(
@@ -140,12 +124,36 @@ pub struct Injected {
     pub crd: bool,
 }
 
+/// Updates lost to a concurrent writer in a row before giving up until the
+/// next round.
+const MAX_UPDATE_RACES: usize = 3;
+
 /// Writes `ca_pem` into every webhook's `clientConfig.caBundle` of the
 /// ValidatingWebhookConfiguration and into the conversion webhook of the CRD,
 /// where they exist and differ. Missing objects are not an error: the webhook
 /// configuration may be applied after the controller starts (the periodic
-/// re-run catches it).
+/// re-run catches it). An update that loses to a concurrent writer (another
+/// replica injecting the same bundle, a re-applied manifest) is re-read and
+/// retried.
 pub async fn inject_ca_bundle(
+    client: &Client,
+    webhook_configuration: &str,
+    crd: &str,
+    ca_pem: &str,
+) -> Result<Injected, InjectError> {
+    let mut attempt = 0;
+    loop {
+        attempt += 1;
+        match inject_once(client, webhook_configuration, crd, ca_pem).await {
+            Err(e) if e.is_conflict() && attempt < MAX_UPDATE_RACES => {
+                tracing::debug!(error = %e, "caBundle update raced another writer; retrying");
+            }
+            other => return other,
+        }
+    }
+}
+
+async fn inject_once(
     client: &Client,
     webhook_configuration: &str,
     crd: &str,
@@ -196,6 +204,7 @@ pub async fn inject_ca_bundle(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::time::SystemTime;
 
     #[test]
     fn secret_round_trip() {

@@ -11,13 +11,15 @@ pub mod check;
 pub mod cluster;
 pub mod convert;
 pub mod endpoints;
+pub mod idle;
 pub mod inject;
 pub mod options;
 pub mod policy;
 pub mod server;
 pub mod tls;
+pub mod upkeep;
 
-pub use options::{ServeOptions, WebhookArgs};
+pub use options::{CertTiming, ServeOptions, WebhookArgs};
 pub use server::{ServeError, WebhookServer};
 pub use tls::TlsArgs;
 

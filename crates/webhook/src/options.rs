@@ -4,6 +4,7 @@
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::time::Duration;
 
 use ferrolb_config::build::BgpMode;
 
@@ -46,6 +47,22 @@ pub struct WebhookArgs {
     /// CustomResourceDefinition whose conversion caBundle is kept in sync (BGPPeer conversion).
     #[arg(long = "conversion-crd-name", default_value = "bgppeers.metallb.io")]
     pub conversion_crd_name: String,
+
+    /// Time a client has to send a complete HTTP/1.1 request header, counted
+    /// from the moment the server waits for it (so it also ends idle keep-alive
+    /// connections). Go duration syntax.
+    #[arg(long = "webhook-header-read-timeout", default_value = "10s", value_parser = parse_duration)]
+    pub header_read_timeout: Duration,
+
+    /// A connection on which no byte arrives for this long while the server
+    /// waits to read is closed (idle HTTP/2 connections, stalled bodies).
+    #[arg(long = "webhook-idle-timeout", default_value = "60s", value_parser = parse_duration)]
+    pub idle_timeout: Duration,
+
+    /// Connections served at once; further clients wait in the listen backlog
+    /// until one closes.
+    #[arg(long = "webhook-max-connections", default_value_t = 128, value_parser = clap::value_parser!(u32).range(1..))]
+    pub max_connections: u32,
 }
 
 impl Default for WebhookArgs {
@@ -59,8 +76,24 @@ impl Default for WebhookArgs {
             webhook_http2: false,
             webhook_configuration_name: "metallb-webhook-configuration".into(),
             conversion_crd_name: "bgppeers.metallb.io".into(),
+            header_read_timeout: Duration::from_secs(10),
+            idle_timeout: Duration::from_secs(60),
+            max_connections: 128,
         }
     }
+}
+
+/// Go duration syntax (`10s`, `1m30s`, `500ms`), as Kubernetes flags use;
+/// zero and negative values are refused (they would disable the limit or
+/// close every connection at once).
+pub fn parse_duration(text: &str) -> Result<Duration, String> {
+    let parsed: kube::core::Duration =
+        text.parse().map_err(|e| format!("invalid duration {text:?}: {e}"))?;
+    let value = Duration::from(parsed);
+    if parsed.is_negative() || value.is_zero() {
+        return Err(format!("invalid duration {text:?}: must be positive"));
+    }
+    Ok(value)
 }
 
 /// Accepts `HOST:PORT`, `[V6]:PORT` and Go's `:PORT` shorthand.
@@ -83,6 +116,26 @@ pub struct ServeOptions {
     /// Extra DNS names / IP addresses for the generated serving certificate
     /// (tests reach the server as 127.0.0.1).
     pub extra_sans: Vec<String>,
+    /// Pace of the certificate upkeep; tests shorten it.
+    pub cert_timing: CertTiming,
+}
+
+/// How often a replica re-reads the certificate Secret and re-injects its
+/// caBundle, and how long it lets the API server pick up a new caBundle before
+/// presenting a certificate signed by a new CA.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct CertTiming {
+    pub sync_every: Duration,
+    pub rotation_overlap: Duration,
+}
+
+impl Default for CertTiming {
+    fn default() -> Self {
+        // 30 s: a re-applied webhook configuration (empty caBundle) is fixed
+        // within half a minute. 10 s: the API server's informer has long seen
+        // the new caBundle by then.
+        CertTiming { sync_every: Duration::from_secs(30), rotation_overlap: Duration::from_secs(10) }
+    }
 }
 
 impl ServeOptions {
@@ -93,6 +146,7 @@ impl ServeOptions {
             namespace: namespace.into(),
             mode: BgpMode::Native,
             extra_sans: Vec::new(),
+            cert_timing: CertTiming::default(),
         }
     }
 }
@@ -126,6 +180,9 @@ mod tests {
             "--cert-dir=/certs",
             "--webhook-http2",
             "--tls-min-version=VersionTLS12",
+            "--webhook-header-read-timeout=1m30s",
+            "--webhook-idle-timeout=500ms",
+            "--webhook-max-connections=7",
         ])
         .unwrap();
         assert_eq!(cli.webhook.bind_address, "0.0.0.0:8443".parse().unwrap());
@@ -133,6 +190,21 @@ mod tests {
         assert!(cli.webhook.webhook_http2);
         assert_eq!(cli.webhook.cert_dir, PathBuf::from("/certs"));
         assert_eq!(cli.tls.tls_min_version, "VersionTLS12");
+        assert_eq!(cli.webhook.header_read_timeout, Duration::from_secs(90));
+        assert_eq!(cli.webhook.idle_timeout, Duration::from_millis(500));
+        assert_eq!(cli.webhook.max_connections, 7);
+    }
+
+    #[test]
+    fn limits_refuse_nonsense() {
+        for bad in [
+            "--webhook-header-read-timeout=0s",
+            "--webhook-idle-timeout=-5s",
+            "--webhook-idle-timeout=10",
+            "--webhook-max-connections=0",
+        ] {
+            assert!(Cli::try_parse_from(["x", bad]).is_err(), "{bad} accepted");
+        }
     }
 
     #[test]

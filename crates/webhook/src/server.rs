@@ -1,46 +1,42 @@
-//! The HTTPS server: TLS accept loop, routing to the admission and conversion
-//! handlers, certificate upkeep in the background, graceful shutdown.
+//! The HTTPS server: TLS accept loop with connection limits, routing to the
+//! admission and conversion handlers, certificate upkeep in the background,
+//! graceful shutdown.
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
 use bytes::Bytes;
 use http::{Method, Request, Response, StatusCode};
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::Incoming;
-use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 use hyper_util::server::graceful::GracefulShutdown;
 use kube::Client;
-use tokio::net::TcpListener;
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::Semaphore;
 use tokio_rustls::TlsAcceptor;
 
 use crate::admission;
-use crate::certs::{self, RENEW_BEFORE};
+use crate::certs;
 use crate::cluster::KubeCluster;
 use crate::endpoints::{CONVERT_PATH, Kind};
-use crate::inject::{self, CertStore};
-use crate::options::ServeOptions;
+use crate::idle::IdleTimeout;
+use crate::inject::CertStore;
+use crate::options::{ServeOptions, WebhookArgs};
 use crate::policy::{Policy, Snapshot};
 use crate::tls::{CertResolver, TlsSettings};
+use crate::upkeep::{CertSync, InjectTargets};
 
 /// Largest request body accepted: a review holds an object and its old copy,
 /// each at most ~1.5 MiB in etcd.
 const MAX_BODY: usize = 4 << 20;
 const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
-/// How often the caBundle fields are re-checked (a re-applied webhook
-/// configuration comes back with an empty caBundle).
-const INJECT_EVERY: Duration = Duration::from_secs(30);
-/// How often the certificate's remaining validity is checked.
-const RENEW_CHECK_EVERY: Duration = Duration::from_secs(3600);
 /// How often `--cert-dir` is re-read.
 const RELOAD_EVERY: Duration = Duration::from_secs(10);
-/// During a rotation both CAs are trusted this long before the server
-/// switches to the new certificate, so the API server picks up the bundle first.
-const ROTATION_OVERLAP: Duration = Duration::from_secs(10);
 
 #[derive(Debug, thiserror::Error)]
 pub enum ServeError {
@@ -52,6 +48,8 @@ pub enum ServeError {
     Cert(#[from] certs::CertError),
     #[error("webhook certificate: {0}")]
     KeyPair(#[from] crate::tls::KeyPairError),
+    #[error("webhook certificate: {0}")]
+    Sync(#[from] crate::upkeep::SyncError),
     #[error("webhook server: {0}")]
     Io(std::io::Error),
     #[error("binding the webhook server to {addr}: {source}")]
@@ -68,22 +66,28 @@ struct App {
 enum Upkeep {
     /// `--disable-cert-rotation`: re-read `--cert-dir` when it changes.
     Dir { dir: std::path::PathBuf, last: crate::tls::PemPair },
-    /// Generated here; stored in a Secret and injected as caBundle.
-    Rotate { store: CertStore, bundle: certs::CertBundle, persisted: bool },
+    /// Generated and shared through the certificate Secret; injected as caBundle.
+    Rotate(Box<CertSync>),
+}
+
+/// Per-connection limits, from the flags.
+#[derive(Clone, Copy)]
+struct ConnLimits {
+    http2: bool,
+    header_read: Duration,
+    idle: Duration,
 }
 
 /// A bound, ready webhook server (certificate loaded, port open).
 pub struct WebhookServer {
     listener: TcpListener,
     acceptor: TlsAcceptor,
-    http2: bool,
+    limits: ConnLimits,
+    slots: Arc<Semaphore>,
     app: Arc<App>,
-    client: Client,
     resolver: Arc<CertResolver>,
     settings: TlsSettings,
     upkeep: Upkeep,
-    webhook_configuration: String,
-    conversion_crd: String,
 }
 
 impl WebhookServer {
@@ -108,41 +112,34 @@ impl WebhookServer {
                 secret_name: args.webhook_secret.clone(),
                 sans,
             };
-            // Without access to the Secret the webhook still works with an
-            // in-memory certificate; it is just not reused after a restart.
-            let (bundle, persisted) = match store.load_or_create(&client, &provider).await {
-                Ok(b) => (b, true),
-                Err(e) => {
-                    tracing::warn!(error = %e, "webhook certificate not persisted; using an in-memory one");
-                    (certs::generate(&store.sans, SystemTime::now())?, false)
-                }
+            let targets = InjectTargets {
+                webhook_configuration: args.webhook_configuration_name.clone(),
+                conversion_crd: args.conversion_crd_name.clone(),
             };
-            resolver.set(bundle.serving.certified_key(&provider)?);
-            Upkeep::Rotate { store, bundle, persisted }
+            let mut sync =
+                CertSync::new(store, targets, opts.cert_timing, client.clone(), provider, resolver.clone());
+            sync.start().await?;
+            Upkeep::Rotate(Box::new(sync))
         };
 
         let server_config = settings.server_config(resolver.clone(), args.webhook_http2)?;
         let listener = TcpListener::bind(args.bind_address)
             .await
             .map_err(|source| ServeError::Bind { addr: args.bind_address, source })?;
-        let server = WebhookServer {
+        Ok(WebhookServer {
             listener,
             acceptor: TlsAcceptor::from(Arc::new(server_config)),
-            http2: args.webhook_http2,
+            limits: ConnLimits::from(args),
+            slots: Arc::new(Semaphore::new(args.max_connections as usize)),
             app: Arc::new(App {
                 policy: Policy { namespace: opts.namespace.clone() },
-                cluster: KubeCluster::new(client.clone(), opts.namespace.clone()),
+                cluster: KubeCluster::new(client, opts.namespace.clone()),
                 mode: opts.mode,
             }),
-            client,
             resolver,
             settings,
             upkeep,
-            webhook_configuration: args.webhook_configuration_name.clone(),
-            conversion_crd: args.conversion_crd_name.clone(),
-        };
-        server.inject_now().await;
-        Ok(server)
+        })
     }
 
     /// The bound address (useful with port 0).
@@ -150,33 +147,35 @@ impl WebhookServer {
         self.listener.local_addr()
     }
 
-    /// PEM of the CA that signed the serving certificate (None with `--cert-dir`).
+    /// PEM of the CA bundle injected as caBundle: the Secret's `ca.crt`
+    /// (None with `--cert-dir`).
     pub fn ca_bundle(&self) -> Option<&str> {
         match &self.upkeep {
-            Upkeep::Rotate { bundle, .. } => Some(&bundle.ca_cert_pem),
+            Upkeep::Rotate(sync) => sync.ca_bundle(),
             Upkeep::Dir { .. } => None,
-        }
-    }
-
-    async fn inject_now(&self) {
-        if let Some(ca) = self.ca_bundle() {
-            inject_logged(&self.client, &self.webhook_configuration, &self.conversion_crd, ca).await;
         }
     }
 
     /// Serves until `shutdown` resolves, then drains open connections.
     pub async fn run(self, shutdown: impl Future<Output = ()>) -> std::io::Result<()> {
-        let WebhookServer {
-            listener, acceptor, http2, app, client, resolver, settings, upkeep,
-            webhook_configuration, conversion_crd,
-        } = self;
-        let upkeep_task = tokio::spawn(run_upkeep(
-            upkeep, client, resolver, settings, webhook_configuration, conversion_crd,
-        ));
+        let WebhookServer { listener, acceptor, limits, slots, app, resolver, settings, upkeep } = self;
+        let upkeep_task = tokio::spawn(run_upkeep(upkeep, resolver, settings));
         let graceful = GracefulShutdown::new();
         tokio::pin!(shutdown);
         tracing::info!(addr = %listener.local_addr()?, "webhook server listening");
         loop {
+            // A slot is taken before accepting: at the limit, new clients wait
+            // in the listen backlog instead of being accepted and starved.
+            let slot = tokio::select! {
+                _ = &mut shutdown => break,
+                slot = slots.clone().acquire_owned() => match slot {
+                    Ok(s) => s,
+                    Err(_) => break, // the semaphore is never closed
+                },
+            };
+            if slots.available_permits() == 0 {
+                tracing::debug!("webhook connection limit reached; further clients wait");
+            }
             let (tcp, peer) = tokio::select! {
                 _ = &mut shutdown => break,
                 accepted = listener.accept() => match accepted {
@@ -193,26 +192,8 @@ impl WebhookServer {
             let app = app.clone();
             let watcher = graceful.watcher();
             tokio::spawn(async move {
-                let tls = match tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await {
-                    Ok(Ok(s)) => s,
-                    Ok(Err(e)) => {
-                        tracing::debug!(%peer, error = %e, "webhook TLS handshake failed");
-                        return;
-                    }
-                    Err(_) => {
-                        tracing::debug!(%peer, "webhook TLS handshake timed out");
-                        return;
-                    }
-                };
-                let mut builder = auto::Builder::new(TokioExecutor::new());
-                if !http2 {
-                    builder = builder.http1_only();
-                }
-                let service = hyper::service::service_fn(move |req| handle(app.clone(), req));
-                let conn = builder.serve_connection(TokioIo::new(tls), service);
-                if let Err(e) = watcher.watch(conn).await {
-                    tracing::debug!(%peer, error = %e, "webhook connection ended with an error");
-                }
+                let _slot = slot;
+                serve_connection(tcp, peer, acceptor, app, limits, watcher).await;
             });
         }
         drop(listener);
@@ -224,26 +205,46 @@ impl WebhookServer {
     }
 }
 
-async fn inject_logged(client: &Client, vwc: &str, crd: &str, ca: &str) {
-    match inject::inject_ca_bundle(client, vwc, crd, ca).await {
-        Ok(done) if done != Default::default() => tracing::info!(
-            webhook_configuration = done.webhook_configuration,
-            crd = done.crd,
-            "webhook caBundle updated"
-        ),
-        Ok(_) => {}
-        Err(e) => tracing::warn!(error = %e, "webhook caBundle not updated"),
+impl From<&WebhookArgs> for ConnLimits {
+    fn from(args: &WebhookArgs) -> Self {
+        ConnLimits { http2: args.webhook_http2, header_read: args.header_read_timeout, idle: args.idle_timeout }
     }
 }
 
-async fn run_upkeep(
-    upkeep: Upkeep,
-    client: Client,
-    resolver: Arc<CertResolver>,
-    settings: TlsSettings,
-    vwc: String,
-    crd: String,
+async fn serve_connection(
+    tcp: TcpStream,
+    peer: SocketAddr,
+    acceptor: TlsAcceptor,
+    app: Arc<App>,
+    limits: ConnLimits,
+    watcher: hyper_util::server::graceful::Watcher,
 ) {
+    let io = IdleTimeout::new(tcp, limits.idle);
+    let tls = match tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, acceptor.accept(io)).await {
+        Ok(Ok(s)) => s,
+        Ok(Err(e)) => {
+            tracing::debug!(%peer, error = %e, "webhook TLS handshake failed");
+            return;
+        }
+        Err(_) => {
+            tracing::debug!(%peer, "webhook TLS handshake timed out");
+            return;
+        }
+    };
+    let mut builder = auto::Builder::new(TokioExecutor::new());
+    if !limits.http2 {
+        builder = builder.http1_only();
+    }
+    builder.http1().timer(TokioTimer::new()).header_read_timeout(limits.header_read);
+    builder.http2().timer(TokioTimer::new());
+    let service = hyper::service::service_fn(move |req| handle(app.clone(), req));
+    let conn = builder.serve_connection(TokioIo::new(tls), service);
+    if let Err(e) = watcher.watch(conn).await {
+        tracing::debug!(%peer, error = %e, "webhook connection ended with an error");
+    }
+}
+
+async fn run_upkeep(upkeep: Upkeep, resolver: Arc<CertResolver>, settings: TlsSettings) {
     let provider = settings.provider().clone();
     match upkeep {
         Upkeep::Dir { dir, mut last } => loop {
@@ -263,58 +264,8 @@ async fn run_upkeep(
                 Err(e) => tracing::warn!(error = %e, "webhook certificate directory not readable"),
             }
         },
-        Upkeep::Rotate { store, mut bundle, mut persisted } => {
-            let mut since_check = Duration::ZERO;
-            loop {
-                tokio::time::sleep(INJECT_EVERY).await;
-                since_check += INJECT_EVERY;
-                if since_check >= RENEW_CHECK_EVERY {
-                    since_check = Duration::ZERO;
-                    let later = SystemTime::now() + RENEW_BEFORE;
-                    if certs::check_bundle(&bundle, &store.sans, later, &provider).is_err() {
-                        match rotate(&client, &store, &bundle, &resolver, &provider, &vwc, &crd).await {
-                            Ok((b, p)) => {
-                                bundle = b;
-                                persisted = p;
-                            }
-                            Err(e) => tracing::warn!(error = %e, "webhook certificate rotation failed"),
-                        }
-                    }
-                }
-                if !persisted {
-                    // Retry storing an in-memory certificate (e.g. RBAC fixed later).
-                    if let Ok(existing) = store.read(&client).await {
-                        persisted = store.store(&client, existing, &bundle).await.is_ok();
-                    }
-                }
-                inject_logged(&client, &vwc, &crd, &bundle.ca_cert_pem).await;
-            }
-        }
+        Upkeep::Rotate(sync) => sync.run().await,
     }
-}
-
-/// New CA and certificate: trust both CAs first, then switch the server.
-async fn rotate(
-    client: &Client,
-    store: &CertStore,
-    old: &certs::CertBundle,
-    resolver: &CertResolver,
-    provider: &Arc<rustls::crypto::CryptoProvider>,
-    vwc: &str,
-    crd: &str,
-) -> Result<(certs::CertBundle, bool), ServeError> {
-    let new = certs::generate(&store.sans, SystemTime::now())?;
-    let key = new.serving.certified_key(provider)?;
-    let both = format!("{}{}", new.ca_cert_pem, old.ca_cert_pem);
-    inject_logged(client, vwc, crd, &both).await;
-    tokio::time::sleep(ROTATION_OVERLAP).await;
-    resolver.set(key);
-    let persisted = match store.read(client).await {
-        Ok(existing) => store.store(client, existing, &new).await.is_ok(),
-        Err(_) => false,
-    };
-    tracing::info!("webhook certificate rotated");
-    Ok((new, persisted))
 }
 
 fn json_response(status: StatusCode, body: Vec<u8>) -> Response<Full<Bytes>> {

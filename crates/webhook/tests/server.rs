@@ -12,6 +12,7 @@ use rustls::pki_types::{CertificateDer, ServerName};
 use serde_json::{Value, json};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
+use tokio::time::Instant;
 use tokio_rustls::TlsConnector;
 
 /// A client that is never used: in `--cert-dir` mode the server makes no API
@@ -72,22 +73,80 @@ async fn connect(
     TlsConnector::from(Arc::new(cfg)).connect(name, tcp).await
 }
 
-/// One HTTP/1.1 request; returns (status code, body).
-async fn request(r: &Running, method: &str, path: &str, body: &[u8]) -> (u16, Vec<u8>) {
-    let cfg = client_config(&r.ca_pem, &[&rustls::version::TLS13], &[b"http/1.1"]);
-    let mut tls = connect(r, cfg).await.expect("TLS handshake");
-    let head = format!(
-        "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
-        body.len()
-    );
-    tls.write_all(head.as_bytes()).await.unwrap();
-    tls.write_all(body).await.unwrap();
+fn h1_client(r: &Running) -> rustls::ClientConfig {
+    client_config(&r.ca_pem, &[&rustls::version::TLS13], &[b"http/1.1"])
+}
+
+fn request_head(method: &str, path: &str, content_length: usize, close: bool) -> String {
+    let connection = if close { "Connection: close\r\n" } else { "" };
+    format!(
+        "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: {content_length}\r\n{connection}\r\n"
+    )
+}
+
+/// Reads one HTTP/1.1 response (Content-Length framed); returns (status code, body).
+async fn read_response<S: AsyncReadExt + Unpin>(stream: &mut S) -> (u16, Vec<u8>) {
     let mut raw = Vec::new();
-    tokio::time::timeout(Duration::from_secs(10), tls.read_to_end(&mut raw)).await.unwrap().ok();
-    let text = String::from_utf8_lossy(&raw);
-    let status: u16 = text.split_whitespace().nth(1).and_then(|s| s.parse().ok()).expect("status line");
-    let split = raw.windows(4).position(|w| w == b"\r\n\r\n").expect("end of headers") + 4;
-    (status, raw[split..].to_vec())
+    let mut chunk = [0u8; 4096];
+    let head_end = loop {
+        if let Some(i) = raw.windows(4).position(|w| w == b"\r\n\r\n") {
+            break i + 4;
+        }
+        let n = tokio::time::timeout(Duration::from_secs(10), stream.read(&mut chunk))
+            .await
+            .expect("response within 10 s")
+            .expect("reading the response");
+        assert!(n > 0, "connection closed before the response headers: {:?}", String::from_utf8_lossy(&raw));
+        raw.extend_from_slice(&chunk[..n]);
+    };
+    let head = String::from_utf8_lossy(&raw[..head_end]).to_ascii_lowercase();
+    let status: u16 = head.split_whitespace().nth(1).and_then(|s| s.parse().ok()).expect("status line");
+    let length: usize = head
+        .lines()
+        .find_map(|l| l.strip_prefix("content-length:"))
+        .and_then(|v| v.trim().parse().ok())
+        .expect("content-length");
+    while raw.len() < head_end + length {
+        let n = stream.read(&mut chunk).await.expect("reading the body");
+        assert!(n > 0, "connection closed mid-body");
+        raw.extend_from_slice(&chunk[..n]);
+    }
+    (status, raw[head_end..head_end + length].to_vec())
+}
+
+/// One HTTP/1.1 request on a new connection; returns (status code, body).
+async fn request(r: &Running, method: &str, path: &str, body: &[u8]) -> (u16, Vec<u8>) {
+    let mut tls = connect(r, h1_client(r)).await.expect("TLS handshake");
+    tls.write_all(request_head(method, path, body.len(), true).as_bytes()).await.unwrap();
+    tls.write_all(body).await.unwrap();
+    read_response(&mut tls).await
+}
+
+/// A valid BGPPeer v1beta1 -> v1beta2 ConversionReview.
+fn conversion_review() -> Vec<u8> {
+    serde_json::to_vec(&json!({
+        "apiVersion": "apiextensions.k8s.io/v1", "kind": "ConversionReview",
+        "request": {"uid": "abc", "desiredAPIVersion": "metallb.io/v1beta2", "objects": [{
+            "apiVersion": "metallb.io/v1beta1", "kind": "BGPPeer",
+            "metadata": {"name": "p", "namespace": "metallb-system"},
+            "spec": {"myASN": 1, "peerASN": 2, "peerAddress": "10.0.0.1", "peerPort": 0}
+        }]}
+    }))
+    .unwrap()
+}
+
+/// How long until the server closes the connection (EOF or a reset/TLS
+/// error on read), reading and discarding whatever it sends before.
+async fn time_until_closed<S: AsyncReadExt + Unpin>(stream: &mut S, limit: Duration) -> Duration {
+    let started = Instant::now();
+    let mut sink = [0u8; 1024];
+    loop {
+        match tokio::time::timeout_at(started + limit, stream.read(&mut sink)).await {
+            Err(_) => panic!("connection still open after {limit:?}"),
+            Ok(Ok(0)) | Ok(Err(_)) => return started.elapsed(),
+            Ok(Ok(_)) => {}
+        }
+    }
 }
 
 async fn stop(r: Running) {
@@ -98,15 +157,7 @@ async fn stop(r: Running) {
 #[tokio::test]
 async fn serves_conversion_and_routes_over_tls_from_cert_dir() {
     let r = start(|_| {}).await;
-    let review = json!({
-        "apiVersion": "apiextensions.k8s.io/v1", "kind": "ConversionReview",
-        "request": {"uid": "abc", "desiredAPIVersion": "metallb.io/v1beta2", "objects": [{
-            "apiVersion": "metallb.io/v1beta1", "kind": "BGPPeer",
-            "metadata": {"name": "p", "namespace": "metallb-system"},
-            "spec": {"myASN": 1, "peerASN": 2, "peerAddress": "10.0.0.1", "peerPort": 0}
-        }]}
-    });
-    let (status, body) = request(&r, "POST", "/convert", &serde_json::to_vec(&review).unwrap()).await;
+    let (status, body) = request(&r, "POST", "/convert", &conversion_review()).await;
     assert_eq!(status, 200);
     let out: Value = serde_json::from_slice(&body).unwrap();
     assert_eq!(out["response"]["uid"], "abc");
@@ -164,4 +215,118 @@ async fn bad_cert_dir_and_tls_options_fail_at_start() {
     opts.tls.tls_cipher_suites = "TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256".into();
     let err = WebhookServer::bind(opts, unused_client()).await.err().expect("suites with TLS 1.3");
     assert_eq!(err.to_string(), "cipher suites cannot be configured with TLS 1.3");
+}
+
+#[tokio::test]
+async fn half_a_header_is_cut_off_after_the_header_read_timeout() {
+    let r = start(|o| {
+        o.args.header_read_timeout = Duration::from_secs(1);
+        o.args.idle_timeout = Duration::from_secs(60);
+    })
+    .await;
+    let body = conversion_review();
+    let head = request_head("POST", "/convert", body.len(), false);
+    let (first, rest) = head.split_at(head.len() / 2);
+
+    let mut stalled = connect(&r, h1_client(&r)).await.expect("TLS handshake");
+    stalled.write_all(first.as_bytes()).await.unwrap();
+    let waited = time_until_closed(&mut stalled, Duration::from_secs(10)).await;
+    assert!(waited >= Duration::from_millis(900), "closed after {waited:?}, before the timeout");
+    assert!(waited < Duration::from_secs(5), "closed only after {waited:?}");
+
+    // A header that arrives in pieces within the timeout is served, and the
+    // clock restarts for the next request on the same connection.
+    let mut slow = connect(&r, h1_client(&r)).await.expect("TLS handshake");
+    for round in 0..2 {
+        slow.write_all(first.as_bytes()).await.unwrap();
+        tokio::time::sleep(Duration::from_millis(600)).await;
+        slow.write_all(rest.as_bytes()).await.unwrap();
+        slow.write_all(&body).await.unwrap();
+        assert_eq!(read_response(&mut slow).await.0, 200, "request {round}");
+    }
+    stop(r).await;
+}
+
+#[tokio::test]
+async fn stalled_connections_are_closed_after_the_idle_timeout() {
+    let r = start(|o| {
+        o.args.header_read_timeout = Duration::from_secs(60);
+        o.args.idle_timeout = Duration::from_secs(1);
+        o.args.webhook_http2 = true;
+    })
+    .await;
+    let body = conversion_review();
+    let head = request_head("POST", "/convert", body.len(), true);
+
+    // A body that stops half-way.
+    let mut stalled = connect(&r, h1_client(&r)).await.expect("TLS handshake");
+    stalled.write_all(head.as_bytes()).await.unwrap();
+    stalled.write_all(&body[..body.len() / 2]).await.unwrap();
+    let waited = time_until_closed(&mut stalled, Duration::from_secs(10)).await;
+    assert!((Duration::from_millis(900)..Duration::from_secs(5)).contains(&waited), "closed after {waited:?}");
+
+    // An HTTP/2 connection that never opens a stream (the server's SETTINGS
+    // arrive first; then nothing moves).
+    let h2 = client_config(&r.ca_pem, &[&rustls::version::TLS13], &[b"h2"]);
+    let mut idle = connect(&r, h2).await.expect("TLS handshake");
+    assert_eq!(idle.get_ref().1.alpn_protocol(), Some(&b"h2"[..]));
+    idle.write_all(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n").await.unwrap();
+    idle.write_all(&[0, 0, 0, 4, 0, 0, 0, 0, 0]).await.unwrap(); // empty SETTINGS frame
+    let waited = time_until_closed(&mut idle, Duration::from_secs(10)).await;
+    assert!((Duration::from_millis(900)..Duration::from_secs(5)).contains(&waited), "closed after {waited:?}");
+
+    // A body trickling in for three idle timeouts is still served: only
+    // silence counts.
+    let mut trickle = connect(&r, h1_client(&r)).await.expect("TLS handshake");
+    trickle.write_all(head.as_bytes()).await.unwrap();
+    let started = Instant::now();
+    for piece in body.chunks(body.len().div_ceil(10)) {
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        trickle.write_all(piece).await.unwrap();
+    }
+    assert!(started.elapsed() >= Duration::from_secs(3));
+    assert_eq!(read_response(&mut trickle).await.0, 200);
+    stop(r).await;
+}
+
+#[tokio::test]
+async fn connections_beyond_the_cap_wait_for_a_free_slot() {
+    const CAP: usize = 3;
+    let r = start(|o| o.args.max_connections = CAP as u32).await;
+    let mut open = Vec::new();
+    for _ in 0..CAP {
+        open.push(connect(&r, h1_client(&r)).await.expect("TLS handshake within the cap"));
+    }
+    // Connection CAP+1 gets through TCP (the listen backlog) but is not
+    // accepted, so its TLS handshake does not complete.
+    let addr = r.addr;
+    let config = h1_client(&r);
+    let mut extra = tokio::spawn(async move {
+        let tcp = TcpStream::connect(addr).await?;
+        let name = ServerName::try_from("127.0.0.1").unwrap();
+        TlsConnector::from(Arc::new(config)).connect(name, tcp).await
+    });
+    assert!(
+        tokio::time::timeout(Duration::from_millis(1500), &mut extra).await.is_err(),
+        "connection {} was served while {CAP} were open",
+        CAP + 1
+    );
+    // The open ones are served (keep-alive).
+    let body = conversion_review();
+    for conn in &mut open {
+        conn.write_all(request_head("POST", "/convert", body.len(), false).as_bytes()).await.unwrap();
+        conn.write_all(&body).await.unwrap();
+        assert_eq!(read_response(conn).await.0, 200);
+    }
+    // Closing one frees its slot for the waiting client.
+    drop(open.pop());
+    let mut extra = tokio::time::timeout(Duration::from_secs(5), extra)
+        .await
+        .expect("the waiting connection is accepted once a slot frees")
+        .unwrap()
+        .expect("TLS handshake");
+    extra.write_all(request_head("POST", "/convert", body.len(), true).as_bytes()).await.unwrap();
+    extra.write_all(&body).await.unwrap();
+    assert_eq!(read_response(&mut extra).await.0, 200);
+    stop(r).await;
 }
