@@ -75,7 +75,8 @@ async fn run_controller(args: ControllerArgs) -> anyhow::Result<()> {
         // The webhook needs the logging the controller would have set up.
         ferrolb_runtime::logging::init(&args.controller.log_level, args.controller.log_format)
             .context("setting up logging")?;
-        Ok(())
+        // MetalLB creates the memberlist Secret in every webhook mode.
+        memberlist_secret(&args.controller).await
     } else {
         let token = shutdown.clone();
         ferrolb_controller::run(args.controller, token.cancelled_owned())
@@ -91,6 +92,19 @@ async fn run_controller(args: ControllerArgs) -> anyhow::Result<()> {
             .context("admission webhook")?;
     }
     allocation
+}
+
+/// The memberlist Secret when `--ml-secret-name` is set (the controller
+/// proper does this in its own start-up).
+async fn memberlist_secret(opts: &ControllerOptions) -> anyhow::Result<()> {
+    let Some(name) = opts.ml_secret_name() else { return Ok(()) };
+    let config = ferrolb_runtime::client::load_config(opts.kubeconfig.as_deref())
+        .await
+        .context("loading the Kubernetes client configuration")?;
+    let client = kube::Client::try_from(config).context("building the Kubernetes client")?;
+    let deployment = opts.deployment.as_deref().unwrap_or_default();
+    ferrolb_controller::memberlist::ensure_secret(&client, &opts.resolved_namespace(), name, deployment).await?;
+    Ok(())
 }
 
 /// `ferrolb webhook`: only the admission and conversion webhooks.
@@ -140,7 +154,7 @@ fn webhook_options(args: WebhookArgs, tls: TlsArgs, namespace: String) -> anyhow
 
 /// Cancelled on SIGTERM or SIGINT, so every task can finish its current write
 /// and release the leader Lease.
-fn shutdown_on_signal() -> anyhow::Result<CancellationToken> {
+pub(crate) fn shutdown_on_signal() -> anyhow::Result<CancellationToken> {
     use tokio::signal::unix::{SignalKind, signal};
     let token = CancellationToken::new();
     let mut term = signal(SignalKind::terminate()).context("installing the SIGTERM handler")?;
