@@ -32,13 +32,61 @@ pub const MAX_NODES: usize = 89;
 /// at the same time: `<base>-<pid>-<n>`. Tests of one binary run in parallel
 /// threads (same pid, different n) and binaries run one after another
 /// (different pid).
+///
+/// Also removes what an earlier process that died without unwinding (a
+/// SIGKILLed test binary) left under the same base: namespaces
+/// `<base>-<pid>-...` whose pid is gone, and the processes still inside
+/// them (a speaker in its own process group outlives the test that
+/// started it).
 pub fn unique_prefix(base: &str) -> String {
     static COUNTER: AtomicU64 = AtomicU64::new(0);
+    reap_stale(base);
     format!(
         "{base}-{}-{}",
         std::process::id(),
         COUNTER.fetch_add(1, Ordering::Relaxed)
     )
+}
+
+/// The pid in a namespace name made from [`unique_prefix`]`(base)`.
+fn owner_pid(base: &str, name: &str) -> Option<u32> {
+    let rest = name.strip_prefix(base)?.strip_prefix('-')?;
+    let (pid, rest) = rest.split_once('-')?;
+    let (counter, _role) = rest.split_once('-')?;
+    counter.parse::<u64>().ok()?;
+    pid.parse().ok()
+}
+
+fn reap_stale(base: &str) {
+    let Ok(entries) = std::fs::read_dir("/run/netns") else {
+        return;
+    };
+    let me = std::process::id();
+    for entry in entries.flatten() {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        let Some(pid) = owner_pid(base, &name) else {
+            continue;
+        };
+        if pid == me || Path::new(&format!("/proc/{pid}")).exists() {
+            continue;
+        }
+        let ns = NetNs::named(name);
+        kill_inside(&ns);
+        let _ = ip(&["netns", "del", ns.name()]);
+    }
+}
+
+/// SIGKILLs every process in `ns` except this one.
+fn kill_inside(ns: &NetNs) {
+    let me = i32::try_from(std::process::id()).unwrap_or(-1);
+    for pid in ns.pids().unwrap_or_default() {
+        if pid != me && pid > 1 {
+            // SAFETY: kill(2) has no memory-safety preconditions.
+            unsafe {
+                libc::kill(pid, libc::SIGKILL);
+            }
+        }
+    }
 }
 
 /// A named network namespace (`ip netns`, a file under /run/netns).
@@ -476,18 +524,10 @@ impl Topology {
 
 impl Drop for Topology {
     fn drop(&mut self) {
-        let me = i32::try_from(std::process::id()).unwrap_or(-1);
         for ns in self.created.iter().rev() {
             // A namespace lives on while a process is inside it; kill
             // stragglers (speakers a test forgot) so nothing outlives it.
-            for pid in ns.pids().unwrap_or_default() {
-                if pid != me && pid > 1 {
-                    // SAFETY: kill(2) has no memory-safety preconditions.
-                    unsafe {
-                        libc::kill(pid, libc::SIGKILL);
-                    }
-                }
-            }
+            kill_inside(ns);
             let _ = ip(&["netns", "del", ns.name()]);
         }
     }
@@ -508,6 +548,19 @@ mod tests {
         assert_eq!(node.mac, "02:00:00:00:00:12");
         assert_eq!(node.ipv4.to_string(), "198.51.100.12");
         assert_eq!(node.ipv6.to_string(), "2001:db8::12");
+    }
+
+    #[test]
+    fn stale_namespaces_are_recognised_by_base_and_pid() {
+        assert_eq!(owner_pid("hn", "hn-8125-0-lan"), Some(8125));
+        assert_eq!(owner_pid("hn", "hn-8125-12-node3"), Some(8125));
+        // another base that merely starts the same way
+        assert_eq!(owner_pid("hn", "hn-l2f-8125-0-lan"), None);
+        assert_eq!(owner_pid("hn-l2f", "hn-l2f-8125-0-lan"), Some(8125));
+        assert_eq!(owner_pid("l2", "l2f-8125-0-lan"), None);
+        // not made by unique_prefix
+        assert_eq!(owner_pid("hn", "hn-t1"), None);
+        assert_eq!(owner_pid("hn", "hn-8125-lan"), None);
     }
 
     #[test]

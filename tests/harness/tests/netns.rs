@@ -238,6 +238,40 @@ fn the_watcher_returns_when_another_node_takes_the_address_over() -> Result<()> 
 }
 
 #[test]
+fn the_watcher_reports_a_gratuitous_arp_from_the_new_owner() -> Result<()> {
+    let topo = topology(2)?;
+    let (node1, node2) = (topo.node(1), topo.node(2));
+    node1.ns.add_lo_address(IpAddr::V4(VIP))?;
+    let vip = VIP.to_string();
+    let answer = std::thread::scope(|s| {
+        let watcher = s.spawn(|| {
+            watch_first_answer(
+                topo.router(),
+                VIP,
+                &node1.mac,
+                Instant::now() + Duration::from_secs(10),
+            )
+        });
+        std::thread::sleep(Duration::from_millis(200));
+        // Habets' arping: -U unsolicited (gratuitous) request with sender
+        // IP = target IP = the VIP (test-peers.md §3.5). No reply comes, so
+        // it exits 1.
+        let sent = node2.ns.output(
+            "arping",
+            &["-q", "-U", "-S", &vip, "-i", "eth0", "-c", "1", &vip],
+        );
+        let answer = watcher
+            .join()
+            .map_err(|_| anyhow::anyhow!("watcher panicked"));
+        sent.map_err(anyhow::Error::from).and(answer)
+    })??;
+    let answer = answer.context("the gratuitous ARP was not seen")?;
+    ensure!(answer.mac == node2.mac, "{answer:?}");
+    ensure!(answer.gratuitous, "{answer:?}");
+    Ok(())
+}
+
+#[test]
 fn a_spawned_process_group_is_killed_and_the_namespace_stays_usable() -> Result<()> {
     let topo = topology(1)?;
     let node = &topo.node(1).ns;
@@ -553,5 +587,41 @@ fn flush_neigh_empties_the_routers_table() -> Result<()> {
     flush_neigh(router)?;
     let entry = neigh(router, IpAddr::V4(node1.ipv4))?;
     ensure!(entry.is_none(), "{entry:?}");
+    Ok(())
+}
+
+#[test]
+fn namespaces_left_by_a_dead_test_process_are_reaped() -> Result<()> {
+    // A pid that is certainly gone: a child that has exited and been reaped.
+    let mut child = Command::new("true").spawn()?;
+    let dead = child.id();
+    child.wait()?;
+    let base = format!("hn-reap{}", std::process::id());
+    let stale = NetNs::named(format!("{base}-{dead}-0-node1"));
+    let out = Command::new("ip")
+        .args(["netns", "add", stale.name()])
+        .output()?;
+    ensure!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let log = std::env::temp_dir().join(format!("{}.log", stale.name()));
+    let mut cmd = Command::new("sleep");
+    cmd.arg("600");
+    let mut orphan = stale.spawn(&cmd, &log)?;
+    let _ = std::fs::remove_file(&log);
+
+    let fresh = unique_prefix(&base);
+    ensure!(fresh.starts_with(&format!("{base}-{}-", std::process::id())));
+    ensure!(!netns_exists(stale.name()), "{} not reaped", stale.name());
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while orphan.try_wait()?.is_none() {
+        ensure!(
+            Instant::now() < deadline,
+            "the process inside was not killed"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
     Ok(())
 }
