@@ -231,9 +231,9 @@ impl Announcer {
         self.links.get(&ifindex).filter(|l| allowed(&o.scope, ip, l))
     }
 
-    fn for_each_allowed(&self, ip: IpAddr, mut f: impl FnMut(&InterfaceInfo)) {
+    fn for_each_allowed(&self, ip: IpAddr, f: impl FnMut(&InterfaceInfo)) {
         if let Some(o) = self.owned.get(&ip) {
-            self.links.values().filter(|l| allowed(&o.scope, &ip, l)).for_each(|l| f(l));
+            self.links.values().filter(|l| allowed(&o.scope, &ip, l)).for_each(f);
         }
     }
 

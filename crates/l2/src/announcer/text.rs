@@ -226,7 +226,7 @@ fn ndp_frame(kind: &str, f: &Fields) -> Result<Frame, String> {
 }
 
 fn hex(s: &str) -> Result<Vec<u8>, String> {
-    if s.len() % 2 != 0 {
+    if !s.len().is_multiple_of(2) {
         return Err("odd number of hex digits".into());
     }
     (0..s.len())

@@ -32,8 +32,7 @@ pub const VIP4: &str = "198.51.100.200";
 pub const VIP6: &str = "2001:db8::200";
 
 pub fn run(args: &[&str]) -> Output {
-    let out = Command::new(args[0]).args(&args[1..]).output().unwrap_or_else(|e| panic!("{args:?}: {e}"));
-    out
+    Command::new(args[0]).args(&args[1..]).output().unwrap_or_else(|e| panic!("{args:?}: {e}"))
 }
 
 /// Runs a command that must succeed.
