@@ -80,7 +80,7 @@ impl Metrics {
         );
         registry.register(
             "ferrolb_layer2_frames_dropped",
-            "Received frames dropped before answering: invalid (by decode error) or queue_full under a flood",
+            "Received frames dropped before answering: invalid (by decode error), queue_full or socket_buffer_full under a flood",
             m.frames_dropped.clone(),
         );
         m

@@ -33,6 +33,8 @@ pub struct Received {
 pub struct NetworkStats {
     /// The announcer's queue was full (a flood): dropped at the socket.
     pub queue_full: AtomicU64,
+    /// The socket's receive buffer was full: dropped by the kernel.
+    pub socket_buffer_full: AtomicU64,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -95,6 +97,24 @@ impl PacketSocket {
         Ok(PacketSocket { fd })
     }
 
+    /// Frames the kernel dropped for lack of buffer space since the last
+    /// call (PACKET_STATISTICS resets on read).
+    fn kernel_drops(&self) -> io::Result<u64> {
+        let mut stats = libc::tpacket_stats { tp_packets: 0, tp_drops: 0 };
+        let mut len = std::mem::size_of::<libc::tpacket_stats>() as libc::socklen_t;
+        // SAFETY: a tpacket_stats buffer of the declared length on a packet socket.
+        let rc = unsafe {
+            libc::getsockopt(
+                self.fd.get_ref().as_raw_fd(),
+                libc::SOL_PACKET,
+                libc::PACKET_STATISTICS,
+                (&mut stats as *mut libc::tpacket_stats).cast(),
+                &mut len,
+            )
+        };
+        if rc == 0 { Ok(u64::from(stats.tp_drops)) } else { Err(io::Error::last_os_error()) }
+    }
+
     fn send(&self, frame: &[u8]) -> io::Result<()> {
         let sent = self.fd.get_ref().send(frame)?;
         if sent != frame.len() {
@@ -137,7 +157,15 @@ fn link_address(ifindex: u32, protocol: u16) -> SockAddr {
 /// instead of piling up in memory.
 async fn read_loop(ifindex: u32, socket: Arc<PacketSocket>, to: mpsc::Sender<Received>, stats: Arc<NetworkStats>) {
     let mut buf = vec![0u8; READ_SIZE];
+    let mut stats_read = tokio::time::Instant::now();
     loop {
+        // At most once a second: a syscall per frame would slow a flood down further.
+        if stats_read.elapsed() >= Duration::from_secs(1) {
+            stats_read = tokio::time::Instant::now();
+            if let Ok(n) = socket.kernel_drops() {
+                stats.socket_buffer_full.fetch_add(n, Ordering::Relaxed);
+            }
+        }
         let mut guard = match socket.fd.readable().await {
             Ok(g) => g,
             Err(error) => {

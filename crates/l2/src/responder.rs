@@ -217,9 +217,13 @@ impl Driver {
                     None => return,
                 },
             }
-            let lost = self.stats.queue_full.swap(0, Ordering::Relaxed);
-            if lost > 0 {
-                self.metrics.dropped("queue_full", lost);
+            for (reason, counter) in
+                [("queue_full", &self.stats.queue_full), ("socket_buffer_full", &self.stats.socket_buffer_full)]
+            {
+                let lost = counter.swap(0, Ordering::Relaxed);
+                if lost > 0 {
+                    self.metrics.dropped(reason, lost);
+                }
             }
         }
     }
