@@ -24,6 +24,8 @@ pub enum Command {
     Crds,
     /// Run the controller: assigns addresses to LoadBalancer Services (and serves the admission webhooks).
     Controller(Box<crate::serve::ControllerArgs>),
+    /// Run the speaker: announces the assigned addresses from this node (layer 2).
+    Speaker(Box<ferrolb_speaker::SpeakerOptions>),
     /// Serve only the admission and conversion webhooks.
     Webhook(Box<crate::serve::WebhookCmd>),
 }

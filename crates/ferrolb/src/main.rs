@@ -6,6 +6,7 @@ mod bgp_mode;
 mod cli;
 mod offline;
 mod serve;
+mod speaker_cmd;
 
 use std::process::ExitCode;
 
@@ -19,6 +20,7 @@ fn main() -> ExitCode {
         cli::Command::Explain(cmd) => offline::explain::run(&cmd),
         cli::Command::Controller(args) => serve::controller(*args),
         cli::Command::Webhook(cmd) => serve::webhook(*cmd),
+        cli::Command::Speaker(opts) => speaker_cmd::speaker(*opts),
         cli::Command::Crds => {
             print!("{}", ferrolb_api::crds::render_yaml());
             ExitCode::SUCCESS

@@ -6,6 +6,7 @@
 pub mod cluster;
 pub mod config_load;
 pub mod decide;
+pub mod error;
 pub mod inputs;
 pub mod l2status;
 pub mod metrics;
@@ -13,4 +14,8 @@ pub mod netmeta;
 pub mod options;
 pub mod watch;
 
+mod runner;
+
+pub use error::SpeakerError;
 pub use options::SpeakerOptions;
+pub use runner::{COMPONENT, run};

@@ -17,7 +17,7 @@ mod election;
 mod layer2;
 mod service;
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::fmt;
 use std::net::IpAddr;
 
@@ -86,12 +86,9 @@ pub struct DecideInput<'a> {
     pub ignore_exclude_lb: bool,
 }
 
-/// On which interfaces an address is answered (speaker.md §3.3).
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
-pub enum InterfaceScope {
-    All,
-    Only(BTreeSet<String>),
-}
+/// On which interfaces an address is answered (speaker.md §3.3): the layer 2
+/// crate's own type, so the decision hands it over unchanged.
+pub use ferrolb_l2::InterfaceScope;
 
 /// This node answers for these addresses of a Service.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -1,0 +1,595 @@
+//! `ferrolb speaker`: wires the watches, the failure detector, the layer 2
+//! responder, the decision and the writes together, and runs until shutdown.
+//!
+//! One loop owns all state: every watch, the detector's view and the
+//! interface list only wake it; it then reads them all, decides, and applies
+//! the difference. A burst of changes costs one pass.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use ferrolb_allocator::ServiceKey;
+use ferrolb_api::v1beta1::{BFDProfile, BGPAdvertisement, Community, IPAddressPool, L2Advertisement, ServiceL2Status};
+use ferrolb_api::v1beta2::BGPPeer;
+use ferrolb_config::build::{BgpMode, Config};
+use ferrolb_l2::{InterfaceInfo, L2Report, Responder, ResponderConfig};
+use ferrolb_membership::{Membership, View};
+use ferrolb_runtime::events::{EventCounters, EventSpec, EventType, Recorder, RecorderConfig};
+use ferrolb_runtime::http_server::{self, Endpoints, Health};
+use k8s_openapi::api::core::v1::{Namespace, Node, ObjectReference, Pod, Secret, Service};
+use k8s_openapi::api::discovery::v1::EndpointSlice;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
+use kube::api::{Api, ListParams};
+use kube::runtime::watcher;
+use kube::{Client, Resource};
+use prometheus_client::registry::Registry;
+use tokio::sync::{Notify, watch};
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+
+use crate::cluster::{self, L2StatusFacts};
+use crate::config_load::{self, ConfigSources};
+use crate::decide::{self, DecideInput, Decision, InterfaceScope, MemberNetworks};
+use crate::error::SpeakerError;
+use crate::l2status::{self, L2StatusOp};
+use crate::metrics::{AnnouncedLabels, SpeakerMetrics};
+use crate::options::{ML_SECRET_KEY_FILE, SpeakerOptions};
+use crate::{inputs, netmeta, watch as watches};
+
+/// `source.component` of the speaker's Events (speaker.md §6).
+pub const COMPONENT: &str = "metallb-speaker";
+const PROTOCOL_L2: &str = "layer2";
+/// Speaker Pods are listed this often for the detector's seeds (speaker.md §3.8: every minute).
+const DISCOVERY_INTERVAL: Duration = Duration::from_secs(60);
+/// How long a graceful stop waits for the detector's goodbye to go out.
+const LEAVE_TIMEOUT: Duration = Duration::from_secs(1);
+/// Changes arriving this close together are handled in one pass.
+const DEBOUNCE: Duration = Duration::from_millis(5);
+
+/// Runs the speaker until `shutdown` is cancelled.
+pub async fn run(opts: SpeakerOptions, shutdown: CancellationToken) -> Result<(), SpeakerError> {
+    let node = opts.node()?;
+    let namespace = opts.resolved_namespace()?;
+    let bgp_type = std::env::var("METALLB_BGP_TYPE").ok();
+    opts.check(bgp_type.as_deref())?;
+    let mode = BgpMode::from_env_value(bgp_type.as_deref()).map_err(SpeakerError::BgpType)?;
+    tracing::info!(node = %node, version = env!("CARGO_PKG_VERSION"), "MetalLB speaker starting (ferrolb {})", env!("CARGO_PKG_VERSION"));
+    for (flag, why) in opts.ignored() {
+        tracing::info!(flag, why, "option accepted and ignored");
+    }
+
+    let mut registry = Registry::default();
+    let metrics = SpeakerMetrics::register(&mut registry);
+    let config = ferrolb_runtime::client::load_config(opts.kubeconfig.as_deref()).await?;
+    let client = ferrolb_runtime::client::build(config, |_, _| {})?;
+
+    let exclude = ferrolb_l2::ExcludeList::from_file(&opts.excludel2_path)
+        .map_err(|e| SpeakerError::Startup(format!("{}: {e}", opts.excludel2_path.display())))?;
+    let mut responder = Responder::start(ResponderConfig::new(exclude), &mut registry).await?;
+    let mut reports = responder.reports();
+    let mut interfaces = responder.interfaces();
+
+    let membership_settings = opts.membership()?;
+    let (membership, mut view) = match &membership_settings {
+        Some(settings) => {
+            let key = match &settings.secret_key_path {
+                Some(dir) => {
+                    let path = dir.join(ML_SECRET_KEY_FILE);
+                    let secret = std::fs::read(&path)
+                        .map_err(|e| SpeakerError::Startup(format!("reading the memberlist secret key {}: {e}", path.display())))?;
+                    Some(ferrolb_membership::derive_key(&secret))
+                }
+                None => {
+                    tracing::warn!("no --ml-secret-key-path: failure detector messages are not authenticated");
+                    None
+                }
+            };
+            let mut cfg = ferrolb_membership::Config::new(node.clone(), settings.bind);
+            cfg.key = key;
+            cfg.tuning.heartbeat_interval = opts.heartbeat_interval;
+            cfg.meta = netmeta::encode(&usable_networks(&interfaces.borrow()));
+            let (m, v) = Membership::start(cfg, &mut registry).await?;
+            (Some(m), Some(v))
+        }
+        None => {
+            tracing::info!("failure detector off (needs --ml-bindaddr and --ml-labels): every Node is assumed to run a healthy speaker");
+            (None, None)
+        }
+    };
+
+    let registry = Arc::new(registry);
+    let mut tasks = JoinSet::new();
+    let ready = Arc::new(AtomicBool::new(false));
+    serve_http(&opts, registry.clone(), ready.clone(), &mut tasks).await?;
+
+    let (recorder, recorder_task) = ferrolb_runtime::events::recorder(
+        client.clone(),
+        RecorderConfig {
+            component: COMPONENT.into(),
+            instance: opts.pod_name.clone().unwrap_or_else(|| node.clone()),
+            flush_interval: Duration::from_secs(30),
+        },
+        EventCounters::default(),
+        Default::default(),
+    );
+    let events_cancel = shutdown.child_token();
+    tasks.spawn(recorder_task.run(events_cancel.clone()));
+
+    let changed = Arc::new(Notify::new());
+    let config_changed = Arc::new(Notify::new());
+    let caches = Caches::start(&client, &namespace, &opts.lb_class, &changed, &config_changed, &mut tasks);
+    let (seeds_tx, mut seeds) = watch::channel(Vec::new());
+    if let Some(settings) = &membership_settings {
+        tasks.spawn(discover_peers(client.clone(), namespace.clone(), settings.labels.clone(), settings.bind.port(), node.clone(), seeds_tx));
+    }
+
+    tokio::select! {
+        _ = shutdown.cancelled() => return Ok(()),
+        _ = caches.synced() => {}
+    }
+    ready.store(true, Ordering::Relaxed);
+    tracing::info!("caches synced, announcing");
+
+    let owner = own_pod_reference(&client, &namespace, opts.pod_name.as_deref()).await;
+    let mut speaker = Speaker {
+        node: node.clone(),
+        namespace: namespace.clone(),
+        mode,
+        secret_passthrough: opts.frrk8s_secret_passthrough,
+        ignore_exclude_lb: opts.ignore_exclude_lb,
+        client: client.clone(),
+        responder,
+        owner,
+        metrics,
+        recorder,
+        config: None,
+        announced: BTreeMap::new(),
+        addresses: BTreeMap::new(),
+        ip_owners: BTreeMap::new(),
+        strict_arp: None,
+        status_ops: JoinSet::new(),
+        pending_ops: BTreeSet::new(),
+    };
+    let mut config_dirty = true;
+    let mut strict_arp_tick = tokio::time::interval(Duration::from_secs(60));
+    loop {
+        speaker.check_strict_arp();
+        if config_dirty {
+            speaker.reload_config(&caches);
+            config_dirty = false;
+        }
+        // Until the detector has heard from its peers (or waited for them),
+        // this node would see itself alone and claim every address.
+        let settled = view.as_ref().is_none_or(|v| v.borrow().settled);
+        if settled {
+            let live = view.as_ref().map(|v| live_members(&v.borrow()));
+            speaker.reconcile(&caches, live.as_ref(), &interfaces.borrow());
+        }
+        tokio::select! {
+            _ = shutdown.cancelled() => break,
+            _ = changed.notified() => {}
+            _ = config_changed.notified() => config_dirty = true,
+            Ok(()) = async { match view.as_mut() { Some(v) => v.changed().await, None => std::future::pending().await } } => {}
+            Ok(()) = interfaces.changed() => {
+                if let Some(m) = &membership {
+                    let meta = netmeta::encode(&usable_networks(&interfaces.borrow()));
+                    if let Err(error) = m.set_meta(meta) {
+                        tracing::warn!(%error, "publishing this node's networks failed");
+                    }
+                }
+            }
+            Some(report) = reports.recv() => speaker.report(report),
+            Ok(()) = seeds.changed() => {
+                if let Some(m) = &membership {
+                    m.set_seeds(seeds.borrow_and_update().clone());
+                }
+            }
+            Some(done) = speaker.status_ops.join_next(), if !speaker.status_ops.is_empty() => speaker.status_done(done),
+            _ = strict_arp_tick.tick() => {}
+        }
+        tokio::time::sleep(DEBOUNCE).await;
+    }
+
+    // Graceful stop: stop answering, tell the other speakers at once so they
+    // take over without waiting for a timeout, then flush pending events.
+    tracing::info!("shutting down: withdrawing every announcement");
+    speaker.responder.set_announced(BTreeMap::new());
+    if let Some(m) = membership {
+        m.leave(LEAVE_TIMEOUT).await;
+    }
+    events_cancel.cancel();
+    tasks.abort_all();
+    Ok(())
+}
+
+async fn serve_http(
+    opts: &SpeakerOptions,
+    registry: Arc<Registry>,
+    ready: Arc<AtomicBool>,
+    tasks: &mut JoinSet<()>,
+) -> Result<(), SpeakerError> {
+    if opts.port != 0 {
+        let (addr, serve) =
+            http_server::bind("metrics", SocketAddr::new(opts.metrics_bind_address, opts.port), Endpoints::registry(registry)).await?;
+        tracing::info!(%addr, "serving /metrics");
+        tasks.spawn(serve);
+    }
+    if opts.health_probe_port != 0 {
+        // Loopback only: the speaker shares the host's network namespace.
+        let health = Health::new().readiness(move || ready.load(Ordering::Relaxed));
+        let (addr, serve) =
+            http_server::bind("health", SocketAddr::from(([127, 0, 0, 1], opts.health_probe_port)), Endpoints::Health(health)).await?;
+        tracing::info!(%addr, "serving /healthz and /readyz");
+        tasks.spawn(serve);
+    }
+    Ok(())
+}
+
+/// Every watch the speaker reads.
+struct Caches {
+    services: watches::Projected<decide::ServiceState>,
+    slices: watches::Projected<cluster::SliceFacts>,
+    statuses: watches::Projected<L2StatusFacts>,
+    config: ConfigSources,
+}
+
+impl Caches {
+    fn start(
+        client: &Client,
+        namespace: &str,
+        lb_class: &str,
+        changed: &Arc<Notify>,
+        config_changed: &Arc<Notify>,
+        tasks: &mut JoinSet<()>,
+    ) -> Self {
+        let all = watcher::Config::default();
+        let class = lb_class.to_string();
+        // The projection is a plain fn; the class is fixed for the process.
+        static LB_CLASS: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+        let _ = LB_CLASS.set(class);
+        fn project_service(svc: &Service) -> Option<decide::ServiceState> {
+            cluster::service_facts(svc, LB_CLASS.get().map(String::as_str).unwrap_or(""))
+        }
+        let ns = |c: &Client| (c.clone(), namespace.to_string());
+        let (c, n) = ns(client);
+        Caches {
+            services: watches::spawn(tasks, "services", Api::<Service>::all(c.clone()), all.clone(), project_service, changed.clone()),
+            slices: watches::spawn(tasks, "endpointslices", Api::<EndpointSlice>::all(c.clone()), all.clone(), cluster::slice_facts, changed.clone()),
+            statuses: watches::spawn(
+                tasks,
+                "servicel2statuses",
+                Api::<ServiceL2Status>::namespaced(c.clone(), &n),
+                all.clone(),
+                cluster::l2_status_facts,
+                changed.clone(),
+            ),
+            config: ConfigSources {
+                pools: watches::spawn(tasks, "ipaddresspools", Api::<IPAddressPool>::namespaced(c.clone(), &n), all.clone(), config_load::whole, config_changed.clone()),
+                l2_advertisements: watches::spawn(tasks, "l2advertisements", Api::<L2Advertisement>::namespaced(c.clone(), &n), all.clone(), config_load::whole, config_changed.clone()),
+                bgp_advertisements: watches::spawn(tasks, "bgpadvertisements", Api::<BGPAdvertisement>::namespaced(c.clone(), &n), all.clone(), config_load::whole, config_changed.clone()),
+                bgp_peers: watches::spawn(tasks, "bgppeers", Api::<BGPPeer>::namespaced(c.clone(), &n), all.clone(), config_load::whole, config_changed.clone()),
+                communities: watches::spawn(tasks, "communities", Api::<Community>::namespaced(c.clone(), &n), all.clone(), config_load::whole, config_changed.clone()),
+                bfd_profiles: watches::spawn(tasks, "bfdprofiles", Api::<BFDProfile>::namespaced(c.clone(), &n), all.clone(), config_load::whole, config_changed.clone()),
+                secrets: watches::spawn(tasks, "secrets", Api::<Secret>::namespaced(c.clone(), &n), all.clone(), config_load::whole, config_changed.clone()),
+                namespaces: watches::spawn(tasks, "namespaces", Api::<Namespace>::all(c.clone()), all.clone(), config_load::slim_namespace, config_changed.clone()),
+                nodes: watches::spawn(tasks, "nodes", Api::<Node>::all(c), all, config_load::node_facts, config_changed.clone()),
+            },
+        }
+    }
+
+    async fn synced(&self) {
+        self.services.synced().await;
+        self.slices.synced().await;
+        self.statuses.synced().await;
+        self.config.synced().await;
+    }
+}
+
+/// The reconcile state: what was decided last and what is on the wire.
+struct Speaker {
+    node: String,
+    namespace: String,
+    mode: BgpMode,
+    secret_passthrough: bool,
+    ignore_exclude_lb: bool,
+    client: Client,
+    responder: Responder,
+    owner: Option<OwnerReference>,
+    metrics: SpeakerMetrics,
+    recorder: Recorder,
+    config: Option<Config>,
+    /// Services this node announces, with their addresses.
+    announced: BTreeMap<ServiceKey, Vec<IpAddr>>,
+    /// What the responder was last told.
+    addresses: BTreeMap<IpAddr, ferrolb_l2::InterfaceScope>,
+    /// Services per announced address, for reports about an address.
+    ip_owners: BTreeMap<IpAddr, Vec<ServiceKey>>,
+    strict_arp: Option<String>,
+    status_ops: JoinSet<(L2StatusOp, Result<(), kube::Error>)>,
+    /// Services with a status request in flight (one at a time per Service).
+    pending_ops: BTreeSet<ServiceKey>,
+}
+
+impl Speaker {
+    fn reload_config(&mut self, caches: &Caches) {
+        self.metrics.updates.inc();
+        match caches.config.build(self.mode, &self.namespace, self.secret_passthrough) {
+            Ok(config) => {
+                let stranded = config_load::stranded(&config, self.addresses.keys());
+                if !stranded.is_empty() {
+                    tracing::error!(?stranded, "new configuration refused for now: addresses this node announces belong to no pool of it (kept on the old configuration until the controller moves them)");
+                    self.metrics.config_stale.set(1);
+                    self.metrics.update_errors.inc();
+                    return;
+                }
+                if self.config.as_ref() != Some(&config) {
+                    tracing::info!(pools = config.pools.len(), "configuration loaded");
+                }
+                self.config = Some(config);
+                self.metrics.config_loaded.set(1);
+                self.metrics.config_stale.set(0);
+            }
+            Err(errors) => {
+                tracing::error!(error = %config_load::describe(&errors), "configuration invalid, keeping the previous one");
+                self.metrics.config_stale.set(1);
+            }
+        }
+    }
+
+    fn reconcile(&mut self, caches: &Caches, live: Option<&BTreeMap<String, MemberNetworks>>, ifaces: &[InterfaceInfo]) {
+        let Some(config) = &self.config else { return };
+        let services = inputs::services(caches.services.values(), caches.slices.values());
+        let nodes = inputs::nodes(caches.config.nodes.read(|m| m.iter().map(|((_, name), (_, st))| (name.clone(), st.clone())).collect()));
+        let statuses = caches.statuses.values();
+        let sticky = inputs::sticky(&statuses, live);
+        let decision = decide::decide(&DecideInput {
+            node: &self.node,
+            config,
+            services: &services,
+            nodes: &nodes,
+            live,
+            sticky: &sticky,
+            ignore_exclude_lb: self.ignore_exclude_lb,
+        });
+        let by_key: BTreeMap<&ServiceKey, &decide::ServiceState> = services.iter().map(|s| (&s.key, s)).collect();
+        self.apply_announcements(&decision, &by_key, ifaces);
+        self.apply_statuses(&decision, ifaces, &statuses);
+    }
+
+    fn apply_announcements(&mut self, decision: &Decision, services: &BTreeMap<&ServiceKey, &decide::ServiceState>, ifaces: &[InterfaceInfo]) {
+        let existing: BTreeSet<&str> = ifaces.iter().map(|i| i.name.as_str()).collect();
+        let mut addresses: BTreeMap<IpAddr, ferrolb_l2::InterfaceScope> = BTreeMap::new();
+        let mut ip_owners: BTreeMap<IpAddr, Vec<ServiceKey>> = BTreeMap::new();
+        for (key, announce) in &decision.layer2 {
+            for (ip, scope) in &announce.ips {
+                let scope = match scope {
+                    InterfaceScope::All => ferrolb_l2::InterfaceScope::All,
+                    InterfaceScope::Only(names) => {
+                        let present: BTreeSet<String> = names.iter().filter(|n| existing.contains(n.as_str())).cloned().collect();
+                        if present.is_empty() {
+                            // speaker.md §3.3: skipped with a warning; the
+                            // Service still counts as announced.
+                            if !self.announced.contains_key(key)
+                                && let Some(svc) = services.get(key)
+                            {
+                                self.event(svc, EventType::Warning, "announceFailed", format!(
+                                    "the interfaces specified by LB IP \"{ip}\" doesn't exist in assigned node \"{}\" with protocol \"layer2\"",
+                                    self.node
+                                ));
+                            }
+                            continue;
+                        }
+                        ferrolb_l2::InterfaceScope::Only(present)
+                    }
+                };
+                ip_owners.entry(*ip).or_default().push(key.clone());
+                let merged = match addresses.remove(ip) {
+                    Some(ferrolb_l2::InterfaceScope::Only(mut a)) => match scope {
+                        ferrolb_l2::InterfaceScope::Only(b) => {
+                            a.extend(b);
+                            ferrolb_l2::InterfaceScope::Only(a)
+                        }
+                        all => all,
+                    },
+                    Some(all) => all,
+                    None => scope,
+                };
+                addresses.insert(*ip, merged);
+            }
+        }
+        for (key, announce) in &decision.layer2 {
+            let ips: Vec<IpAddr> = announce.ips.iter().map(|(ip, _)| *ip).collect();
+            let previous = self.announced.get(key);
+            if previous == Some(&ips) {
+                continue;
+            }
+            if let Some(old) = previous {
+                tracing::info!(service = %key, ips = ?old, reason = "loadBalancerIPChanged", event = "serviceWithdrawn", "withdrawing service announcement");
+                self.forget_metrics(key, old);
+            }
+            for ip in &ips {
+                self.metrics.announced.get_or_create(&self.labels(key, ip)).set(1);
+            }
+            tracing::info!(service = %key, ips = ?ips, protocol = PROTOCOL_L2, event = "serviceAnnounced", "service has IP, announcing");
+            if let Some(svc) = services.get(key) {
+                self.event(svc, EventType::Normal, "nodeAssigned", format!("announcing from node \"{}\" with protocol \"layer2\"", self.node));
+            }
+            self.announced.insert(key.clone(), ips);
+        }
+        let gone: Vec<ServiceKey> = self.announced.keys().filter(|k| !decision.layer2.contains_key(*k)).cloned().collect();
+        for key in gone {
+            if let Some(ips) = self.announced.remove(&key) {
+                let reason = decision.withdrawn.get(&key).map(|r| r.as_str()).unwrap_or("serviceDeleted");
+                tracing::info!(service = %key, ips = ?ips, reason, event = "serviceWithdrawn", "withdrawing service announcement");
+                self.forget_metrics(&key, &ips);
+            }
+        }
+        if addresses != self.addresses {
+            self.responder.set_announced(addresses.clone());
+            self.addresses = addresses;
+        }
+        self.ip_owners = ip_owners;
+    }
+
+    fn apply_statuses(&mut self, decision: &Decision, _ifaces: &[InterfaceInfo], statuses: &[L2StatusFacts]) {
+        let announced: BTreeMap<ServiceKey, Vec<String>> = decision
+            .layer2
+            .iter()
+            .map(|(key, a)| {
+                let names = match a.ips.first().map(|(_, s)| s) {
+                    Some(InterfaceScope::Only(names)) => names.iter().cloned().collect(),
+                    _ => vec![],
+                };
+                (key.clone(), names)
+            })
+            .collect();
+        for op in l2status::plan(&self.node, &announced, statuses) {
+            if !self.pending_ops.insert(op.service().clone()) {
+                continue; // one request per Service at a time; the next pass re-plans
+            }
+            let client = self.client.clone();
+            let namespace = self.namespace.clone();
+            let node = self.node.clone();
+            let owner = self.owner.clone();
+            self.status_ops.spawn(async move {
+                let result = l2status::apply(&client, &namespace, &node, owner.as_ref(), &op).await;
+                (op, result)
+            });
+        }
+    }
+
+    fn status_done(&mut self, done: Result<(L2StatusOp, Result<(), kube::Error>), tokio::task::JoinError>) {
+        let Ok((op, result)) = done else { return };
+        self.pending_ops.remove(op.service());
+        if let Err(error) = result {
+            self.metrics.update_errors.inc();
+            tracing::warn!(service = %op.service(), ?op, %error, "ServiceL2Status write failed; retried on the next pass");
+        }
+    }
+
+    fn report(&mut self, report: L2Report) {
+        match report {
+            L2Report::Conflict { ip, interface, mac } => {
+                let mac = mac.iter().map(|b| format!("{b:02x}")).collect::<Vec<_>>().join(":");
+                tracing::warn!(%ip, %interface, %mac, "another host answers for an address this node announces");
+                let message = format!(
+                    "another host ({mac}) also answers for {ip} on {interface} of node \"{}\": two nodes announce this address (check kube-proxy strictARP and other load balancers)",
+                    self.node
+                );
+                for key in self.ip_owners.get(&ip).cloned().unwrap_or_default() {
+                    let reference = service_reference(&key);
+                    self.recorder.record(&reference, EventSpec { type_: EventType::Warning, reason: "duplicateAnswer".into(), message: message.clone() });
+                }
+            }
+        }
+    }
+
+    fn check_strict_arp(&mut self) {
+        let problem = ferrolb_l2::strict_arp_problem();
+        if problem == self.strict_arp {
+            return;
+        }
+        if let Some(text) = &problem {
+            tracing::warn!(problem = %text, "kube-proxy IPVS without strictARP: every node answers ARP for every Service address");
+            let reference = ObjectReference { kind: Some("Node".into()), api_version: Some("v1".into()), name: Some(self.node.clone()), ..ObjectReference::default() };
+            self.recorder.record(&reference, EventSpec { type_: EventType::Warning, reason: "strictARPDisabled".into(), message: text.clone() });
+        }
+        self.strict_arp = problem;
+    }
+
+    fn labels(&self, key: &ServiceKey, ip: &IpAddr) -> AnnouncedLabels {
+        AnnouncedLabels { service: key.to_string(), protocol: PROTOCOL_L2.into(), node: self.node.clone(), ip: ip.to_string() }
+    }
+
+    fn forget_metrics(&self, key: &ServiceKey, ips: &[IpAddr]) {
+        for ip in ips {
+            self.metrics.announced.remove(&self.labels(key, ip));
+        }
+    }
+
+    fn event(&self, svc: &decide::ServiceState, type_: EventType, reason: &str, message: String) {
+        self.recorder.record(&service_reference(&svc.key), EventSpec { type_, reason: reason.into(), message });
+    }
+}
+
+fn service_reference(key: &ServiceKey) -> ObjectReference {
+    ObjectReference {
+        kind: Some("Service".into()),
+        api_version: Some("v1".into()),
+        namespace: Some(key.namespace.clone()),
+        name: Some(key.name.clone()),
+        ..ObjectReference::default()
+    }
+}
+
+/// Usable interfaces with their networks, as published to the other speakers.
+fn usable_networks(ifaces: &[InterfaceInfo]) -> Vec<(String, Vec<ipnet::IpNet>)> {
+    ifaces
+        .iter()
+        .filter(|i| i.up && i.carrier)
+        .map(|i| {
+            let nets = i.ipv4.iter().map(|n| ipnet::IpNet::V4(n.trunc())).chain(
+                i.ipv6.iter().filter(|n| !is_link_local(&n.addr())).map(|n| ipnet::IpNet::V6(n.trunc())),
+            );
+            (i.name.clone(), nets.collect())
+        })
+        .collect()
+}
+
+fn is_link_local(ip: &std::net::Ipv6Addr) -> bool {
+    (ip.segments()[0] & 0xffc0) == 0xfe80
+}
+
+fn live_members(view: &View) -> BTreeMap<String, MemberNetworks> {
+    view.members.iter().map(|(name, m)| (name.clone(), netmeta::decode(&m.meta))).collect()
+}
+
+/// The owner reference put on status objects: this speaker's Pod, so they
+/// are collected with it (speaker.md §5).
+async fn own_pod_reference(client: &Client, namespace: &str, pod: Option<&str>) -> Option<OwnerReference> {
+    let name = pod?;
+    match Api::<Pod>::namespaced(client.clone(), namespace).get(name).await {
+        Ok(p) => Some(OwnerReference {
+            api_version: "v1".into(),
+            kind: "Pod".into(),
+            name: name.into(),
+            uid: p.meta().uid.clone().unwrap_or_default(),
+            ..OwnerReference::default()
+        }),
+        Err(error) => {
+            tracing::warn!(pod = name, %error, "own Pod not found: status objects get no owner reference");
+            None
+        }
+    }
+}
+
+/// Lists the speaker Pods every minute and hands their addresses to the
+/// failure detector (speaker.md §3.8). API load grows with nodes only.
+async fn discover_peers(client: Client, namespace: String, labels: String, port: u16, node: String, seeds: watch::Sender<Vec<SocketAddr>>) {
+    let api = Api::<Pod>::namespaced(client, &namespace);
+    let mut tick = tokio::time::interval(DISCOVERY_INTERVAL);
+    loop {
+        tick.tick().await;
+        match api.list(&ListParams::default().labels(&labels)).await {
+            Ok(list) => {
+                let addrs: Vec<SocketAddr> = list
+                    .items
+                    .iter()
+                    .filter(|p| p.spec.as_ref().and_then(|s| s.node_name.as_deref()) != Some(node.as_str()))
+                    .filter_map(|p| p.status.as_ref()?.pod_ip.as_ref()?.parse::<IpAddr>().ok())
+                    .map(|ip| SocketAddr::new(ip, port))
+                    .collect();
+                tracing::debug!(peers = addrs.len(), "speaker Pods listed");
+                seeds.send_if_modified(|current| {
+                    let changed = *current != addrs;
+                    *current = addrs;
+                    changed
+                });
+            }
+            Err(error) => tracing::warn!(%error, labels = %labels, "listing speaker Pods failed; retrying in a minute"),
+        }
+    }
+}
