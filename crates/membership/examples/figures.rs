@@ -21,8 +21,8 @@ const MS: fn(u64) -> Duration = Duration::from_millis;
 
 fn summary(mut v: Vec<Duration>) -> String {
     v.sort();
-    let pick = |q: f64| v[((v.len() - 1) as f64 * q).round() as usize].as_millis();
-    format!("median {} ms, p90 {} ms, worst {} ms (n={})", pick(0.5), pick(0.9), pick(1.0), v.len())
+    let pick = |q: f64| v[((v.len() - 1) as f64 * q).round() as usize].as_secs_f64() * 1000.0;
+    format!("median {:.1} ms, p90 {:.1} ms, worst {:.1} ms (n={})", pick(0.5), pick(0.9), pick(1.0), v.len())
 }
 
 async fn node(name: String, bind: SocketAddr) -> (Membership, watch::Receiver<View>) {
@@ -153,18 +153,20 @@ fn false_positives(n: usize, loss: f64, secs: u64) {
     let (mut sim, t) = Sim::started(cfg, Duration::from_secs(60));
     t.expect("converged");
     let from = sim.now();
-    let p0: u64 = (0..n).map(|i| sim.state(i).unwrap().stats().probes).sum();
-    sim.clear_observations();
+    let totals = |sim: &Sim| {
+        (0..n).map(|i| sim.state(i).unwrap().stats()).fold((0, 0), |(p, d), s| (p + s.probes, d + s.declared_dead))
+    };
+    let (p0, d0) = totals(&sim);
     sim.run_until(from + Duration::from_secs(secs));
-    let probes: u64 = (0..n).map(|i| sim.state(i).unwrap().stats().probes).sum::<u64>() - p0;
-    let deaths = sim.all_downs(from).len();
+    let (p1, d1) = totals(&sim);
+    let (probes, deaths) = (p1 - p0, d1 - d0);
     let node_hours = n as f64 * secs as f64 / 3600.0;
     println!(
-        "  {n} nodes, loss {:>2.0}%, {secs} s: {:.1} probes per node-hour, {} false down observations ({:.2} per node-hour)",
+        "  {n} nodes, loss {:>2.0}%, {secs} s: {:.1} probes per node-hour; {deaths} false declarations of death ({:.2} per node-hour); converged at the end: {}",
         loss * 100.0,
         probes as f64 / node_hours,
-        deaths,
-        deaths as f64 / node_hours
+        deaths as f64 / node_hours,
+        sim.converged()
     );
 }
 
