@@ -4,24 +4,35 @@
 
 use std::net::SocketAddr;
 
+/// A start-up failure.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
+    /// An unknown `--log-level`, or a subscriber that could not be built.
     #[error("failed to initialize logging: {0}")]
     Logging(String),
+    /// The `--kubeconfig` file could not be read or used.
     #[error("reading kubeconfig {path}: {source}")]
     Kubeconfig {
+        /// The file.
         path: String,
+        /// Why.
         #[source]
         source: kube::config::KubeconfigError,
     },
+    /// Neither in-cluster nor `$KUBECONFIG` configuration was usable.
     #[error("inferring Kubernetes client configuration: {0}")]
     InferConfig(#[from] kube::config::InferConfigError),
+    /// The client could not be built from its configuration (TLS, proxy).
     #[error("building Kubernetes client: {0}")]
     Client(#[source] kube::Error),
+    /// An HTTP endpoint could not listen (port in use, address absent).
     #[error("binding {what} endpoint on {addr}: {source}")]
     Bind {
+        /// `metrics` or `health`.
         what: &'static str,
+        /// The address asked for.
         addr: SocketAddr,
+        /// Why.
         #[source]
         source: std::io::Error,
     },

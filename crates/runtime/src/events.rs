@@ -45,11 +45,14 @@ const MAX_ENTRIES: usize = 100_000;
 /// crates.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum EventType {
+    /// Something expected happened (an address assigned, announced).
     Normal,
+    /// Something needs attention (an allocation failed, a conflict).
     Warning,
 }
 
 impl EventType {
+    /// The text of the Event's `type` field.
     pub fn as_str(self) -> &'static str {
         match self {
             EventType::Normal => "Normal",
@@ -61,8 +64,11 @@ impl EventType {
 /// One occurrence: what is recorded against an object.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct EventSpec {
+    /// `type`.
     pub type_: EventType,
+    /// `reason`: a short CamelCase word (`IPAllocated`, `AllocationFailed`).
     pub reason: String,
+    /// `message`: the human-readable text.
     pub message: String,
 }
 
@@ -92,7 +98,7 @@ struct EventKey {
 
 /// What to do with one occurrence of an event.
 #[derive(Debug, PartialEq, Eq)]
-pub enum Decision {
+enum Decision {
     Create,
     Aggregate,
     Suppress,
@@ -100,7 +106,7 @@ pub enum Decision {
 
 /// Pure aggregation / rate-limit bookkeeping (the I/O lives in [`RecorderTask`]).
 #[derive(Default)]
-pub struct Aggregator {
+struct Aggregator {
     entries: HashMap<EventKey, Entry>,
     buckets: HashMap<ObjectKey, Bucket>,
     dirty: HashSet<EventKey>,
@@ -215,6 +221,7 @@ impl Aggregator {
 pub struct Backlog(Arc<AtomicUsize>);
 
 impl Backlog {
+    /// Publishes the number of status writes queued or in flight.
     pub fn set(&self, n: usize) {
         self.0.store(n, Ordering::Relaxed);
     }

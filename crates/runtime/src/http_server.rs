@@ -65,7 +65,9 @@ impl Health {
 /// What a listener answers.
 #[derive(Clone)]
 pub enum Endpoints {
+    /// `/metrics` with the text the function returns.
     Metrics(MetricsText),
+    /// `/healthz` and `/readyz`.
     Health(Health),
 }
 

@@ -66,6 +66,7 @@ pub struct LeaderElector {
 }
 
 impl LeaderElector {
+    /// An elector on `api` (namespaced: the Lease's namespace).
     pub fn new(api: Api<Lease>, cfg: LeaderConfig) -> Self {
         LeaderElector { api, cfg, observed: None }
     }

@@ -12,6 +12,8 @@
 //!
 //! docs/interfaces.md lists the public API.
 
+#![warn(missing_docs)]
+
 pub mod client;
 pub mod error;
 pub mod events;

@@ -18,7 +18,9 @@ use crate::error::Error;
 /// `--log-format`: MetalLB's JSON lines, or tracing's human-readable text.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum LogFormat {
+    /// MetalLB's shape: one JSON object per line.
     Json,
+    /// tracing's human-readable lines.
     Text,
 }
 

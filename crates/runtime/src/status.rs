@@ -33,6 +33,7 @@ use crate::retry::sleep_until;
 /// write starts.
 pub type WriteFn<K, B, T> = Arc<dyn Fn(K, B) -> BoxFuture<'static, T> + Send + Sync>;
 
+/// Keyed status writes: see the module documentation.
 pub struct StatusWriter<K, B, T> {
     write: WriteFn<K, B, T>,
     limit: usize,
