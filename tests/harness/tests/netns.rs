@@ -181,6 +181,33 @@ fn two_owners_are_both_reported() -> Result<()> {
     Ok(())
 }
 
+/// Runs `action` while a watcher (10 s deadline, ignoring `old_mac`) asks
+/// the router's question every 20 ms; returns the watcher's answer.
+fn watch_while(
+    topo: &Topology,
+    old_mac: &str,
+    action: impl FnOnce() -> Result<()> + Send,
+) -> Result<Option<ferrolb_test_harness::probe::ArpAnswer>> {
+    std::thread::scope(|s| {
+        let watcher = s.spawn(|| {
+            watch_first_answer(
+                topo.router(),
+                VIP,
+                old_mac,
+                Instant::now() + Duration::from_secs(10),
+            )
+        });
+        // Let the first requests go out before anything changes.
+        std::thread::sleep(Duration::from_millis(300));
+        let acted = action();
+        let answer = watcher
+            .join()
+            .map_err(|_| anyhow::anyhow!("watcher panicked"))?;
+        acted?;
+        Ok(answer?)
+    })
+}
+
 #[test]
 fn the_watcher_returns_when_another_node_takes_the_address_over() -> Result<()> {
     let topo = topology(2)?;
@@ -197,29 +224,14 @@ fn the_watcher_returns_when_another_node_takes_the_address_over() -> Result<()> 
     ensure!(early.is_none(), "returned for the ignored owner: {early:?}");
 
     let (switched_tx, switched_rx) = std::sync::mpsc::channel();
-    let answer = std::thread::scope(|s| {
-        let watcher = s.spawn(|| {
-            watch_first_answer(
-                topo.router(),
-                VIP,
-                &node1.mac,
-                Instant::now() + Duration::from_secs(10),
-            )
-        });
-        std::thread::sleep(Duration::from_millis(300));
-        let result = (|| -> Result<()> {
-            node1.ns.set_link("eth0", false)?;
-            // Taken before the address exists: node2 may answer before
-            // `ip addr add` has even exited.
-            switched_tx.send(Instant::now())?;
-            node2.ns.add_lo_address(IpAddr::V4(VIP))?;
-            Ok(())
-        })();
-        let answer = watcher
-            .join()
-            .map_err(|_| anyhow::anyhow!("watcher panicked"));
-        result.and(answer)
-    })??;
+    let answer = watch_while(&topo, &node1.mac, || {
+        node1.ns.set_link("eth0", false)?;
+        // Taken before the address exists: node2 may answer before
+        // `ip addr add` has even exited.
+        switched_tx.send(Instant::now())?;
+        node2.ns.add_lo_address(IpAddr::V4(VIP))?;
+        Ok(())
+    })?;
     let switched = switched_rx.recv()?;
     let answer = answer.context("no answer from node2 within 10 s")?;
     ensure!(answer.mac == node2.mac, "{answer:?}");
@@ -243,28 +255,16 @@ fn the_watcher_reports_a_gratuitous_arp_from_the_new_owner() -> Result<()> {
     let (node1, node2) = (topo.node(1), topo.node(2));
     node1.ns.add_lo_address(IpAddr::V4(VIP))?;
     let vip = VIP.to_string();
-    let answer = std::thread::scope(|s| {
-        let watcher = s.spawn(|| {
-            watch_first_answer(
-                topo.router(),
-                VIP,
-                &node1.mac,
-                Instant::now() + Duration::from_secs(10),
-            )
-        });
-        std::thread::sleep(Duration::from_millis(200));
+    let answer = watch_while(&topo, &node1.mac, || {
         // Habets' arping: -U unsolicited (gratuitous) request with sender
         // IP = target IP = the VIP (test-peers.md §3.5). No reply comes, so
         // it exits 1.
-        let sent = node2.ns.output(
+        node2.ns.output(
             "arping",
             &["-q", "-U", "-S", &vip, "-i", "eth0", "-c", "1", &vip],
-        );
-        let answer = watcher
-            .join()
-            .map_err(|_| anyhow::anyhow!("watcher panicked"));
-        sent.map_err(anyhow::Error::from).and(answer)
-    })??;
+        )?;
+        Ok(())
+    })?;
     let answer = answer.context("the gratuitous ARP was not seen")?;
     ensure!(answer.mac == node2.mac, "{answer:?}");
     ensure!(answer.gratuitous, "{answer:?}");
