@@ -197,7 +197,7 @@ impl Cluster {
             .arg(self.dir.path())
             .arg("--excludel2-path")
             .arg(self.dir.path().join("no-excludel2.yaml"))
-            .args(["--health-probe-port", "0", "--log-format", "text", "--log-level", "debug"])
+            .args(["--health-probe-port", "0", "--log-format", "text", "--log-level", "info"])
             .env("METALLB_NAMESPACE", METALLB_NS);
         let log = self.dir.path().join(format!("speaker-node{i}.log"));
         let process = host.ns.spawn(&cmd, &log).expect("speaker starts");

@@ -130,8 +130,9 @@ pub(super) fn evaluate<'a>(
 
 /// ferrolb's link-awareness: prefer candidates that have, on an interface
 /// they may answer on, a network containing every address; failing that,
-/// candidates with at least one such interface up with carrier. A candidate
-/// that did not publish its networks counts as able.
+/// candidates with at least one such interface up with carrier; failing
+/// that, every candidate. A candidate that did not publish its networks
+/// counts as able.
 fn able_to_answer<'c, 'a>(candidates: &[&'c Candidate<'a>], ips: &[IpAddr]) -> Vec<&'c Candidate<'a>> {
     let on_subnet: Vec<&Candidate> = candidates
         .iter()
@@ -146,14 +147,21 @@ fn able_to_answer<'c, 'a>(candidates: &[&'c Candidate<'a>], ips: &[IpAddr]) -> V
     if !on_subnet.is_empty() {
         return on_subnet;
     }
-    candidates
+    let with_link: Vec<&Candidate> = candidates
         .iter()
         .copied()
         .filter(|c| match interfaces_of(c) {
             None => true,
             Some(ifaces) => ifaces.iter().any(|(name, _)| allowed(&c.scope, name)),
         })
-        .collect()
+        .collect();
+    if !with_link.is_empty() {
+        return with_link;
+    }
+    // Nobody can answer (every allowed interface is down or missing): elect
+    // as MetalLB would, so the owner reports `announceFailed` and the
+    // operator sees why nothing answers.
+    candidates.to_vec()
 }
 
 fn interfaces_of<'c>(c: &'c Candidate<'_>) -> Option<&'c Vec<(String, Vec<ipnet::IpNet>)>> {

@@ -225,7 +225,7 @@ fn eligible(g: &WorldGen, s: &SvcGen) -> BTreeSet<String> {
     }
     let ip: IpAddr = format!("198.51.100.{}", 200 + s.ip).parse().unwrap();
     let subnet: ipnet::IpNet = SUBNET.parse().unwrap();
-    let mut tiers: [BTreeSet<String>; 2] = Default::default();
+    let mut tiers: [BTreeSet<String>; 3] = Default::default();
     for (i, n) in g.nodes.iter().enumerate() {
         let usable = !g.membership || n.live;
         let selecting: Vec<&&AdGen> = applicable.iter().filter(|a| a.zone.is_none_or(|z| z == n.zone_a)).collect();
@@ -244,12 +244,13 @@ fn eligible(g: &WorldGen, s: &SvcGen) -> BTreeSet<String> {
                     tiers[0].insert(node_name(i));
                 } else if list.iter().any(|(iface, _)| allowed(*iface)) {
                     tiers[1].insert(node_name(i));
+                } else {
+                    tiers[2].insert(node_name(i));
                 }
             }
         }
     }
-    let [first, second] = tiers;
-    if first.is_empty() { second } else { first }
+    tiers.into_iter().find(|t| !t.is_empty()).unwrap_or_default()
 }
 
 proptest! {
