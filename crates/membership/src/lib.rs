@@ -82,6 +82,8 @@ pub fn derive_key(secret: &[u8]) -> [u8; 32] {
     key
 }
 
+const SKEW_WARNING_EVERY: Duration = Duration::from_secs(60);
+
 enum Command {
     Seeds(Vec<SocketAddr>),
     Meta(Vec<u8>),
@@ -122,7 +124,8 @@ impl Membership {
         let state = State::new(cfg.name, advertise, incarnation, cfg.meta, cfg.tuning);
         let (view_tx, view_rx) = watch::channel(state.view().clone());
         let (commands, rx) = mpsc::unbounded_channel();
-        let driver = Driver { state, net, view: view_tx, metrics: Metrics::register(registry), tick };
+        let metrics = Metrics::register(registry);
+        let driver = Driver { state, net, view: view_tx, metrics, tick, last_skew_warning: None };
         tokio::spawn(driver.run(rx));
         Ok((Self { commands, local_addr }, view_rx))
     }
@@ -164,6 +167,7 @@ struct Driver {
     view: watch::Sender<View>,
     metrics: Metrics,
     tick: Duration,
+    last_skew_warning: Option<Instant>,
 }
 
 impl Driver {
@@ -217,7 +221,15 @@ impl Driver {
             }
             Ok(Incoming::Rejected { from, why }) => {
                 self.metrics.datagrams_rejected.get_or_create(&ReasonLabel { reason: why.reason() }).inc();
-                debug!(%from, error = %why, "membership datagram rejected");
+                // A peer whose clock is off by more than the replay window can
+                // never join: say so loudly, but not for every datagram.
+                let skewed = matches!(why, network::Rejection::Replay(replay::ReplayError::Stale { .. }));
+                if skewed && self.last_skew_warning.is_none_or(|t| t.elapsed() >= SKEW_WARNING_EVERY) {
+                    self.last_skew_warning = Some(Instant::now());
+                    warn!(%from, error = %why, "membership datagram refused: clocks differ by more than the replay window (check NTP)");
+                } else {
+                    debug!(%from, error = %why, "membership datagram rejected");
+                }
                 None
             }
             Err(e) => {
