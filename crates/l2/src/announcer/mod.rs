@@ -27,6 +27,10 @@ pub struct Timing {
     /// Interval between conflict probes while an address is owned (10 s);
     /// also the minimum interval between two reports of the same conflict.
     pub probe_interval: Duration,
+    /// After taking an address over, the first probe waits this long and
+    /// foreign claims are not reported before it (2 s): the previous owner
+    /// may still be answering until it has processed the same change.
+    pub takeover_grace: Duration,
 }
 
 impl Default for Timing {
@@ -35,6 +39,7 @@ impl Default for Timing {
             window: Duration::from_secs(5),
             round_interval: Duration::from_millis(1100),
             probe_interval: Duration::from_secs(10),
+            takeover_grace: Duration::from_secs(2),
         }
     }
 }
@@ -93,6 +98,8 @@ struct Owned {
     /// Open gratuitous window: (end, next round).
     window: Option<(Duration, Duration)>,
     next_probe: Duration,
+    /// No conflict is reported before this time (end of the takeover grace).
+    quiet_until: Duration,
     last_conflict: Option<(Mac, Duration)>,
 }
 
@@ -142,18 +149,18 @@ impl Announcer {
         }
         for (ip, scope) in set {
             let before = self.allowed_links(&ip);
+            let grace = self.timing.takeover_grace;
             let entry = self.owned.entry(ip).or_insert_with(|| Owned {
                 scope: scope.clone(),
                 window: None,
-                next_probe: now,
+                next_probe: now + grace,
+                quiet_until: now + grace,
                 last_conflict: None,
             });
             entry.scope = scope;
-            if before.is_some_and(|b| self.allowed_links(&ip).is_some_and(|a| !a.is_subset(&b)))
-                && let Some(o) = self.owned.get_mut(&ip)
-            {
+            if before.is_some_and(|b| self.allowed_links(&ip).is_some_and(|a| !a.is_subset(&b))) {
                 // Taking over on interfaces it was not answered on before.
-                o.next_probe = now;
+                self.probe_soon(now, ip);
             }
             self.confirm(now, ip, out);
         }
@@ -171,13 +178,19 @@ impl Announcer {
             if !after.is_subset(&old) {
                 // A link became usable (carrier back, new port): neighbours
                 // there may hold a stale entry, so announce and probe again.
-                if let Some(o) = self.owned.get_mut(&ip) {
-                    o.next_probe = now;
-                }
+                self.probe_soon(now, ip);
                 self.confirm(now, ip, out);
             }
         }
         self.sync_groups(out);
+    }
+
+    /// Probe after the takeover grace (sooner if one is due anyway).
+    fn probe_soon(&mut self, now: Duration, ip: IpAddr) {
+        let grace = self.timing.takeover_grace;
+        if let Some(o) = self.owned.get_mut(&ip) {
+            o.next_probe = o.next_probe.min(now + grace);
+        }
     }
 
     /// speaker.md §3.6 step 1.
@@ -243,6 +256,9 @@ impl Announcer {
                 IpAddr::V4(v4) => arp::gratuitous(link.mac(), v4),
                 IpAddr::V6(v6) => ndp::unsolicited(link, v6).into_iter().collect(),
             };
+            if frames.is_empty() {
+                return;
+            }
             out.push(Output::Count(Count::GratuitousSent(ip, frames.len() as u64)));
             for frame in frames {
                 out.push(Output::Send { ifindex: link.index, frame: frame.encode(), purpose: Purpose::Gratuitous(ip) });
@@ -311,7 +327,7 @@ impl Announcer {
         let Some(interface) = self.links.get(&ifindex).map(|l| l.name.clone()) else { return };
         let quiet = self.timing.probe_interval;
         let Some(o) = self.owned.get_mut(&ip) else { return };
-        if o.last_conflict.is_some_and(|(m, at)| m == mac && now < at + quiet) {
+        if now < o.quiet_until || o.last_conflict.is_some_and(|(m, at)| m == mac && now < at + quiet) {
             return;
         }
         o.last_conflict = Some((mac, now));

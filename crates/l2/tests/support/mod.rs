@@ -49,12 +49,26 @@ pub fn must(args: &[&str]) -> String {
 
 /// Installs a Debian package if its command is missing (scripts/test.sh
 /// installs them up front; this keeps a bare `cargo test` working too).
+/// Serialised: tests run in parallel and apt-get takes a lock.
 pub fn need(command: &str, package: &str) {
+    static APT: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    let _guard = APT.lock().unwrap_or_else(|e| e.into_inner());
     let found = Command::new("sh").args(["-c", &format!("command -v {command}")]).output();
     if found.is_ok_and(|o| o.status.success()) {
         return;
     }
-    must(&["apt-get", "install", "-y", "-qq", package]);
+    let install = || {
+        Command::new("apt-get")
+            .args(["install", "-y", "-qq", package])
+            .env("DEBIAN_FRONTEND", "noninteractive")
+            .status()
+            .is_ok_and(|s| s.success())
+    };
+    if !install() {
+        // A fresh machine may have no package lists yet.
+        must(&["apt-get", "update", "-qq"]);
+        assert!(install(), "apt-get install {package} failed");
+    }
 }
 
 pub struct Topology {
