@@ -127,6 +127,18 @@ async fn advertisement_rules_local_policy_selectors_interfaces_and_sharing() {
     c.create_service(&ServiceSpec::new("pinned", &[IpAddr::V4(pinned)]).endpoints_on(&[1, 3])).await;
     assert_eq!(c.wait_single_arp_owner(pinned, WAIT).await, 2);
 
+    // serviceSelectors: the advertisement of pool 5 announces only Services
+    // labelled tier=front; an unlabelled Service on the same address is not
+    // announced through it (and, sharing the address with a selective
+    // advertisement, would not be anyway: speaker.md §3.2 step 3).
+    let selective = c.vip(5);
+    c.select_services(5, "tier", "front").await;
+    c.create_service(&ServiceSpec::new("back", &[IpAddr::V4(selective)]).endpoints_on(&[1])).await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert!(c.arp_owners(selective).is_empty(), "a Service the serviceSelectors do not match is not announced");
+    c.create_service(&ServiceSpec::new("front", &[IpAddr::V4(selective)]).endpoints_on(&[1]).label("tier", "front")).await;
+    assert_eq!(c.wait_single_arp_owner(selective, WAIT).await, c.expected_owner("front", IpAddr::V4(selective)));
+
     // interfaces naming an interface the owner lacks: nothing answers, and
     // the speaker says why in an event.
     let nowhere = c.vip(4);

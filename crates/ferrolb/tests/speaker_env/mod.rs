@@ -32,7 +32,7 @@ use serde_json::json;
 pub const METALLB_NS: &str = "metallb-system";
 const TOPOLOGY_LABEL: &str = "ferrolb.test/topology";
 /// Pools (one address of each family each) created per cluster.
-const POOLS: usize = 5;
+const POOLS: usize = 6;
 
 static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
@@ -61,11 +61,19 @@ pub struct ServiceSpec {
     endpoint_nodes: Vec<usize>,
     local: bool,
     sharing: Option<String>,
+    labels: BTreeMap<String, String>,
 }
 
 impl ServiceSpec {
     pub fn new(name: &str, ips: &[IpAddr]) -> Self {
-        ServiceSpec { name: name.into(), ips: ips.to_vec(), endpoint_nodes: vec![], local: false, sharing: None }
+        ServiceSpec {
+            name: name.into(),
+            ips: ips.to_vec(),
+            endpoint_nodes: vec![],
+            local: false,
+            sharing: None,
+            labels: BTreeMap::new(),
+        }
     }
     pub fn endpoints_on(mut self, nodes: &[usize]) -> Self {
         self.endpoint_nodes = nodes.to_vec();
@@ -77,6 +85,10 @@ impl ServiceSpec {
     }
     pub fn sharing(mut self, key: &str) -> Self {
         self.sharing = Some(key.into());
+        self
+    }
+    pub fn label(mut self, key: &str, value: &str) -> Self {
+        self.labels.insert(key.into(), value.into());
         self
     }
 }
@@ -181,6 +193,12 @@ impl Cluster {
         self.ads().patch(&format!("{}-a{p}", self.prefix), &PatchParams::default(), &Patch::Merge(&patch)).await.expect("patch ad");
     }
 
+    /// Limits pool `p`'s advertisement to Services labelled `key=value`.
+    pub async fn select_services(&self, p: usize, key: &str, value: &str) {
+        let patch = json!({"spec": {"serviceSelectors": [{"matchLabels": {key: value}}]}});
+        self.ads().patch(&format!("{}-a{p}", self.prefix), &PatchParams::default(), &Patch::Merge(&patch)).await.expect("patch ad");
+    }
+
     pub async fn restrict_pool_to_interface(&self, p: usize, iface: &str) {
         let patch = json!({"spec": {"interfaces": [iface]}});
         self.ads().patch(&format!("{}-a{p}", self.prefix), &PatchParams::default(), &Patch::Merge(&patch)).await.expect("patch ad");
@@ -273,7 +291,7 @@ impl Cluster {
         }
         let families: Vec<&str> = spec.ips.iter().map(|ip| if ip.is_ipv4() { "IPv4" } else { "IPv6" }).collect();
         let svc: Service = serde_json::from_value(json!({
-            "metadata": {"name": spec.name, "namespace": self.ns, "annotations": annotations},
+            "metadata": {"name": spec.name, "namespace": self.ns, "annotations": annotations, "labels": spec.labels},
             "spec": {
                 "type": "LoadBalancer",
                 "ports": [{"port": 8080, "protocol": "TCP"}],
