@@ -82,7 +82,8 @@ pub struct InputError {
     /// `Kind/name` of the object the document describes, when its kind is one
     /// ferrolb reads and it has a name: the same prefix as a configuration
     /// error's, so every line about one object starts alike (cli-contract.md).
-    pub object: Option<String>,
+    /// Boxed to keep the error small (clippy::result_large_err).
+    pub object: Option<Box<str>>,
     pub file: String,
     pub document: Option<usize>,
     pub line: Option<usize>,
@@ -294,7 +295,7 @@ impl<'o> Reader<'o> {
             Err(Rejection::Invalid((f, message))) => {
                 let mut err = place.error(field(&f), message);
                 // A nameless object cannot be named; its error says `metadata.name`.
-                err.object = (!name.is_empty()).then(|| format!("{kind_name}/{name}"));
+                err.object = (!name.is_empty()).then(|| format!("{kind_name}/{name}").into());
                 Err(err)
             }
             Err(Rejection::OtherNamespace(ns)) => {
