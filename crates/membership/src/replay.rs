@@ -65,10 +65,14 @@ impl ReplayGuard {
             self.peers.insert(h.sender.clone(), Peer { boot: h.boot, highest: h.seq, seen: 1, last_ms: now_ms });
             return Ok(());
         };
-        if h.boot < p.boot {
+        // A sender silent for a whole window is forgotten: every datagram it
+        // sent before is then outside the clock window anyway. This lets a
+        // node whose clock stepped back across a restart (a lower boot) in.
+        let forgotten = now_ms.saturating_sub(p.last_ms) > self.window_ms;
+        if h.boot < p.boot && !forgotten {
             return Err(ReplayError::OldBoot { boot: h.boot });
         }
-        if h.boot > p.boot {
+        if h.boot != p.boot {
             *p = Peer { boot: h.boot, highest: h.seq, seen: 1, last_ms: now_ms };
             return Ok(());
         }
@@ -117,6 +121,10 @@ mod tests {
         assert_eq!(g.check(&h("a", 5, 100, 0), 0), Ok(()));
         assert_eq!(g.check(&h("a", 6, 0, 0), 0), Ok(()));
         assert_eq!(g.check(&h("a", 5, 101, 0), 0), Err(ReplayError::OldBoot { boot: 5 }));
+        // After a whole window of silence, even a lower boot (clock stepped
+        // back across a restart) is let in.
+        assert_eq!(g.check(&h("a", 4, 1, 60_001), 60_001), Ok(()));
+        assert_eq!(g.check(&h("a", 4, 1, 60_001), 60_001), Err(ReplayError::Replayed { seq: 1 }));
     }
 
     #[test]
