@@ -99,6 +99,7 @@ impl Responder {
             reports: reports_tx,
             epoch: Instant::now(),
             last_send_warning: None,
+            retry_sockets: None,
         };
         let run = tokio::spawn(driver.run(announced_rx, interfaces.clone(), frames_rx));
         Ok(Responder { announced, interfaces, reports: Some(reports), tasks: vec![watcher, run] })
@@ -178,6 +179,9 @@ struct Driver {
     reports: mpsc::Sender<L2Report>,
     epoch: Instant,
     last_send_warning: Option<Instant>,
+    /// Links for which a socket could not be opened are retried at this time
+    /// (the interface list is only republished when it changes).
+    retry_sockets: Option<(Instant, Vec<InterfaceInfo>)>,
 }
 
 impl Driver {
@@ -191,6 +195,7 @@ impl Driver {
         self.interfaces(links);
         loop {
             let deadline = self.announcer.next_deadline().map(|d| self.epoch + d);
+            let retry_at = self.retry_sockets.as_ref().map(|r| r.0);
             tokio::select! {
                 // Changes of the set and of the links first, then timers: a
                 // flood of frames must not delay a withdrawal or a round.
@@ -212,6 +217,11 @@ impl Driver {
                 _ = tokio::time::sleep_until(deadline.unwrap_or_else(Instant::now)), if deadline.is_some() => {
                     self.handle(Input::Tick);
                 }
+                _ = tokio::time::sleep_until(retry_at.unwrap_or_else(Instant::now)), if retry_at.is_some() => {
+                    if let Some((_, links)) = self.retry_sockets.take() {
+                        self.interfaces(links);
+                    }
+                }
                 frame = frames.recv() => match frame {
                     Some(Received { ifindex, bytes }) => self.handle(Input::Frame { ifindex, bytes }),
                     None => return,
@@ -230,9 +240,11 @@ impl Driver {
 
     fn interfaces(&mut self, links: Vec<InterfaceInfo>) {
         // Sockets first, so that frames for new links can be sent at once.
-        for error in self.network.sync(&links) {
-            tracing::warn!(%error, "layer 2 responder not started on an interface; retried on the next change");
+        let errors = self.network.sync(&links);
+        for error in &errors {
+            tracing::warn!(%error, "layer 2 responder not started on an interface; retrying in 5 s");
         }
+        self.retry_sockets = (!errors.is_empty()).then(|| (Instant::now() + Duration::from_secs(5), links.clone()));
         self.handle(Input::Interfaces(links));
     }
 

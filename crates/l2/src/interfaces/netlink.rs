@@ -69,10 +69,12 @@ impl Scanner {
         Ok(links.into_values().collect())
     }
 
-    /// Waits for a link or address notification, then swallows those already
-    /// queued behind it: a burst costs one rescan.
+    /// Waits for a link or address notification, then for 50 ms more and
+    /// swallows what came meanwhile: a burst (a pod's veth pair and its
+    /// addresses, an interface flapping) costs one rescan.
     pub async fn changed(&mut self) -> Result<(), InterfacesError> {
         self.notifications.next().await.ok_or(InterfacesError::Closed)?;
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
         while self.notifications.try_recv().is_ok() {}
         Ok(())
     }
