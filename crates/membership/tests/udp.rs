@@ -90,3 +90,29 @@ async fn a_different_key_cannot_join() {
     encode(&mut text, &reg_a).unwrap();
     assert!(text.contains(r#"ferrolb_membership_datagrams_rejected_total{reason="auth"}"#), "{text}");
 }
+
+/// Views too large for one datagram travel as several: forty members with
+/// 400 bytes of metadata each, seeded only with the first one, all end with
+/// the whole view, metadata included.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn large_views_are_split_and_merged() {
+    const N: usize = 40;
+    let mut nodes = Vec::new();
+    for i in 0..N {
+        let mut cfg = Config::new(format!("node-{i:02}"), any_port());
+        cfg.key = Some(derive_key(KEY_SECRET));
+        cfg.meta = vec![i as u8; 400];
+        nodes.push(Membership::start(cfg, &mut Registry::default()).await.expect("start"));
+    }
+    let first = nodes[0].0.local_addr();
+    for (m, _) in &nodes[1..] {
+        m.set_seeds(vec![first]);
+    }
+    for (_, v) in &mut nodes {
+        wait_for(v, "all forty", |v| v.members.len() == N).await;
+    }
+    for (_, v) in &nodes {
+        let v = v.borrow();
+        assert!(v.members.values().all(|m| m.meta.len() == 400 && m.meta[0] as usize == m.name[5..].parse::<usize>().unwrap()));
+    }
+}
