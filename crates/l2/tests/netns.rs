@@ -238,3 +238,39 @@ fn survives_malformed_frames_and_a_request_flood() {
         dropped("socket_buffer_full")
     );
 }
+
+#[test]
+fn gratuitous_announcements_move_existing_router_entries() {
+    let t = Topology::new("garp");
+    let node = NodeResponder::start(&t.node, ResponderConfig::default());
+    // The router still points at a previous owner (failover). Gratuitous ARP
+    // and unsolicited NA update existing entries (they create none: test-peers.md §3.5).
+    for ip in [VIP4, VIP6] {
+        must(&["ip", "-n", &t.router, "neigh", "replace", ip, "lladdr", "02:00:00:00:00:99", "dev", "eth0", "nud", "stale"]);
+    }
+    // Stay clear of the neighbour locktime (1 s) after that update.
+    std::thread::sleep(Duration::from_millis(1100));
+    node.announce(&[VIP4, VIP6]);
+    t.wait_for("router entries moved to the node", Duration::from_secs(5), || {
+        [VIP4, VIP6].iter().all(|ip| t.neighbour(ip).and_then(|n| n.0).as_deref() == Some(NODE_MAC))
+    });
+    assert_eq!(node.metric("metallb_layer2_requests_received", &ip_label(VIP4)), 0, "moved without any request");
+}
+
+#[test]
+fn defends_against_duplicate_address_detection() {
+    let t = Topology::new("dad");
+    let node = NodeResponder::start(&t.node, ResponderConfig::default());
+    node.announce(&[VIP6]);
+    t.wait_for("announced", Duration::from_secs(5), || {
+        node.metric("metallb_layer2_gratuitous_sent", &ip_label(VIP6)) >= 1
+    });
+    // The router tries to configure the announced address with DAD: our
+    // answer to its DAD solicitation (NA to ff02::1) makes DAD fail.
+    t.sysctl(&t.router, &["net.ipv6.conf.eth0.accept_dad=1"]);
+    must(&["ip", "-n", &t.router, "addr", "add", &format!("{VIP6}/64"), "dev", "eth0"]);
+    t.wait_for("router's DAD failed", Duration::from_secs(5), || {
+        must(&["ip", "-n", &t.router, "-6", "addr", "show", "dev", "eth0"]).contains("dadfailed")
+    });
+    assert!(node.metric("metallb_layer2_requests_received", &ip_label(VIP6)) >= 1);
+}
