@@ -61,8 +61,7 @@ pub fn make_plan(manifests: &Manifests, config: Config, input: &InputArgs, obser
     // The Services as read: passes rewrite the status of those they clear.
     let read: HashMap<ServiceKey, ServiceView> = views.iter().map(|v| (v.key(), v.clone())).collect();
     let (allocator, outcomes) = simulate::run(config.pools, views, &converge_options(input), observer);
-    let mut services: Vec<ServicePlan> =
-        outcomes
+    let mut services: Vec<ServicePlan> = outcomes
         .iter()
         .map(|o| service_plan(o, read.get(&o.view.key()).unwrap_or(&o.view), input.lb_class.as_deref()))
         .collect();
