@@ -7,7 +7,11 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::{ArgAction, Parser};
+use ferrolb_runtime::http_server::Check;
+use ferrolb_runtime::leader::LeaderConfig;
 use ferrolb_runtime::logging::LogFormat;
+
+use crate::error::ControllerError;
 
 /// Where the namespace comes from when neither `--namespace` nor
 /// `METALLB_NAMESPACE` is given (MetalLB's own fallback).
@@ -90,6 +94,11 @@ pub struct ControllerOptions {
     #[arg(long = "leader-election-retry-period", default_value = "2s", value_parser = parse_duration)]
     pub retry_period: Duration,
 
+    /// /healthz fails when Service writes have been pending this long
+    /// without one completing (the reconcile loop is stuck).
+    #[arg(long = "healthz-stall-timeout", default_value = "2m", value_parser = parse_duration)]
+    pub healthz_stall_timeout: Duration,
+
     /// Service status writes in flight at once.
     #[arg(long = "write-concurrency", default_value_t = 64)]
     pub write_concurrency: usize,
@@ -98,9 +107,70 @@ pub struct ControllerOptions {
     /// in memory and its count written at most once per this interval.
     #[arg(long = "event-aggregation-interval", default_value = "30s", value_parser = parse_duration)]
     pub event_aggregation_interval: Duration,
+
+    /// Set by whoever runs a webhook in the same process: `/readyz` also
+    /// waits for it (serving with a valid certificate). Not a flag.
+    #[arg(skip)]
+    pub readiness_gate: ReadinessGate,
+}
+
+/// An extra condition of `/readyz`, asked on every probe (must not block).
+#[derive(Clone, Default)]
+pub struct ReadinessGate(Option<Check>);
+
+impl ReadinessGate {
+    /// `/readyz` answers 503 while `check` returns false.
+    pub fn new(check: impl Fn() -> bool + Send + Sync + 'static) -> Self {
+        ReadinessGate(Some(std::sync::Arc::new(check)))
+    }
+
+    /// Whether the gate is open (always, when none was set).
+    pub fn open(&self) -> bool {
+        self.0.as_ref().is_none_or(|c| c())
+    }
+}
+
+impl std::fmt::Debug for ReadinessGate {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(if self.0.is_some() { "ReadinessGate(set)" } else { "ReadinessGate(none)" })
+    }
 }
 
 impl ControllerOptions {
+    /// Checks what clap cannot: the leader-election timings (client-go's
+    /// rules, when election is on), and bounds that must not be zero.
+    /// Called before anything starts, so a bad setting stops start-up.
+    pub fn validate(&self) -> Result<(), ControllerError> {
+        if self.leader_elect {
+            self.leader_config().validate().map_err(|e| {
+                ControllerError::Options(format!(
+                    "--leader-election-lease-duration={}, --leader-election-renew-deadline={}, --leader-election-retry-period={}: {e}",
+                    go_duration(self.lease_duration),
+                    go_duration(self.renew_deadline),
+                    go_duration(self.retry_period),
+                ))
+            })?;
+        }
+        if self.healthz_stall_timeout.is_zero() {
+            return Err(ControllerError::Options("--healthz-stall-timeout must be greater than zero".into()));
+        }
+        if self.write_concurrency == 0 {
+            return Err(ControllerError::Options("--write-concurrency must be greater than zero".into()));
+        }
+        Ok(())
+    }
+
+    /// The elector's settings from the flags.
+    pub fn leader_config(&self) -> LeaderConfig {
+        LeaderConfig {
+            lease_name: self.lease_name.clone(),
+            identity: self.identity(),
+            lease_duration: self.lease_duration,
+            renew_deadline: self.renew_deadline,
+            retry_period: self.retry_period,
+        }
+    }
+
     /// Namespace by precedence: flag / env, service-account file, `metallb-system`.
     pub fn resolved_namespace(&self) -> String {
         if let Some(ns) = self.namespace.as_deref().filter(|s| !s.is_empty()) {
@@ -178,6 +248,17 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
     to_duration(total, text)
 }
 
+/// `d` as a Go duration as the flags take it (`1.5s`, `500ms`), for messages.
+fn go_duration(d: Duration) -> String {
+    if d.subsec_nanos() == 0 {
+        format!("{}s", d.as_secs())
+    } else if d < Duration::from_secs(1) && d.subsec_nanos() % 1_000_000 == 0 {
+        format!("{}ms", d.as_millis())
+    } else {
+        format!("{}s", d.as_secs_f64())
+    }
+}
+
 fn to_duration(secs: f64, text: &str) -> Result<Duration, String> {
     Duration::try_from_secs_f64(secs).map_err(|e| format!("invalid duration {text:?}: {e}"))
 }
@@ -208,6 +289,7 @@ mod tests {
         assert_eq!(o.lease_duration, Duration::from_secs(15));
         assert_eq!(o.renew_deadline, Duration::from_secs(10));
         assert_eq!(o.retry_period, Duration::from_secs(2));
+        assert_eq!(o.healthz_stall_timeout, Duration::from_secs(120));
         assert_eq!(o.lb_class(), None);
         assert_eq!(o.ml_secret_name(), None);
     }
@@ -226,6 +308,40 @@ mod tests {
         let o = ControllerOptions::parse_from(["controller", "--leader-elect=false", "--lb-class", "x"]);
         assert!(!o.leader_elect);
         assert_eq!(o.lb_class(), Some("x"));
+    }
+
+    #[test]
+    fn leader_timings_are_validated_naming_the_flags() {
+        let ok = ControllerOptions::parse_from(["controller"]);
+        assert!(ok.validate().is_ok());
+        let sub = ControllerOptions::parse_from([
+            "controller",
+            "--leader-election-lease-duration=1500ms",
+            "--leader-election-renew-deadline=1.2s",
+            "--leader-election-retry-period=500ms",
+        ]);
+        assert!(sub.validate().is_ok(), "sub-second timings keep their precision");
+        assert_eq!(sub.lease_duration, Duration::from_millis(1500));
+
+        let bad = ControllerOptions::parse_from(["controller", "--leader-election-renew-deadline=15s"]);
+        let msg = bad.validate().unwrap_err().to_string();
+        assert_eq!(
+            msg,
+            "invalid option: --leader-election-lease-duration=15s, --leader-election-renew-deadline=15s, \
+             --leader-election-retry-period=2s: lease duration (15s) must be greater than renew deadline (15s)"
+        );
+        let bad = ControllerOptions::parse_from(["controller", "--leader-election-retry-period=9s"]);
+        let msg = bad.validate().unwrap_err().to_string();
+        assert!(msg.contains("--leader-election-retry-period=9s") && msg.contains("1.2 × retry period"), "{msg}");
+        let bad = ControllerOptions::parse_from(["controller", "--leader-election-retry-period=500ms", "--leader-election-renew-deadline=600ms"]);
+        let msg = bad.validate().unwrap_err().to_string();
+        assert!(msg.contains("--leader-election-renew-deadline=600ms, --leader-election-retry-period=500ms"), "{msg}");
+
+        // Without election the timings are not used.
+        let off = ControllerOptions::parse_from(["controller", "--leader-elect=false", "--leader-election-renew-deadline=15s"]);
+        assert!(off.validate().is_ok());
+        let zero = ControllerOptions::parse_from(["controller", "--healthz-stall-timeout=0s"]);
+        assert!(zero.validate().unwrap_err().to_string().contains("--healthz-stall-timeout"));
     }
 
     #[test]

@@ -4,9 +4,17 @@
 //! of the record was *observed* (immune to clock skew between replicas).
 //!
 //! The elector publishes leadership on a `watch` channel. It steps down the
-//! moment renewal has failed for `renew_deadline`, or when it sees another
-//! holder, so a deposed leader stops writing before a standby can take over
-//! (`renew_deadline < lease_duration`).
+//! moment `renew_deadline` has passed since the last successful renewal was
+//! *sent*, or when it sees another holder. A standby starts its expiry clock
+//! no earlier than that send (it sees the record only once the API server
+//! stored it), so with `renew_deadline < lease_duration` a deposed leader
+//! stops writing before a standby can take over.
+//!
+//! `leaseDurationSeconds` is an integer in the API: a sub-second duration is
+//! written rounded *up* (a standby reading it never takes over early), while
+//! the elector's own timers (renew deadline, retry period, expiry of a record
+//! without a duration) keep full precision. [`LeaderConfig::validate`] checks
+//! the timings as client-go does.
 
 use std::time::Duration;
 
@@ -35,6 +43,75 @@ pub struct LeaderConfig {
     pub renew_deadline: Duration,
     /// Interval between acquire / renew attempts.
     pub retry_period: Duration,
+}
+
+/// client-go's jitter factor: the renew deadline must exceed this many
+/// retry periods.
+pub const JITTER_FACTOR: f64 = 1.2;
+
+/// Timings that cannot give a safe election (client-go's rules).
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum TimingError {
+    /// A timing is zero.
+    #[error("{name} must be greater than zero")]
+    Zero {
+        /// Which timing.
+        name: &'static str,
+    },
+    /// `lease_duration <= renew_deadline`: a standby could take over while
+    /// the old leader still writes.
+    #[error("lease duration ({lease_duration:?}) must be greater than renew deadline ({renew_deadline:?})")]
+    LeaseNotAboveDeadline {
+        /// The lease duration.
+        lease_duration: Duration,
+        /// The renew deadline.
+        renew_deadline: Duration,
+    },
+    /// `renew_deadline <= 1.2 × retry_period`: a leader would step down
+    /// after a single slow renewal.
+    #[error("renew deadline ({renew_deadline:?}) must be greater than {JITTER_FACTOR} × retry period ({retry_period:?})")]
+    DeadlineNotAboveRetry {
+        /// The renew deadline.
+        renew_deadline: Duration,
+        /// The retry period.
+        retry_period: Duration,
+    },
+    /// The lease duration, rounded up to whole seconds, does not fit the
+    /// Lease's `leaseDurationSeconds` (int32).
+    #[error("lease duration ({0:?}) is too long for a Lease")]
+    TooLong(Duration),
+}
+
+impl LeaderConfig {
+    /// client-go's checks: every timing > 0, lease duration > renew
+    /// deadline > 1.2 × retry period.
+    pub fn validate(&self) -> Result<(), TimingError> {
+        for (name, d) in [
+            ("lease duration", self.lease_duration),
+            ("renew deadline", self.renew_deadline),
+            ("retry period", self.retry_period),
+        ] {
+            if d.is_zero() {
+                return Err(TimingError::Zero { name });
+            }
+        }
+        if self.lease_duration <= self.renew_deadline {
+            return Err(TimingError::LeaseNotAboveDeadline {
+                lease_duration: self.lease_duration,
+                renew_deadline: self.renew_deadline,
+            });
+        }
+        if self.renew_deadline.as_secs_f64() <= JITTER_FACTOR * self.retry_period.as_secs_f64() {
+            return Err(TimingError::DeadlineNotAboveRetry {
+                renew_deadline: self.renew_deadline,
+                retry_period: self.retry_period,
+            });
+        }
+        if lease_duration_seconds(self.lease_duration).is_none() {
+            return Err(TimingError::TooLong(self.lease_duration));
+        }
+        Ok(())
+    }
 }
 
 /// The last Lease record seen and when (local clock) it was first seen.
@@ -85,20 +162,27 @@ impl LeaderElector {
         loop {
             let is_leader = *leading.borrow();
             let deadline = last_renew.map(|t| t + self.cfg.renew_deadline);
+            if is_leader && deadline.is_some_and(|d| Instant::now() >= d) {
+                self.step_down(&leading, "leader lease renewal timed out, stepping down");
+                last_renew = None;
+                continue;
+            }
+            // The renewal counts from when it was sent: the API server may
+            // store it (and a standby see it) any time after this instant.
+            let sent = Instant::now();
             let attempt = tokio::select! {
                 _ = shutdown.cancelled() => break,
                 // A hung API call must not keep a deposed leader writing.
                 _ = sleep_until(deadline), if is_leader => {
-                    tracing::warn!(identity = %self.cfg.identity, "leader lease renewal timed out, stepping down");
+                    self.step_down(&leading, "leader lease renewal timed out, stepping down");
                     last_renew = None;
-                    leading.send_replace(false);
                     continue;
                 }
                 r = self.try_acquire_or_renew() => r,
             };
             match attempt {
                 Ok(Outcome::Leading) => {
-                    last_renew = Some(Instant::now());
+                    last_renew = Some(sent);
                     if !is_leader {
                         tracing::info!(identity = %self.cfg.identity, lease = %self.cfg.lease_name, "became leader");
                         leading.send_replace(true);
@@ -113,10 +197,6 @@ impl LeaderElector {
                 }
                 Err(error) => {
                     tracing::warn!(identity = %self.cfg.identity, lease = %self.cfg.lease_name, error = %error, "lease acquire/renew failed");
-                    if is_leader && last_renew.is_some_and(|t| t.elapsed() >= self.cfg.renew_deadline) {
-                        last_renew = None;
-                        leading.send_replace(false);
-                    }
                 }
             }
             let mut next = Instant::now() + self.cfg.retry_period;
@@ -129,6 +209,13 @@ impl LeaderElector {
                     && expiry > Instant::now()
                 {
                     next = next.min(expiry);
+                }
+                // A leader whose renewals fail wakes at its renew deadline,
+                // not a retry period after it (the step-down bound).
+                if *leading.borrow()
+                    && let Some(deadline) = last_renew.map(|t| t + self.cfg.renew_deadline)
+                {
+                    next = next.min(deadline);
                 }
                 tokio::select! {
                     _ = shutdown.cancelled() => break,
@@ -167,6 +254,11 @@ impl LeaderElector {
                 tracing::warn!(error = %error, "releasing the leader lease failed; a standby takes over after expiry");
             }
         }
+    }
+
+    fn step_down(&self, leading: &watch::Sender<bool>, why: &'static str) {
+        tracing::warn!(identity = %self.cfg.identity, lease = %self.cfg.lease_name, "{why}");
+        leading.send_replace(false);
     }
 
     async fn try_acquire_or_renew(&mut self) -> Result<Outcome, kube::Error> {
@@ -218,7 +310,7 @@ impl LeaderElector {
     fn spec(&self, acquire: Timestamp, renew: Timestamp, transitions: i32) -> LeaseSpec {
         LeaseSpec {
             holder_identity: Some(self.cfg.identity.clone()),
-            lease_duration_seconds: Some(duration_secs(self.cfg.lease_duration)),
+            lease_duration_seconds: Some(lease_duration_seconds(self.cfg.lease_duration).unwrap_or(i32::MAX)),
             acquire_time: Some(MicroTime(acquire)),
             renew_time: Some(MicroTime(renew)),
             lease_transitions: Some(transitions),
@@ -279,6 +371,48 @@ impl LeaderElector {
     }
 }
 
-fn duration_secs(d: Duration) -> i32 {
-    i32::try_from(d.as_secs().max(1)).unwrap_or(i32::MAX)
+/// `leaseDurationSeconds` for `d`: whole seconds rounded up (at least 1),
+/// so a standby that reads it never waits less than the holder means.
+/// `None` when it does not fit an int32.
+pub fn lease_duration_seconds(d: Duration) -> Option<i32> {
+    let secs = d.as_secs() + u64::from(d.subsec_nanos() > 0);
+    i32::try_from(secs.max(1)).ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cfg(lease: u64, renew: u64, retry: u64) -> LeaderConfig {
+        LeaderConfig {
+            lease_name: "l".into(),
+            identity: "i".into(),
+            lease_duration: Duration::from_millis(lease),
+            renew_deadline: Duration::from_millis(renew),
+            retry_period: Duration::from_millis(retry),
+        }
+    }
+
+    #[test]
+    fn timings_are_checked_as_client_go_does() {
+        assert_eq!(cfg(15_000, 10_000, 2_000).validate(), Ok(()));
+        assert_eq!(cfg(1_500, 1_250, 1_000).validate(), Ok(()));
+        assert!(matches!(cfg(10_000, 10_000, 2_000).validate(), Err(TimingError::LeaseNotAboveDeadline { .. })));
+        assert!(matches!(cfg(15_000, 2_400, 2_000).validate(), Err(TimingError::DeadlineNotAboveRetry { .. })));
+        assert_eq!(cfg(15_000, 2_401, 2_000).validate(), Ok(()));
+        assert_eq!(cfg(15_000, 10_000, 0).validate(), Err(TimingError::Zero { name: "retry period" }));
+        let huge = LeaderConfig { lease_duration: Duration::from_secs(1 << 40), ..cfg(0, 10_000, 2_000) };
+        assert!(matches!(huge.validate(), Err(TimingError::TooLong(_))));
+        let msg = cfg(10_000, 10_000, 2_000).validate().unwrap_err().to_string();
+        assert_eq!(msg, "lease duration (10s) must be greater than renew deadline (10s)");
+    }
+
+    #[test]
+    fn written_duration_rounds_up_and_keeps_whole_seconds() {
+        assert_eq!(lease_duration_seconds(Duration::from_secs(15)), Some(15));
+        assert_eq!(lease_duration_seconds(Duration::from_millis(3_500)), Some(4));
+        assert_eq!(lease_duration_seconds(Duration::from_millis(1)), Some(1));
+        assert_eq!(lease_duration_seconds(Duration::ZERO), Some(1));
+        assert_eq!(lease_duration_seconds(Duration::from_secs(1 << 40)), None);
+    }
 }
