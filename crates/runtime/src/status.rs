@@ -203,6 +203,21 @@ where
     }
 }
 
+/// Whether a cached object at `cached_rv` already includes a write that
+/// produced `written_rv`.
+///
+/// resourceVersions are opaque by contract; with the etcd3 storage they are
+/// increasing integers, which is used when both parse. Otherwise the cache
+/// is trusted (equal: it is the write; different: assumed newer), which at
+/// worst costs one redundant, idempotent write.
+pub fn cache_caught_up(cached_rv: Option<&str>, written_rv: &str) -> bool {
+    let Some(cached) = cached_rv else { return false };
+    match (cached.parse::<u64>(), written_rv.parse::<u64>()) {
+        (Ok(c), Ok(w)) => c >= w,
+        _ => true,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -323,5 +338,15 @@ mod tests {
         let (log, peak) = (Log::default(), Arc::new(AtomicUsize::new(0)));
         let mut w = writer(8, Duration::from_millis(1), &log, &peak);
         assert!(tokio::time::timeout(Duration::from_secs(5), w.next()).await.is_err());
+    }
+
+    #[test]
+    fn caught_up() {
+        assert!(cache_caught_up(Some("10"), "10"));
+        assert!(cache_caught_up(Some("11"), "10"));
+        assert!(!cache_caught_up(Some("9"), "10"));
+        assert!(!cache_caught_up(None, "10"));
+        assert!(cache_caught_up(Some("x"), "y"));
+        assert!(cache_caught_up(Some("x"), "x"));
     }
 }
