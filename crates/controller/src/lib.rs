@@ -8,7 +8,6 @@
 //! Entry point: [`run`].
 
 pub mod condition;
-pub mod config_state;
 pub mod error;
 pub mod memberlist;
 pub mod metrics;

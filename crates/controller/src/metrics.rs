@@ -12,6 +12,8 @@ use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::Registry;
 
+use ferrolb_runtime::k8s_client_metrics::K8sClientMetrics;
+
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct PoolLabel {
     pub pool: String,
@@ -41,10 +43,8 @@ pub struct Metrics {
     addresses_in_use_total: Family<PoolLabel, Gauge>,
     ipv4_addresses_in_use_total: Family<PoolLabel, Gauge>,
     ipv6_addresses_in_use_total: Family<PoolLabel, Gauge>,
-    pub updates_total: Counter,
-    pub update_errors_total: Counter,
-    pub config_loaded: Gauge,
-    pub config_stale: Gauge,
+    /// The `metallb_k8s_client_*` families, shared with the speaker.
+    pub k8s: K8sClientMetrics,
     pub api_requests: Family<RequestLabel, Counter>,
     pub is_leader: Gauge,
     pub events_emitted: Counter,
@@ -68,10 +68,7 @@ impl Metrics {
             addresses_in_use_total: Family::default(),
             ipv4_addresses_in_use_total: Family::default(),
             ipv6_addresses_in_use_total: Family::default(),
-            updates_total: Counter::default(),
-            update_errors_total: Counter::default(),
-            config_loaded: Gauge::default(),
-            config_stale: Gauge::default(),
+            k8s: K8sClientMetrics::default(),
             api_requests: Family::default(),
             is_leader: Gauge::default(),
             events_emitted: Counter::default(),
@@ -88,27 +85,7 @@ impl Metrics {
         for (name, help, family) in gauges {
             registry.register(name, help, family.clone());
         }
-        // prometheus-client appends `_total` to counter names when encoding.
-        registry.register(
-            "metallb_k8s_client_updates",
-            "Number of k8s object updates that have been processed.",
-            m.updates_total.clone(),
-        );
-        registry.register(
-            "metallb_k8s_client_update_errors",
-            "Number of k8s object updates that failed for some reason.",
-            m.update_errors_total.clone(),
-        );
-        registry.register(
-            "metallb_k8s_client_config_loaded_bool",
-            "1 if the MetalLB configuration was successfully loaded at least once.",
-            m.config_loaded.clone(),
-        );
-        registry.register(
-            "metallb_k8s_client_config_stale_bool",
-            "1 if running on a stale configuration, because the latest config failed to load.",
-            m.config_stale.clone(),
-        );
+        let k8s = K8sClientMetrics::register(&mut registry);
         registry.register(
             "ferrolb_controller_api_requests",
             "Requests sent to the Kubernetes API server, by HTTP method and resource.",
@@ -129,7 +106,7 @@ impl Metrics {
             "Repeated identical events folded into the count of an existing Event.",
             m.events_aggregated.clone(),
         );
-        Metrics { registry: Arc::new(registry), ..m }
+        Metrics { registry: Arc::new(registry), k8s, ..m }
     }
 
     /// Sets the allocator gauges of one pool.
@@ -213,8 +190,8 @@ mod tests {
     fn names_follow_metallb() {
         let m = Metrics::new();
         m.set_pool("a", PoolGauges { total_v4: 4, total_v6: 0, in_use_v4: 1, in_use_v6: 0 });
-        m.updates_total.inc();
-        m.config_loaded.set(1);
+        m.k8s.updates.inc();
+        m.k8s.applied();
         let text = m.encode();
         for line in [
             "metallb_allocator_addresses_total{pool=\"a\"} 4",

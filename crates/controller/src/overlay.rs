@@ -26,32 +26,4 @@ pub struct Overlay {
     pub state: WriteState,
 }
 
-/// Whether a cached object at `cached_rv` already includes a write that
-/// produced `written_rv`.
-///
-/// resourceVersions are opaque by contract; with the etcd3 storage they are
-/// increasing integers, which is used when both parse. Otherwise the cache
-/// is trusted (equal: it is the write; different: assumed newer), which at
-/// worst costs one redundant, idempotent write.
-pub fn cache_caught_up(cached_rv: Option<&str>, written_rv: &str) -> bool {
-    let Some(cached) = cached_rv else { return false };
-    match (cached.parse::<u64>(), written_rv.parse::<u64>()) {
-        (Ok(c), Ok(w)) => c >= w,
-        _ => true,
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn caught_up() {
-        assert!(cache_caught_up(Some("10"), "10"));
-        assert!(cache_caught_up(Some("11"), "10"));
-        assert!(!cache_caught_up(Some("9"), "10"));
-        assert!(!cache_caught_up(None, "10"));
-        assert!(cache_caught_up(Some("x"), "y"));
-        assert!(cache_caught_up(Some("x"), "x"));
-    }
-}
+pub use ferrolb_runtime::status::cache_caught_up;

@@ -28,10 +28,10 @@ use tokio::task::JoinSet;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
+use ferrolb_runtime::config_state::{ConfigStateWriter, Identity, Verdict};
 use ferrolb_runtime::events::{self, EventSpec, EventType, Recorder, RecorderConfig};
 use ferrolb_runtime::retry::{RetryQueue, backoff, sleep_until};
 
-use crate::config_state::{self, ConfigStateWriter, Verdict};
 use crate::metrics::Metrics;
 use crate::order::{self, PassEntry};
 use crate::overlay::{Overlay, WriteState, cache_caught_up};
@@ -119,7 +119,7 @@ pub async fn run(ctx: SessionContext, cancel: CancellationToken) {
     }
     let owner = tokio::select! {
         _ = cancel.cancelled() => return,
-        o = config_state::pod_owner(&ctx.client, &ctx.namespace, ctx.pod_name.as_deref()) => o,
+        o = ferrolb_runtime::owner::pod_owner(&ctx.client, &ctx.namespace, ctx.pod_name.as_deref()) => o,
     };
     let mut background = JoinSet::new();
     let backlog = events::Backlog::default();
@@ -167,7 +167,7 @@ impl Session {
             pass_attempts: 0,
             pass_retry_at: None,
             pools: PoolStatusWriter::new(pool_api, &ctx.namespace),
-            config_state: ConfigStateWriter::new(cs_api, &ctx.namespace, owner),
+            config_state: ConfigStateWriter::new(cs_api, Identity::controller(), owner),
             recorder,
             backlog,
             pending: Pending::default(),
@@ -210,7 +210,7 @@ impl Session {
         }
         let mut p = std::mem::take(&mut self.pending);
         if p.config {
-            self.ctx.metrics.updates_total.inc();
+            self.ctx.metrics.k8s.updates.inc();
             if self.reload_config() {
                 p.full_pass = true;
             }
@@ -250,7 +250,12 @@ impl Session {
         }
         self.pools.prune(&self.ctx.caches.pools);
         self.pools.flush(&self.alloc, &self.ctx.caches.pools);
-        self.config_state.flush(&self.ctx.caches.config_states);
+        self.config_state.flush(self.stored_config_state().as_deref());
+    }
+
+    /// `ConfigurationState/controller` as the watch cache holds it.
+    fn stored_config_state(&self) -> Option<Arc<ConfigurationState>> {
+        self.ctx.caches.config_states.get(&ObjectRef::new(CONFIG_STATE_NAME).within(&self.ctx.namespace))
     }
 
     /// controller.md §2. Returns whether a new configuration was applied.
@@ -261,8 +266,7 @@ impl Session {
         let namespaces: Vec<_> = caches.namespaces.state().iter().map(|n| (**n).clone()).collect();
         match ferrolb_config::build::build_pool_config(&pools, &communities, &namespaces) {
             Ok(defs) => {
-                self.ctx.metrics.config_stale.set(0);
-                self.ctx.metrics.config_loaded.set(1);
+                self.ctx.metrics.k8s.applied();
                 self.config_state.set(Verdict::Valid);
                 if self.applied.as_ref() == Some(&defs) {
                     return false;
@@ -275,12 +279,9 @@ impl Session {
             Err(errors) => {
                 let message = errors.iter().map(ToString::to_string).collect::<Vec<_>>().join("; ");
                 tracing::error!(event = "configStale", error = %message, "invalid pool configuration, keeping the last valid one");
-                self.ctx.metrics.config_stale.set(1);
+                self.ctx.metrics.k8s.stale();
                 self.config_state.set(Verdict::Invalid(message.clone()));
-                if let Some(cs) = caches
-                    .config_states
-                    .get(&ObjectRef::new(CONFIG_STATE_NAME).within(&self.ctx.namespace))
-                {
+                if let Some(cs) = self.stored_config_state() {
                     self.recorder.record(
                         &cs.object_ref(&()),
                         EventSpec { type_: EventType::Warning, reason: "ConfigurationError".into(), message },
@@ -370,7 +371,7 @@ impl Session {
     /// controller.md §3.3–3.4 for one Service; queues its write.
     fn process(&mut self, svc: &Service) -> Option<SyncResult> {
         let id = id_of(svc);
-        self.ctx.metrics.updates_total.inc();
+        self.ctx.metrics.k8s.updates.inc();
         let mut view = crate::view::service_view(svc);
         let (believed, base) = self.believed(&id, svc);
         view.ingress_ips = believed.ips();
@@ -400,7 +401,7 @@ impl Session {
             }
         }
         if conv.result == SyncResult::ErrorNoRetry {
-            self.ctx.metrics.update_errors_total.inc();
+            self.ctx.metrics.k8s.update_errors.inc();
         }
         if conv.result == SyncResult::ReprocessAll {
             self.pending.pending_pass = true;
@@ -486,7 +487,7 @@ impl Session {
                 self.overlay.remove(&id);
             }
             Err(error) => {
-                self.ctx.metrics.update_errors_total.inc();
+                self.ctx.metrics.k8s.update_errors.inc();
                 let delay = self.retries.schedule(id.clone(), Instant::now());
                 tracing::warn!(service = %fmt_id(&id), %error, retry_in = ?delay, "writing service status failed");
                 if let Some(o) = self.overlay.get_mut(&id) {

@@ -87,7 +87,7 @@ impl Caches {
 }
 
 /// Name of the controller's ConfigurationState object.
-pub const CONFIG_STATE_NAME: &str = "controller";
+pub const CONFIG_STATE_NAME: &str = ferrolb_runtime::config_state::CONTROLLER_OBJECT;
 
 /// Starts the reflectors on `tasks`; they run until the set is dropped.
 pub fn start(client: &Client, namespace: &str, router: &ChangeRouter, tasks: &mut JoinSet<()>) -> Caches {
