@@ -1,11 +1,13 @@
 //! The speaker's metric families under MetalLB's names (observability.md
-//! §2.2–2.3). The protocol crates register their own families.
+//! §2.2–2.3). The `metallb_k8s_client_*` families are the runtime's, shared
+//! with the controller; the protocol crates register their own families.
 
 use prometheus_client::encoding::EncodeLabelSet;
-use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::Registry;
+
+use ferrolb_runtime::k8s_client_metrics::K8sClientMetrics;
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct AnnouncedLabels {
@@ -18,38 +20,18 @@ pub struct AnnouncedLabels {
 #[derive(Clone, Default)]
 pub struct SpeakerMetrics {
     pub announced: Family<AnnouncedLabels, Gauge>,
-    pub updates: Counter,
-    pub update_errors: Counter,
-    pub config_loaded: Gauge,
-    pub config_stale: Gauge,
+    pub k8s: K8sClientMetrics,
 }
 
 impl SpeakerMetrics {
     /// Creates the families and registers them in `registry`.
     pub fn register(registry: &mut Registry) -> Self {
-        let m = SpeakerMetrics::default();
+        let m = SpeakerMetrics { k8s: K8sClientMetrics::register(registry), ..SpeakerMetrics::default() };
         let metallb = registry.sub_registry_with_prefix("metallb");
         metallb.register(
             "speaker_announced",
             "Services being announced from this node. This is desired state, it does not guarantee that the routing protocols have converged.",
             m.announced.clone(),
-        );
-        // prometheus-client appends `_total` to counters itself.
-        metallb.register("k8s_client_updates", "Number of k8s object updates that have been processed.", m.updates.clone());
-        metallb.register(
-            "k8s_client_update_errors",
-            "Number of k8s object updates that failed for some reason.",
-            m.update_errors.clone(),
-        );
-        metallb.register(
-            "k8s_client_config_loaded_bool",
-            "1 if the MetalLB configuration was successfully loaded at least once.",
-            m.config_loaded.clone(),
-        );
-        metallb.register(
-            "k8s_client_config_stale_bool",
-            "1 if running on a stale configuration, because the latest config failed to load.",
-            m.config_stale.clone(),
         );
         m
     }
@@ -71,7 +53,7 @@ mod tests {
                 ip: "198.51.100.10".into(),
             })
             .set(1);
-        m.updates.inc();
+        m.k8s.updates.inc();
         let mut text = String::new();
         prometheus_client::encoding::text::encode(&mut text, &registry).unwrap();
         assert!(text.contains(

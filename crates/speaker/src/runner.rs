@@ -12,22 +12,27 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use ferrolb_allocator::ServiceKey;
-use ferrolb_api::v1beta1::{BFDProfile, BGPAdvertisement, Community, IPAddressPool, L2Advertisement, ServiceL2Status};
+use ferrolb_api::v1beta1::{
+    BFDProfile, BGPAdvertisement, Community, ConfigurationState, IPAddressPool, L2Advertisement, ServiceL2Status,
+};
 use ferrolb_api::v1beta2::BGPPeer;
 use ferrolb_config::build::{BgpMode, Config};
 use ferrolb_l2::{InterfaceInfo, L2Report, Responder, ResponderConfig};
 use ferrolb_membership::{Membership, View};
+use ferrolb_runtime::config_state::{ConfigStateWriter, Identity, Verdict};
 use ferrolb_runtime::events::{EventCounters, EventSpec, EventType, Recorder, RecorderConfig};
 use ferrolb_runtime::http_server::{self, Endpoints, Health};
+use ferrolb_runtime::retry::{backoff, sleep_until};
 use k8s_openapi::api::core::v1::{Namespace, Node, ObjectReference, Pod, Secret, Service};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
 use kube::api::{Api, ListParams};
 use kube::runtime::watcher;
-use kube::{Client, Resource};
+use kube::Client;
 use prometheus_client::registry::Registry;
 use tokio::sync::{Notify, watch};
 use tokio::task::JoinSet;
+use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use crate::cluster::{self, L2StatusFacts};
@@ -48,6 +53,12 @@ const DISCOVERY_INTERVAL: Duration = Duration::from_secs(60);
 const LEAVE_TIMEOUT: Duration = Duration::from_secs(1);
 /// Changes arriving this close together are handled in one pass.
 const DEBOUNCE: Duration = Duration::from_millis(5);
+/// Retry spacing of a configuration refused by the safety check (speaker.md §1.2 step 1).
+const CONFIG_RETRY_BASE: Duration = Duration::from_millis(500);
+const CONFIG_RETRY_MAX: Duration = Duration::from_secs(30);
+/// `ConfigurationState` message when a valid configuration could not be
+/// applied (crds.md §9: MetalLB's words; the log says which addresses).
+const SYNC_STATE_ERROR: &str = "general handler sync state error";
 
 /// Runs the speaker until `shutdown` is cancelled.
 pub async fn run(opts: SpeakerOptions, shutdown: CancellationToken) -> Result<(), SpeakerError> {
@@ -120,7 +131,8 @@ pub async fn run(opts: SpeakerOptions, shutdown: CancellationToken) -> Result<()
 
     let changed = Arc::new(Notify::new());
     let config_changed = Arc::new(Notify::new());
-    let caches = Caches::start(&client, &namespace, &opts.lb_class, &changed, &config_changed, &mut tasks);
+    let identity = Identity::speaker(&node);
+    let caches = Caches::start(&client, &namespace, &opts.lb_class, &identity.name, &changed, &config_changed, &mut tasks);
     let (seeds_tx, mut seeds) = watch::channel(Vec::new());
     if let Some(settings) = &membership_settings {
         tasks.spawn(discover_peers(client.clone(), namespace.clone(), settings.labels.clone(), settings.bind.port(), node.clone(), seeds_tx));
@@ -133,7 +145,8 @@ pub async fn run(opts: SpeakerOptions, shutdown: CancellationToken) -> Result<()
     ready.store(true, Ordering::Relaxed);
     tracing::info!("caches synced, announcing");
 
-    let owner = own_pod_reference(&client, &namespace, opts.pod_name.as_deref()).await;
+    let owner = ferrolb_runtime::owner::pod_owner(&client, &namespace, opts.pod_name.as_deref()).await;
+    let config_state = ConfigStateWriter::new(Api::namespaced(client.clone(), &namespace), identity, owner.clone());
     let mut speaker = Speaker {
         node: node.clone(),
         namespace: namespace.clone(),
@@ -145,6 +158,8 @@ pub async fn run(opts: SpeakerOptions, shutdown: CancellationToken) -> Result<()
         owner,
         metrics,
         recorder,
+        config_state,
+        config_retry: None,
         config: None,
         announced: BTreeMap::new(),
         addresses: BTreeMap::new(),
@@ -168,6 +183,7 @@ pub async fn run(opts: SpeakerOptions, shutdown: CancellationToken) -> Result<()
             let live = view.as_ref().map(|v| live_members(&v.borrow()));
             speaker.reconcile(&caches, live.as_ref(), &interfaces.borrow());
         }
+        speaker.config_state.flush(caches.own_state(&namespace, speaker.config_state.name()).as_ref());
         tokio::select! {
             _ = shutdown.cancelled() => break,
             _ = changed.notified() => {}
@@ -188,6 +204,8 @@ pub async fn run(opts: SpeakerOptions, shutdown: CancellationToken) -> Result<()
                 }
             }
             Some(done) = speaker.status_ops.join_next(), if !speaker.status_ops.is_empty() => speaker.status_done(done),
+            result = speaker.config_state.next() => speaker.config_state.finished(result, Instant::now()),
+            _ = sleep_until(speaker.config_retry.map(|(at, _)| at)) => config_dirty = true,
             _ = strict_arp_tick.tick() => {}
         }
         tokio::time::sleep(DEBOUNCE).await;
@@ -233,6 +251,8 @@ struct Caches {
     services: watches::Projected<decide::ServiceState>,
     slices: watches::Projected<cluster::SliceFacts>,
     statuses: watches::Projected<L2StatusFacts>,
+    /// This speaker's own ConfigurationState, so a deleted or edited one is rewritten.
+    own_state: watches::Projected<ConfigurationState>,
     config: ConfigSources,
 }
 
@@ -241,6 +261,7 @@ impl Caches {
         client: &Client,
         namespace: &str,
         lb_class: &str,
+        own_state: &str,
         changed: &Arc<Notify>,
         config_changed: &Arc<Notify>,
         tasks: &mut JoinSet<()>,
@@ -266,6 +287,14 @@ impl Caches {
                 cluster::l2_status_facts,
                 changed.clone(),
             ),
+            own_state: watches::spawn(
+                tasks,
+                "configurationstates",
+                Api::<ConfigurationState>::namespaced(c.clone(), &n),
+                watcher::Config::default().fields(&format!("metadata.name={own_state}")),
+                config_load::whole,
+                changed.clone(),
+            ),
             config: ConfigSources {
                 pools: watches::spawn(tasks, "ipaddresspools", Api::<IPAddressPool>::namespaced(c.clone(), &n), all.clone(), config_load::whole, config_changed.clone()),
                 l2_advertisements: watches::spawn(tasks, "l2advertisements", Api::<L2Advertisement>::namespaced(c.clone(), &n), all.clone(), config_load::whole, config_changed.clone()),
@@ -284,7 +313,12 @@ impl Caches {
         self.services.synced().await;
         self.slices.synced().await;
         self.statuses.synced().await;
+        self.own_state.synced().await;
         self.config.synced().await;
+    }
+
+    fn own_state(&self, namespace: &str, name: &str) -> Option<ConfigurationState> {
+        self.own_state.get(&(namespace.to_string(), name.to_string()))
     }
 }
 
@@ -300,6 +334,10 @@ struct Speaker {
     owner: Option<OwnerReference>,
     metrics: SpeakerMetrics,
     recorder: Recorder,
+    config_state: ConfigStateWriter,
+    /// When a configuration refused by the safety check is tried again, and
+    /// how many times it was refused in a row.
+    config_retry: Option<(Instant, u32)>,
     config: Option<Config>,
     /// Services this node announces, with their addresses.
     announced: BTreeMap<ServiceKey, Vec<IpAddr>>,
@@ -314,27 +352,38 @@ struct Speaker {
 }
 
 impl Speaker {
+    /// speaker.md §1.1 steps 3–5 and §1.2: the verdict goes to the metrics
+    /// and to `ConfigurationState/speaker-<node>`.
     fn reload_config(&mut self, caches: &Caches) {
-        self.metrics.updates.inc();
+        self.metrics.k8s.updates.inc();
         match caches.config.build(self.mode, &self.namespace, self.secret_passthrough) {
             Ok(config) => {
                 let stranded = config_load::stranded(&config, self.addresses.keys());
                 if !stranded.is_empty() {
-                    tracing::error!(?stranded, "new configuration refused for now: addresses this node announces belong to no pool of it (kept on the old configuration until the controller moves them)");
-                    self.metrics.config_stale.set(1);
-                    self.metrics.update_errors.inc();
+                    let attempt = self.config_retry.map_or(1, |(_, n)| n.saturating_add(1));
+                    let delay = backoff(CONFIG_RETRY_BASE, CONFIG_RETRY_MAX, attempt);
+                    tracing::error!(?stranded, retry_in = ?delay, "new configuration refused for now: addresses this node announces belong to no pool of it (kept on the old configuration until the controller moves them)");
+                    self.config_retry = Some((Instant::now() + delay, attempt));
+                    self.metrics.k8s.stale();
+                    self.metrics.k8s.update_errors.inc();
+                    self.config_state.set(Verdict::Invalid(SYNC_STATE_ERROR.to_string()));
                     return;
                 }
+                self.config_retry = None;
                 if self.config.as_ref() != Some(&config) {
                     tracing::info!(pools = config.pools.len(), "configuration loaded");
                 }
                 self.config = Some(config);
-                self.metrics.config_loaded.set(1);
-                self.metrics.config_stale.set(0);
+                self.metrics.k8s.applied();
+                self.config_state.set(Verdict::Valid);
             }
             Err(errors) => {
-                tracing::error!(error = %config_load::describe(&errors), "configuration invalid, keeping the previous one");
-                self.metrics.config_stale.set(1);
+                // Not retried: only a change of the objects can fix it.
+                self.config_retry = None;
+                let message = config_load::describe(&errors);
+                tracing::error!(error = %message, "configuration invalid, keeping the previous one");
+                self.metrics.k8s.stale();
+                self.config_state.set(Verdict::Invalid(message));
             }
         }
     }
@@ -465,7 +514,7 @@ impl Speaker {
         let Ok((op, result)) = done else { return };
         self.pending_ops.remove(op.service());
         if let Err(error) = result {
-            self.metrics.update_errors.inc();
+            self.metrics.k8s.update_errors.inc();
             tracing::warn!(service = %op.service(), ?op, %error, "ServiceL2Status write failed; retried on the next pass");
         }
     }
@@ -545,25 +594,6 @@ fn is_link_local(ip: &std::net::Ipv6Addr) -> bool {
 
 fn live_members(view: &View) -> BTreeMap<String, MemberNetworks> {
     view.members.iter().map(|(name, m)| (name.clone(), netmeta::decode(&m.meta))).collect()
-}
-
-/// The owner reference put on status objects: this speaker's Pod, so they
-/// are collected with it (speaker.md §5).
-async fn own_pod_reference(client: &Client, namespace: &str, pod: Option<&str>) -> Option<OwnerReference> {
-    let name = pod?;
-    match Api::<Pod>::namespaced(client.clone(), namespace).get(name).await {
-        Ok(p) => Some(OwnerReference {
-            api_version: "v1".into(),
-            kind: "Pod".into(),
-            name: name.into(),
-            uid: p.meta().uid.clone().unwrap_or_default(),
-            ..OwnerReference::default()
-        }),
-        Err(error) => {
-            tracing::warn!(pod = name, %error, "own Pod not found: status objects get no owner reference");
-            None
-        }
-    }
 }
 
 /// Lists the speaker Pods every minute and hands their addresses to the
