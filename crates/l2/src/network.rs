@@ -87,7 +87,11 @@ impl PacketSocket {
         // frame of another interface or unfiltered frame slips in first.
         let socket = Socket::new(Domain::PACKET, Type::RAW, Some(Protocol::from(0)))?;
         socket.attach_filter(&filter())?;
-        set_int_option(&socket, libc::SOL_PACKET, libc::PACKET_IGNORE_OUTGOING, 1)?;
+        // Our own frames need not come back to us (Linux >= 4.20); without the
+        // option the announcer still ignores frames from its own MACs.
+        if let Err(error) = set_int_option(&socket, libc::SOL_PACKET, libc::PACKET_IGNORE_OUTGOING, 1) {
+            tracing::debug!(ifindex, %error, "PACKET_IGNORE_OUTGOING not available");
+        }
         socket.set_nonblocking(true)?;
         socket.bind(&link_address(ifindex, libc::ETH_P_ALL as u16))?;
         // SAFETY: the Socket owns its descriptor, which stays open and the
