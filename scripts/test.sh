@@ -16,6 +16,10 @@ command -v ip >/dev/null || need_apt+=(iproute2)
 case "$(arping --help 2>&1 || true)" in *Habets*) ;; *) need_apt+=(arping) ;; esac
 command -v ping >/dev/null || need_apt+=(iputils-ping)
 [ -x /usr/bin/python3 ] || command -v python3 >/dev/null || need_apt+=(python3)
+# The image test (crates/ferrolb/tests/image.rs, docs/image.md): umoci
+# assembles and unpacks the OCI layout, objcopy splits the debug info.
+command -v umoci >/dev/null || need_apt+=(umoci)
+command -v objcopy >/dev/null || need_apt+=(binutils)
 command -v cargo >/dev/null || { echo "cargo (Rust) is required: https://rustup.rs" >&2; exit 1; }
 if [ ${#need_apt[@]} -gt 0 ]; then
   log "installing ${need_apt[*]}"
