@@ -100,6 +100,8 @@ impl Responder {
             epoch: Instant::now(),
             last_send_warning: None,
             retry_sockets: None,
+            failed_joins: Default::default(),
+            retry_joins_at: None,
         };
         let run = tokio::spawn(driver.run(announced_rx, interfaces.clone(), frames_rx));
         Ok(Responder { announced, interfaces, reports: Some(reports), tasks: vec![watcher, run] })
@@ -182,6 +184,10 @@ struct Driver {
     /// Links for which a socket could not be opened are retried at this time
     /// (the interface list is only republished when it changes).
     retry_sockets: Option<(Instant, Vec<InterfaceInfo>)>,
+    /// Group joins that failed (e.g. the link went away for a moment); the
+    /// announcer believes them joined, so they are retried here.
+    failed_joins: std::collections::BTreeSet<(u32, std::net::Ipv6Addr)>,
+    retry_joins_at: Option<Instant>,
 }
 
 impl Driver {
@@ -196,6 +202,7 @@ impl Driver {
         loop {
             let deadline = self.announcer.next_deadline().map(|d| self.epoch + d);
             let retry_at = self.retry_sockets.as_ref().map(|r| r.0);
+            let joins_at = self.retry_joins_at;
             tokio::select! {
                 // Changes of the set and of the links first, then timers: a
                 // flood of frames must not delay a withdrawal or a round.
@@ -220,6 +227,12 @@ impl Driver {
                 _ = tokio::time::sleep_until(retry_at.unwrap_or_else(Instant::now)), if retry_at.is_some() => {
                     if let Some((_, links)) = self.retry_sockets.take() {
                         self.interfaces(links);
+                    }
+                }
+                _ = tokio::time::sleep_until(joins_at.unwrap_or_else(Instant::now)), if joins_at.is_some() => {
+                    self.retry_joins_at = None;
+                    for (ifindex, group) in std::mem::take(&mut self.failed_joins) {
+                        self.apply(Output::JoinGroup { ifindex, group });
                     }
                 }
                 frame = frames.recv() => match frame {
@@ -268,10 +281,13 @@ impl Driver {
             },
             Output::JoinGroup { ifindex, group } => {
                 if let Err(error) = self.network.join(ifindex, &group) {
-                    tracing::warn!(ifindex, %group, %error, "joining the solicited-node group failed; NDP for it may go unheard");
+                    tracing::warn!(ifindex, %group, %error, "joining the solicited-node group failed; retrying in 5 s");
+                    self.failed_joins.insert((ifindex, group));
+                    self.retry_joins_at.get_or_insert_with(|| Instant::now() + Duration::from_secs(5));
                 }
             }
             Output::LeaveGroup { ifindex, group } => {
+                self.failed_joins.remove(&(ifindex, group));
                 if let Err(error) = self.network.leave(ifindex, &group) {
                     tracing::debug!(ifindex, %group, %error, "leaving the solicited-node group failed");
                 }
