@@ -345,5 +345,11 @@ mod tests {
         let mut ipv4 = vec![0u8; 60];
         ipv4[12..14].copy_from_slice(&[0x08, 0x00]);
         assert_eq!(run(&ipv4), 0);
+        // Loads past the end drop the frame instead of reading garbage.
+        assert_eq!(run(&[0u8; 10]), 0);
+        let mut short_ipv6 = vec![0u8; 30];
+        short_ipv6[12..14].copy_from_slice(&[0x86, 0xdd]);
+        short_ipv6[20] = 58;
+        assert_eq!(run(&short_ipv6), 0);
     }
 }
