@@ -17,8 +17,8 @@ use ferrolb_runtime::{client, logging};
 use crate::error::ControllerError;
 use crate::memberlist;
 use crate::metrics::Metrics;
-use crate::options::ControllerOptions;
-use crate::session::{self, SessionContext};
+use crate::options::{ControllerOptions, ReadinessGate};
+use crate::session::{self, Progress, SessionContext};
 use crate::watch::{self, ChangeRouter};
 
 /// How long shutdown waits for the Lease to be released.
@@ -46,6 +46,7 @@ pub async fn run(
     opts: ControllerOptions,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), ControllerError> {
+    opts.validate()?;
     logging::init(&opts.log_level, opts.log_format)?;
     tracing::info!(
         version = env!("CARGO_PKG_VERSION"),
@@ -62,6 +63,7 @@ pub async fn start(
     opts: ControllerOptions,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<Controller, ControllerError> {
+    opts.validate()?;
     logging::parse_level(&opts.log_level)?;
     let metrics = Metrics::new();
     let namespace = opts.resolved_namespace();
@@ -81,16 +83,27 @@ pub async fn start(
         tasks.spawn(serve);
         metrics_addr = Some(bound);
     }
+    let router = ChangeRouter::default();
+    let caches = watch::start(&client, &namespace, &router, &mut tasks);
+    let progress = Progress::default();
+    let (synced_tx, synced) = tokio_watch::channel(false);
+    let waited = caches.clone();
+    tasks.spawn(async move {
+        waited.ready().await;
+        tracing::info!("caches synced");
+        synced_tx.send_replace(true);
+        // Receivers read a closed channel's last value; keep it open anyway
+        // so a session can tell "not synced yet" from "shutting down".
+        std::future::pending::<()>().await;
+    });
     let mut health_addr = None;
     if opts.health_probe_port != 0 {
         let addr = SocketAddr::new(opts.bind_address, opts.health_probe_port);
-        let (bound, serve) = http_server::bind("health", addr, Endpoints::Health(Health::new())).await?;
+        let health = health(synced.clone(), &progress, opts.readiness_gate.clone(), opts.healthz_stall_timeout);
+        let (bound, serve) = http_server::bind("health", addr, Endpoints::Health(health)).await?;
         tasks.spawn(serve);
         health_addr = Some(bound);
     }
-
-    let router = ChangeRouter::default();
-    let caches = watch::start(&client, &namespace, &router, &mut tasks);
     let identity = opts.identity();
     let ctx = SessionContext {
         client: client.clone(),
@@ -103,6 +116,8 @@ pub async fn start(
         caches,
         router,
         metrics: metrics.clone(),
+        progress,
+        synced,
     };
 
     let cancel = CancellationToken::new();
@@ -114,13 +129,7 @@ pub async fn start(
         keep_leading = Some(lead_tx);
         None
     } else {
-        let cfg = LeaderConfig {
-            lease_name: opts.lease_name.clone(),
-            identity: identity.clone(),
-            lease_duration: opts.lease_duration,
-            renew_deadline: opts.renew_deadline,
-            retry_period: opts.retry_period,
-        };
+        let cfg = LeaderConfig { identity: identity.clone(), ..opts.leader_config() };
         let leases: Api<Lease> = Api::namespaced(client.clone(), &namespace);
         // In a JoinSet so that dropping the controller (a crash in tests)
         // stops renewing, as the death of the process would.
@@ -145,6 +154,30 @@ pub async fn start(
         tracing::info!("controller stopped");
     };
     Ok(Controller { metrics, metrics_addr, health_addr, run: Box::pin(run) })
+}
+
+/// `/readyz`: every cache has completed its first list, and the readiness
+/// gate (a webhook in the same process) is open. `/healthz`: the reconcile
+/// loop is not stalled with work pending (see [`Progress`]).
+fn health(
+    synced: tokio_watch::Receiver<bool>,
+    progress: &Progress,
+    gate: ReadinessGate,
+    stall_timeout: Duration,
+) -> Health {
+    let progress = progress.clone();
+    Health::new()
+        .readiness(move || *synced.borrow() && gate.open())
+        .liveness(move || {
+            let stalled = progress.stalled(stall_timeout);
+            if stalled {
+                tracing::warn!(
+                    pending = progress.pending(), ?stall_timeout,
+                    "reconcile loop made no progress with Service writes pending; /healthz fails"
+                );
+            }
+            !stalled
+        })
 }
 
 /// Runs a session for every leadership term until shutdown.

@@ -10,6 +10,7 @@
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::time::Duration;
 
 use ferrolb_allocator::{
@@ -55,6 +56,64 @@ pub struct SessionContext {
     pub caches: Caches,
     pub router: ChangeRouter,
     pub metrics: Metrics,
+    pub progress: Progress,
+    /// True once every cache has completed its first list. One task waits
+    /// on the caches and publishes here: a reflector store wakes only the
+    /// last of several concurrent waiters.
+    pub synced: tokio::sync::watch::Receiver<bool>,
+}
+
+/// The loop's liveness signal, read by `/healthz`: how many Services wait
+/// for a status write, and when a write last completed. Only completed
+/// writes count as progress: a loop that spins on failing writes (API
+/// server unreachable, permission refused) is as stuck as one that hangs.
+#[derive(Clone)]
+pub struct Progress(Arc<ProgressInner>);
+
+struct ProgressInner {
+    origin: std::time::Instant,
+    pending: AtomicUsize,
+    /// Milliseconds from `origin` to the last progress.
+    last: AtomicU64,
+}
+
+impl Default for Progress {
+    fn default() -> Self {
+        Progress(Arc::new(ProgressInner {
+            origin: std::time::Instant::now(),
+            pending: AtomicUsize::new(0),
+            last: AtomicU64::new(0),
+        }))
+    }
+}
+
+impl Progress {
+    fn now_ms(&self) -> u64 {
+        u64::try_from(self.0.origin.elapsed().as_millis()).unwrap_or(u64::MAX)
+    }
+
+    /// A write completed.
+    fn advanced(&self) {
+        self.0.last.store(self.now_ms(), Ordering::Relaxed);
+    }
+
+    /// Services waiting for a write; the stall clock starts when work appears.
+    fn set_pending(&self, n: usize) {
+        if self.0.pending.swap(n, Ordering::Relaxed) == 0 && n > 0 {
+            self.advanced();
+        }
+    }
+
+    /// Services waiting for a write.
+    pub fn pending(&self) -> usize {
+        self.0.pending.load(Ordering::Relaxed)
+    }
+
+    /// Work is pending and nothing completed for longer than `bound`.
+    pub fn stalled(&self, bound: Duration) -> bool {
+        let idle = self.now_ms().saturating_sub(self.0.last.load(Ordering::Relaxed));
+        self.pending() > 0 && Duration::from_millis(idle) > bound
+    }
 }
 
 /// Work gathered from one batch of notifications.
@@ -101,6 +160,8 @@ pub struct Session {
     rewrite_after: HashSet<ServiceId>,
     writer: service_status::Writer,
     retries: RetryQueue<ServiceId>,
+    /// Services whose last write failed and waits for its retry.
+    failed_writes: HashSet<ServiceId>,
     pass_attempts: u32,
     pass_retry_at: Option<Instant>,
     pools: PoolStatusWriter,
@@ -113,9 +174,11 @@ pub struct Session {
 /// Runs one leadership term until `cancel`.
 pub async fn run(ctx: SessionContext, cancel: CancellationToken) {
     let mut changes = ctx.router.subscribe();
+    let mut synced = ctx.synced.clone();
     tokio::select! {
         _ = cancel.cancelled() => return,
-        _ = ctx.caches.ready() => {}
+        // An error means the process is shutting down.
+        r = synced.wait_for(|s| *s) => if r.is_err() { return },
     }
     let owner = tokio::select! {
         _ = cancel.cancelled() => return,
@@ -141,6 +204,7 @@ pub async fn run(ctx: SessionContext, cancel: CancellationToken) {
     s.pending.config_state = true;
     s.act();
     s.run_loop(&mut changes, &cancel).await;
+    s.ctx.progress.set_pending(0);
     s.ctx.router.unsubscribe();
     tracing::info!("controller session ended");
 }
@@ -164,6 +228,7 @@ impl Session {
             rewrite_after: HashSet::new(),
             writer: service_status::writer(ctx.client.clone(), ctx.write_concurrency),
             retries: RetryQueue::new(Duration::from_millis(200), Duration::from_secs(60)),
+            failed_writes: HashSet::new(),
             pass_attempts: 0,
             pass_retry_at: None,
             pools: PoolStatusWriter::new(pool_api, &ctx.namespace),
@@ -242,6 +307,7 @@ impl Session {
             }
         }
         self.backlog.set(self.writer.backlog());
+        self.ctx.progress.set_pending(self.writer.backlog() + self.failed_writes.len());
         let dirty = self.alloc.take_dirty_pools();
         let dirty: HashSet<String> = dirty.into_iter().collect();
         pool_status::update_metrics(&self.ctx.metrics, &self.alloc, &dirty);
@@ -362,6 +428,7 @@ impl Session {
         self.rewrite_after.remove(id);
         self.waiting.remove(id);
         self.allocated.remove(id);
+        self.failed_writes.remove(id);
         if self.alloc.release(&ServiceKey::new(id.0.clone(), id.1.clone())) {
             tracing::info!(event = "serviceDeleted", service = %fmt_id(id), "service deleted");
             self.pending.pending_pass = true;
@@ -472,6 +539,10 @@ impl Session {
     }
 
     fn service_written(&mut self, id: ServiceId, result: Result<Service, kube::Error>) {
+        if !matches!(&result, Err(e) if !write_resolved(e)) {
+            self.failed_writes.remove(&id);
+            self.ctx.progress.advanced();
+        }
         match result {
             Ok(svc) => {
                 self.retries.reset(&id);
@@ -481,12 +552,12 @@ impl Session {
                     Overlay { uid: svc.metadata.uid.clone(), believed: Current::of(&svc), state: WriteState::Written(rv) },
                 );
             }
-            // Deleted, or deleted and recreated (stale uid, 422): the watch
-            // brings the new state and that triggers processing.
-            Err(kube::Error::Api(s)) if s.code == 404 || (s.code == 422 && s.message.contains("metadata.uid")) => {
+            // The watch brings the new state and that triggers processing.
+            Err(error) if write_resolved(&error) => {
                 self.overlay.remove(&id);
             }
             Err(error) => {
+                self.failed_writes.insert(id.clone());
                 self.ctx.metrics.k8s.update_errors.inc();
                 let delay = self.retries.schedule(id.clone(), Instant::now());
                 tracing::warn!(service = %fmt_id(&id), %error, retry_in = ?delay, "writing service status failed");
@@ -531,6 +602,12 @@ impl Session {
     fn believed_ips(&mut self, id: &ServiceId, svc: &Service) -> Vec<String> {
         self.believed(id, svc).0.ips()
     }
+}
+
+/// A refused write that needs no retry: the Service was deleted, or deleted
+/// and recreated (stale uid, 422); the watch brings the new state.
+fn write_resolved(error: &kube::Error) -> bool {
+    matches!(error, kube::Error::Api(s) if s.code == 404 || (s.code == 422 && s.message.contains("metadata.uid")))
 }
 
 fn obj_ref(id: &ServiceId) -> ObjectRef<Service> {

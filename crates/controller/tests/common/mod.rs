@@ -1,14 +1,26 @@
 //! Shared set-up for controller tests on the real API server: one fixture
-//! per test binary, CRDs installed once, and per test a MetalLB namespace, a
-//! Service namespace and (for isolation from other tests' controllers,
-//! since Services are watched cluster-wide) a load-balancer class.
+//! per test binary, CRDs and deploy/'s RBAC installed once, and per test a
+//! MetalLB namespace, a Service namespace and (for isolation from other
+//! tests' controllers, since Services are watched cluster-wide) a
+//! load-balancer class.
+//!
+//! Every controller runs as the ServiceAccount `metallb-system/controller`
+//! (impersonated through the admin credentials) with exactly the
+//! ClusterRole of deploy/manifests/rbac-controller.yaml, and that file's
+//! namespaced Role bound in the test's own MetalLB namespace (rules
+//! unchanged; only the namespace differs, as when MetalLB is installed in
+//! another namespace). The test itself sets up and checks as admin.
 
 #![allow(dead_code)]
 
+pub mod proxy;
+
+use std::path::PathBuf;
 use std::time::Duration;
 
 use ferrolb_controller::metrics::Metrics;
 use ferrolb_controller::{Controller, ControllerOptions};
+use ferrolb_test_harness::identity::{DEPLOY_RBAC_MANIFESTS, Identity, apply_deploy_rbac};
 use ferrolb_test_harness::{KubeFixture, apply_yaml_in, create_namespace, install_crds, shared, unique_name, wait_for};
 use k8s_openapi::api::core::v1::{Event, Service};
 use kube::Client;
@@ -28,6 +40,9 @@ pub struct Env {
     pub apps: String,
     /// Load-balancer class of this test (None: plain Services).
     pub class: Option<String>,
+    /// Kubeconfig impersonating the controller's ServiceAccount.
+    pub kubeconfig: PathBuf,
+    _dir: tempfile::TempDir,
 }
 
 /// Logs of the controllers under test, shown for failing tests
@@ -38,26 +53,68 @@ pub fn init_logs() {
     let _ = tracing_subscriber::fmt().with_env_filter(filter).with_test_writer().try_init();
 }
 
-pub async fn env(prefix: &str, with_class: bool) -> Env {
+/// The fixture with CRDs and deploy/'s RBAC installed (once per binary).
+pub async fn fixture() -> &'static KubeFixture {
     init_logs();
     let fixture = shared().await.expect("kube fixture");
-    static CRDS: OnceCell<()> = OnceCell::const_new();
-    CRDS.get_or_init(|| async {
-        let client = fixture.client().expect("client");
-        install_crds(&client, &ferrolb_api::crds::render_yaml()).await.expect("installing CRDs");
-    })
-    .await;
+    static SETUP: OnceCell<()> = OnceCell::const_new();
+    SETUP
+        .get_or_init(|| async {
+            let client = fixture.client().expect("client");
+            install_crds(&client, &ferrolb_api::crds::render_yaml()).await.expect("installing CRDs");
+            apply_deploy_rbac(&client).await.expect("deploy/manifests RBAC");
+        })
+        .await;
+    fixture
+}
+
+/// Binds deploy/'s controller Role (rules as shipped) in `namespace` to the
+/// controller's ServiceAccount, as deploy/ binds it in metallb-system.
+pub async fn grant_controller_role(admin: &Client, namespace: &str) {
+    let (_, yaml) = DEPLOY_RBAC_MANIFESTS
+        .iter()
+        .find(|(name, _)| *name == "rbac-controller.yaml")
+        .expect("deploy/manifests/rbac-controller.yaml");
+    let docs: Vec<serde_json::Value> = serde_saphyr::from_multiple(yaml).expect("rbac-controller.yaml parses");
+    let mut bound = 0;
+    for mut doc in docs {
+        if !matches!(doc["kind"].as_str(), Some("Role" | "RoleBinding")) {
+            continue;
+        }
+        doc["metadata"]["namespace"] = serde_json::Value::String(namespace.to_string());
+        apply_yaml_in(admin, namespace, &doc.to_string()).await.expect("controller Role");
+        bound += 1;
+    }
+    assert_eq!(bound, 2, "rbac-controller.yaml has one Role and one RoleBinding");
+}
+
+/// A client acting as the controller's ServiceAccount, with the Role granted
+/// in `namespace`.
+pub async fn controller_client(admin: &Client, namespace: &str) -> Client {
+    let fixture = fixture().await;
+    grant_controller_role(admin, namespace).await;
+    Identity::controller().client(fixture, namespace).await.expect("impersonating client")
+}
+
+pub async fn env(prefix: &str, with_class: bool) -> Env {
+    let fixture = fixture().await;
     let client = fixture.client().expect("client");
     let system = unique_name(&format!("{prefix}-sys"));
     let apps = unique_name(&format!("{prefix}-app"));
     create_namespace(&client, &system).await.expect("namespace");
     create_namespace(&client, &apps).await.expect("namespace");
+    grant_controller_role(&client, &system).await;
     let class = with_class.then(|| format!("ferrolb.test/{}", unique_name(prefix)));
-    Env { fixture, client, system, apps, class }
+    let dir = tempfile::tempdir().expect("tempdir");
+    let kubeconfig = Identity::controller()
+        .write_kubeconfig(fixture, &dir.path().join("controller.kubeconfig"))
+        .expect("controller kubeconfig");
+    Env { fixture, client, system, apps, class, kubeconfig, _dir: dir }
 }
 
 pub struct Running {
     pub metrics: Metrics,
+    pub health_addr: Option<std::net::SocketAddr>,
     pub stop: CancellationToken,
     pub task: JoinHandle<()>,
 }
@@ -80,7 +137,7 @@ impl Env {
         let mut args: Vec<String> = vec![
             "controller".into(),
             format!("--namespace={}", self.system),
-            format!("--kubeconfig={}", self.fixture.kubeconfig_path().display()),
+            format!("--kubeconfig={}", self.kubeconfig.display()),
             "--port=0".into(),
             "--health-probe-port=0".into(),
             "--leader-elect=false".into(),
@@ -95,14 +152,29 @@ impl Env {
     }
 
     pub async fn start(&self, extra: &[&str]) -> Running {
+        self.start_with(self.options(extra)).await
+    }
+
+    pub async fn start_with(&self, opts: ControllerOptions) -> Running {
         let stop = CancellationToken::new();
         let s = stop.clone();
-        let ctl: Controller = ferrolb_controller::start(self.options(extra), async move { s.cancelled().await })
+        let ctl: Controller = ferrolb_controller::start(opts, async move { s.cancelled().await })
             .await
             .expect("controller starts");
         let metrics = ctl.metrics.clone();
+        let health_addr = ctl.health_addr;
         let task = tokio::spawn(ctl.wait());
-        Running { metrics, stop, task }
+        Running { metrics, health_addr, stop, task }
+    }
+
+    /// A kubeconfig as the controller's, reaching the API server at
+    /// `server` (a proxy) instead.
+    pub fn kubeconfig_via(&self, server: &str) -> PathBuf {
+        let text = std::fs::read_to_string(&self.kubeconfig).expect("kubeconfig");
+        assert!(text.contains(self.fixture.server_url()), "kubeconfig names the server");
+        let path = self._dir.path().join(format!("via-{}.kubeconfig", server.replace([':', '/'], "_")));
+        std::fs::write(&path, text.replace(self.fixture.server_url(), server)).expect("writing kubeconfig");
+        path
     }
 
     pub async fn apply(&self, yaml: &str) {
@@ -168,6 +240,27 @@ impl Env {
         .await
         .expect("event")
     }
+}
+
+/// HTTP status of `GET path` on `addr`, None when the request fails.
+pub async fn http_status(addr: std::net::SocketAddr, path: &str) -> Option<u16> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut s = tokio::net::TcpStream::connect(addr).await.ok()?;
+    s.write_all(format!("GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").as_bytes())
+        .await
+        .ok()?;
+    let mut out = String::new();
+    s.read_to_string(&mut out).await.ok()?;
+    out.strip_prefix("HTTP/1.1 ")?.get(..3)?.parse().ok()
+}
+
+/// Waits until `GET path` answers `status`.
+pub async fn wait_status(addr: std::net::SocketAddr, path: &str, status: u16, limit: Duration) {
+    wait_for(&format!("{path} to answer {status}"), limit, || async {
+        (http_status(addr, path).await == Some(status)).then_some(())
+    })
+    .await
+    .unwrap_or_else(|e| panic!("{e}"));
 }
 
 pub fn ips(s: &Service) -> Vec<String> {
