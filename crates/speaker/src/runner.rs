@@ -133,7 +133,9 @@ pub async fn run(opts: SpeakerOptions, shutdown: CancellationToken) -> Result<()
     let config_changed = Arc::new(Notify::new());
     let identity = Identity::speaker(&node);
     let caches = Caches::start(&client, &namespace, &opts.lb_class, &identity.name, &changed, &config_changed, &mut tasks);
-    let (seeds_tx, mut seeds) = watch::channel(Vec::new());
+    // `None` until the first listing: an empty list (a single-node cluster)
+    // must still reach the detector, which settles on it.
+    let (seeds_tx, mut seeds) = watch::channel(None);
     if let Some(settings) = &membership_settings {
         tasks.spawn(discover_peers(client.clone(), namespace.clone(), settings.labels.clone(), settings.bind.port(), node.clone(), seeds_tx));
     }
@@ -199,8 +201,9 @@ pub async fn run(opts: SpeakerOptions, shutdown: CancellationToken) -> Result<()
             }
             Some(report) = reports.recv() => speaker.report(report),
             Ok(()) = seeds.changed() => {
-                if let Some(m) = &membership {
-                    m.set_seeds(seeds.borrow_and_update().clone());
+                let listed = seeds.borrow_and_update().clone();
+                if let (Some(m), Some(listed)) = (&membership, listed) {
+                    m.set_seeds(listed);
                 }
             }
             Some(done) = speaker.status_ops.join_next(), if !speaker.status_ops.is_empty() => speaker.status_done(done),
@@ -598,7 +601,7 @@ fn live_members(view: &View) -> BTreeMap<String, MemberNetworks> {
 
 /// Lists the speaker Pods every minute and hands their addresses to the
 /// failure detector (speaker.md §3.8). API load grows with nodes only.
-async fn discover_peers(client: Client, namespace: String, labels: String, port: u16, node: String, seeds: watch::Sender<Vec<SocketAddr>>) {
+async fn discover_peers(client: Client, namespace: String, labels: String, port: u16, node: String, seeds: watch::Sender<Option<Vec<SocketAddr>>>) {
     let api = Api::<Pod>::namespaced(client, &namespace);
     let mut tick = tokio::time::interval(DISCOVERY_INTERVAL);
     loop {
@@ -614,8 +617,8 @@ async fn discover_peers(client: Client, namespace: String, labels: String, port:
                     .collect();
                 tracing::debug!(peers = addrs.len(), "speaker Pods listed");
                 seeds.send_if_modified(|current| {
-                    let changed = *current != addrs;
-                    *current = addrs;
+                    let changed = current.as_ref() != Some(&addrs);
+                    *current = Some(addrs);
                     changed
                 });
             }
