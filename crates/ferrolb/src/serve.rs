@@ -3,10 +3,13 @@
 //! `ferrolb webhook` (the webhook alone).
 
 use std::process::ExitCode;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use anyhow::Context as _;
 use clap::{Args, ValueEnum};
 use ferrolb_controller::ControllerOptions;
+use ferrolb_controller::options::ReadinessGate;
 use ferrolb_webhook::{ServeOptions, TlsArgs, WebhookArgs};
 use tokio_util::sync::CancellationToken;
 
@@ -53,7 +56,7 @@ fn exit_code(result: anyhow::Result<()>) -> ExitCode {
     }
 }
 
-async fn run_controller(args: ControllerArgs) -> anyhow::Result<()> {
+async fn run_controller(mut args: ControllerArgs) -> anyhow::Result<()> {
     let shutdown = shutdown_on_signal()?;
     let namespace = args.controller.resolved_namespace();
     let webhook = match args.webhook_mode {
@@ -65,8 +68,17 @@ async fn run_controller(args: ControllerArgs) -> anyhow::Result<()> {
             let client = kube::Client::try_from(config).context("building the webhook's Kubernetes client")?;
             let opts = webhook_options(args.webhook.clone(), args.tls.clone(), namespace)?;
             let token = shutdown.clone();
+            // The controller's /readyz waits for the webhook: bound means a
+            // certificate is served (upkeep renews it before it expires).
+            let serving = Arc::new(AtomicBool::new(false));
+            let flag = serving.clone();
+            args.controller.readiness_gate = ReadinessGate::new(move || flag.load(Ordering::Relaxed));
             Some(tokio::spawn(async move {
-                ferrolb_webhook::serve(opts, client, token.cancelled_owned()).await
+                let server = ferrolb_webhook::WebhookServer::bind(opts, client).await?;
+                serving.store(true, Ordering::Relaxed);
+                let result = server.run(token.cancelled_owned()).await.map_err(ferrolb_webhook::ServeError::Io);
+                serving.store(false, Ordering::Relaxed);
+                result
             }))
         }
     };
