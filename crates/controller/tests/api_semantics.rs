@@ -1,10 +1,13 @@
 //! Facts about the API server the controller's write path relies on,
-//! checked against the real kube-apiserver fixture.
+//! checked against the real kube-apiserver fixture. The controller's writes
+//! are made as its ServiceAccount under deploy/'s RBAC; set-up as admin.
+
+mod common;
 
 use std::collections::BTreeMap;
 
 use ferrolb_controller::service_status::{self, CONDITION_TYPE, ConditionSpec, Current, Desired, POOL_ANNOTATION};
-use ferrolb_test_harness::{create_namespace, shared, unique_name};
+use ferrolb_test_harness::{create_namespace, unique_name};
 use k8s_openapi::api::core::v1::{Service, ServicePort, ServiceSpec};
 use k8s_openapi::jiff::Timestamp;
 use kube::api::{Api, PostParams};
@@ -29,13 +32,18 @@ fn desired(ip: &str, pool: &str) -> Desired {
     }
 }
 
-#[tokio::test]
-async fn one_status_patch_writes_ingress_condition_and_annotation() {
-    let fixture = shared().await.expect("fixture");
-    let client = fixture.client().unwrap();
+/// Services of a new namespace as admin and as the controller.
+async fn apis() -> (Api<Service>, Api<Service>) {
+    let client = common::fixture().await.client().unwrap();
     let ns = unique_name("semantics");
     create_namespace(&client, &ns).await.unwrap();
-    let api: Api<Service> = Api::namespaced(client.clone(), &ns);
+    let controller = common::controller_client(&client, &ns).await;
+    (Api::namespaced(client, &ns), Api::namespaced(controller, &ns))
+}
+
+#[tokio::test]
+async fn one_status_patch_writes_ingress_condition_and_annotation() {
+    let (api, controller) = apis().await;
     let created = api.create(&PostParams::default(), &lb_service("web")).await.unwrap();
     // Someone else's condition must survive ours (merge by type).
     let other = serde_json::json!({"status": {"conditions": [{
@@ -45,7 +53,7 @@ async fn one_status_patch_writes_ingress_condition_and_annotation() {
 
     let want = desired("192.0.2.10", "pool-a");
     let body = service_status::patch_body(created.metadata.uid.as_deref(), &Current::of(&created), &want, Timestamp::now());
-    let updated = service_status::write(&api, "web", &body).await.unwrap();
+    let updated = service_status::write(&controller, "web", &body).await.unwrap();
 
     let fresh = api.get("web").await.unwrap();
     for svc in [&updated, &fresh] {
@@ -60,7 +68,7 @@ async fn one_status_patch_writes_ingress_condition_and_annotation() {
 
     // Clearing removes all three, and leaves the foreign condition alone.
     let body = service_status::patch_body(fresh.metadata.uid.as_deref(), &Current::of(&fresh), &Desired::default(), Timestamp::now());
-    let cleared = service_status::write(&api, "web", &body).await.unwrap();
+    let cleared = service_status::write(&controller, "web", &body).await.unwrap();
     let cur = Current::of(&cleared);
     assert!(cur.ingress.is_empty() && cur.pool.is_none() && cur.condition.is_none(), "{cur:?}");
     assert_eq!(cleared.status.unwrap().conditions.unwrap().len(), 1);
@@ -68,17 +76,13 @@ async fn one_status_patch_writes_ingress_condition_and_annotation() {
 
 #[tokio::test]
 async fn status_patch_with_a_stale_uid_is_refused() {
-    let fixture = shared().await.expect("fixture");
-    let client = fixture.client().unwrap();
-    let ns = unique_name("semantics");
-    create_namespace(&client, &ns).await.unwrap();
-    let api: Api<Service> = Api::namespaced(client.clone(), &ns);
+    let (api, controller) = apis().await;
     let first = api.create(&PostParams::default(), &lb_service("again")).await.unwrap();
     api.delete("again", &Default::default()).await.unwrap();
     let second = api.create(&PostParams::default(), &lb_service("again")).await.unwrap();
     assert_ne!(first.metadata.uid, second.metadata.uid);
     let body = service_status::patch_body(first.metadata.uid.as_deref(), &Current::of(&first), &desired("192.0.2.11", "p"), Timestamp::now());
-    let err = service_status::write(&api, "again", &body).await.expect_err("stale uid must be refused");
+    let err = service_status::write(&controller, "again", &body).await.expect_err("stale uid must be refused");
     match err {
         // The API server answers 422 "metadata.uid: field is immutable".
         kube::Error::Api(s) => assert!(s.code == 422 && s.message.contains("metadata.uid"), "{s:?}"),
