@@ -50,6 +50,7 @@ exec heaptrack -o "$out/heaptrack.speaker" "$speaker" "\$@"
 EOF
     chmod +x "$out/ferrolb-heaptrack"
     speaker="$out/ferrolb-heaptrack"
+    export SPEAKER_EXE="$out/ferrolb"
 fi
 
 if [[ -z "${FERROLB_KUBE_FIXTURE:-}" ]]; then

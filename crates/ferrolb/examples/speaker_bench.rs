@@ -29,6 +29,10 @@
 //!   RATE       ARP requests per second (default 10000)
 //!   SECONDS    length of the ARP window (default 15; 0 skips figure 2)
 //!   PREFIX     network namespace prefix (default sb)
+//!   SPEAKER_EXE  when SPEAKER is a wrapper (heaptrack, perf): the real
+//!              binary, so the figures are read from its process
+//!   HOLD       seconds to keep everything running after the figures, for
+//!              profiling the speaker by hand (default 0)
 //!   OUT        directory for logs and results (created)
 //!
 //! Output: `key=value` lines on stdout; progress on stderr.
@@ -685,6 +689,7 @@ async fn until_announced(cfg: &Config, admin: &Client, node: &Host, speaker: &mu
     let announced = started.elapsed();
     report("all_announced_seconds", format!("{:.2}", announced.as_secs_f64()));
     report("vmhwm_at_all_announced_mib", mib(observe::status_kib(pid, "VmHWM")?));
+    report("rss_anon_at_all_announced_mib", mib(observe::status_kib(pid, "RssAnon")?));
     loop {
         let n = objects::l2_statuses(admin).await?;
         if n >= cfg.services {
@@ -697,6 +702,9 @@ async fn until_announced(cfg: &Config, admin: &Client, node: &Host, speaker: &mu
     tokio::time::sleep(SETTLE).await;
     report("vmhwm_settled_mib", mib(observe::status_kib(pid, "VmHWM")?));
     report("vmrss_settled_mib", mib(observe::status_kib(pid, "VmRSS")?));
+    // Heap and stacks versus pages of the binary itself.
+    report("rss_anon_settled_mib", mib(observe::status_kib(pid, "RssAnon")?));
+    report("rss_file_settled_mib", mib(observe::status_kib(pid, "RssFile")?));
     Ok(())
 }
 
@@ -773,15 +781,55 @@ async fn main() -> Result<()> {
     report("loadavg_at_start", observe::loadavg());
     let started = Instant::now();
     let mut speaker = start_speaker(&cfg, &fixture, &node)?;
-    let pid = speaker.pid();
+    let pid = match std::env::var_os("SPEAKER_EXE") {
+        Some(exe) => find_process(&node, &PathBuf::from(exe)).await?,
+        None => speaker.pid(),
+    };
     eprintln!("speaker-bench: speaker pid {pid} in {}", node.ns.name());
     until_announced(&cfg, &admin, &node, &mut speaker, started).await?;
     if cfg.seconds > 0 {
         tokio::task::block_in_place(|| arp_load(&cfg, &topo, pid))?;
     }
+    let hold: u64 = env_num("HOLD", 0)?;
+    if hold > 0 {
+        eprintln!("speaker-bench: holding {hold} s; speaker pid {pid}, metrics: ip netns exec {} curl -s localhost:7472/metrics", node.ns.name());
+        tokio::time::sleep(Duration::from_secs(hold)).await;
+    }
     if let Some(status) = speaker.try_wait()? {
         bail!("the speaker exited during the run ({status})");
     }
-    speaker.kill()?;
+    stop(&mut speaker, pid)
+}
+
+/// The process in `node`'s namespace running `exe` (a wrapper's child).
+async fn find_process(node: &Host, exe: &std::path::Path) -> Result<u32> {
+    let exe = std::fs::canonicalize(exe)?;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        for pid in node.ns.pids()? {
+            if std::fs::read_link(format!("/proc/{pid}/exe")).is_ok_and(|p| p == exe) {
+                return Ok(u32::try_from(pid)?);
+            }
+        }
+        ensure!(Instant::now() < deadline, "no process running {} in {}", exe.display(), node.ns.name());
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// SIGTERM to the speaker itself, so a wrapper around it (a profiler) can
+/// finish writing; SIGKILL to the group if it is not gone in a minute.
+fn stop(speaker: &mut NsProcess, pid: u32) -> Result<()> {
+    // SAFETY: kill(2) has no memory-safety preconditions.
+    unsafe {
+        libc::kill(libc::pid_t::try_from(pid)?, libc::SIGTERM);
+    }
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while speaker.try_wait()?.is_none() {
+        if Instant::now() > deadline {
+            speaker.kill()?;
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
     Ok(())
 }
