@@ -211,6 +211,9 @@ async fn lead_loop(
             }
             _ = term => tracing::warn!("controller session ended unexpectedly, restarting it"),
         }
+        // The term's writes were dropped with it: nothing is pending here
+        // any more (the session is usually dropped, never reaching its end).
+        ctx.progress.set_pending(0);
         metrics.is_leader.set(0);
     }
 }

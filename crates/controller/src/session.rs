@@ -98,7 +98,7 @@ impl Progress {
     }
 
     /// Services waiting for a write; the stall clock starts when work appears.
-    fn set_pending(&self, n: usize) {
+    pub(crate) fn set_pending(&self, n: usize) {
         if self.0.pending.swap(n, Ordering::Relaxed) == 0 && n > 0 {
             self.advanced();
         }
@@ -204,7 +204,6 @@ pub async fn run(ctx: SessionContext, cancel: CancellationToken) {
     s.pending.config_state = true;
     s.act();
     s.run_loop(&mut changes, &cancel).await;
-    s.ctx.progress.set_pending(0);
     s.ctx.router.unsubscribe();
     tracing::info!("controller session ended");
 }
@@ -616,4 +615,28 @@ fn obj_ref(id: &ServiceId) -> ObjectRef<Service> {
 
 fn fmt_id(id: &ServiceId) -> String {
     format!("{}/{}", id.0, id.1)
+}
+
+#[cfg(test)]
+mod progress_tests {
+    use super::*;
+
+    #[test]
+    fn stalled_only_with_work_pending_and_no_completion_within_the_bound() {
+        let p = Progress::default();
+        let bound = Duration::from_millis(30);
+        std::thread::sleep(bound * 2);
+        assert!(!p.stalled(bound), "idle is not stalled, however long");
+        p.set_pending(3);
+        assert!(!p.stalled(bound), "the clock starts when work appears");
+        std::thread::sleep(bound * 2);
+        assert!(p.stalled(bound));
+        p.advanced();
+        assert!(!p.stalled(bound), "a completed write is progress");
+        std::thread::sleep(bound * 2);
+        p.set_pending(2);
+        assert!(p.stalled(bound), "fewer pending without a completion is no progress");
+        p.set_pending(0);
+        assert!(!p.stalled(bound));
+    }
 }
