@@ -67,9 +67,12 @@ const POOL_PREFIX: u8 = 22;
 const CREATE_CONCURRENCY: usize = 16;
 const ANNOUNCE_LIMIT: Duration = Duration::from_secs(600);
 const POLL: Duration = Duration::from_millis(200);
-/// After the last Service is announced: gratuitous windows (5 s) and status
-/// writes end, so the ARP windows measure a speaker at rest.
-const SETTLE: Duration = Duration::from_secs(10);
+/// At rest: under this share of one core over [`QUIET_WINDOW`]. The watch
+/// events of the speaker's own ServiceL2Status writes keep it busy well
+/// after the writes are done, so a fixed pause is not enough.
+const QUIET_SHARE: f64 = 0.05;
+const QUIET_WINDOW: Duration = Duration::from_secs(2);
+const QUIET_LIMIT: Duration = Duration::from_secs(300);
 
 #[derive(Debug)]
 struct Config {
@@ -667,7 +670,8 @@ fn report(key: &str, value: impl std::fmt::Display) {
 }
 
 /// Figure 1: waits until every Service is announced, then every
-/// ServiceL2Status written; reports times and VmHWM.
+/// ServiceL2Status written, then until the speaker is at rest; reports
+/// times and VmHWM.
 async fn until_announced(cfg: &Config, admin: &Client, node: &Host, speaker: &mut NsProcess, started: Instant) -> Result<()> {
     let pid = speaker.pid();
     let mut last_print = Instant::now();
@@ -699,7 +703,17 @@ async fn until_announced(cfg: &Config, admin: &Client, node: &Host, speaker: &mu
         tokio::time::sleep(Duration::from_secs(1)).await;
     }
     report("all_l2status_seconds", format!("{:.1}", started.elapsed().as_secs_f64()));
-    tokio::time::sleep(SETTLE).await;
+    loop {
+        let before = observe::cpu_seconds(pid)?;
+        tokio::time::sleep(QUIET_WINDOW).await;
+        let share = (observe::cpu_seconds(pid)? - before) / QUIET_WINDOW.as_secs_f64();
+        if share < QUIET_SHARE {
+            break;
+        }
+        ensure!(started.elapsed() < QUIET_LIMIT, "the speaker still uses {:.0} % of a core after {QUIET_LIMIT:?}", share * 100.0);
+    }
+    report("quiet_seconds", format!("{:.0}", started.elapsed().as_secs_f64()));
+    report("cpu_seconds_until_quiet", format!("{:.1}", observe::cpu_seconds(pid)?));
     report("vmhwm_settled_mib", mib(observe::status_kib(pid, "VmHWM")?));
     report("vmrss_settled_mib", mib(observe::status_kib(pid, "VmRSS")?));
     // Heap and stacks versus pages of the binary itself.
