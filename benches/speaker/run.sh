@@ -63,7 +63,8 @@ cp "$root/target/debug/examples/speaker_bench" "$out/driver"
 
 {
     echo "date=$(date -u +%Y-%m-%dT%H:%M:%SZ)"
-    echo "commit=$(git -C "$root" rev-parse --short HEAD 2>/dev/null || echo unknown)"
+    # The repository at run time; the binary may come from elsewhere.
+    echo "repo_head=$(git -C "$root" rev-parse --short HEAD 2>/dev/null || echo unknown)"
     echo "kernel=$(uname -r)"
     echo "cpus=$(nproc)"
     echo "cpu_model=$(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -n 1)"
