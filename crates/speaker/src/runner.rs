@@ -53,6 +53,8 @@ const DISCOVERY_INTERVAL: Duration = Duration::from_secs(60);
 const LEAVE_TIMEOUT: Duration = Duration::from_secs(1);
 /// Changes arriving this close together are handled in one pass.
 const DEBOUNCE: Duration = Duration::from_millis(5);
+/// ServiceL2Status requests in flight at once.
+const MAX_STATUS_WRITES: usize = 8;
 /// Retry spacing of a configuration refused by the safety check (speaker.md §1.2 step 1).
 const CONFIG_RETRY_BASE: Duration = Duration::from_millis(500);
 const CONFIG_RETRY_MAX: Duration = Duration::from_secs(30);
@@ -499,6 +501,13 @@ impl Speaker {
             })
             .collect();
         for op in l2status::plan(&self.node, &announced, statuses) {
+            // Each request in flight holds a connection to the API server:
+            // a burst of 1,000 Services opened 1,000 TLS connections and
+            // ~50 MiB (docs/benchmarks-speaker.md). The rest waits for the
+            // next pass, which every finished write triggers.
+            if self.status_ops.len() >= MAX_STATUS_WRITES {
+                break;
+            }
             if !self.pending_ops.insert(op.service().clone()) {
                 continue; // one request per Service at a time; the next pass re-plans
             }
