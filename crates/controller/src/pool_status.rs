@@ -133,6 +133,7 @@ impl PoolStatusWriter {
                 }
             }
             Err(kube::Error::Api(s)) if s.code == 404 => {
+                tracing::debug!(pool = %name, error = %s, "IPAddressPool status not written: the pool is gone");
                 self.written.remove(&name);
             }
             Err(error) => {

@@ -553,6 +553,7 @@ impl Session {
             }
             // The watch brings the new state and that triggers processing.
             Err(error) if write_resolved(&error) => {
+                tracing::debug!(service = %fmt_id(&id), %error, "status write not applied: the Service is gone or was recreated");
                 self.overlay.remove(&id);
             }
             Err(error) => {
