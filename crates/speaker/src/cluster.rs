@@ -8,7 +8,7 @@ use k8s_openapi::api::core::v1::{Node, Service};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 use kube::ResourceExt;
 
-use crate::decide::{Endpoint, NodeState, ServiceState};
+use crate::decide::{NodeState, ServiceState};
 
 /// Label linking an EndpointSlice to its Service.
 pub const SERVICE_NAME_LABEL: &str = "kubernetes.io/service-name";
@@ -42,26 +42,43 @@ pub fn service_facts(svc: &Service, lb_class: &str) -> Option<ServiceState> {
     })
 }
 
-/// The endpoints of one EndpointSlice, with the Service it belongs to.
+/// What the decision reads of one EndpointSlice: which nodes have a
+/// serving endpoint of the Service (speaker.md §3.2 step 1). Endpoints that
+/// do not serve never matter, and a node with several counts once, so only
+/// that is kept: a slice of 100 endpoints on 3 nodes costs 3 names.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SliceFacts {
     pub service: ServiceKey,
-    pub endpoints: Vec<Endpoint>,
+    /// Nodes with a serving endpoint, sorted, each once.
+    pub serving_nodes: Vec<String>,
+    /// A serving endpoint names no node.
+    pub serving_unplaced: bool,
 }
 
 pub fn slice_facts(slice: &EndpointSlice) -> Option<SliceFacts> {
     let service = slice.labels().get(SERVICE_NAME_LABEL)?;
-    let endpoints = slice
-        .endpoints
-        .iter()
-        .map(|e| {
-            let conditions = e.conditions.as_ref();
-            let ready = conditions.and_then(|c| c.ready).unwrap_or(true);
-            let serving = conditions.and_then(|c| c.serving).unwrap_or(false);
-            Endpoint { node: e.node_name.clone(), serving: ready || serving }
-        })
-        .collect();
-    Some(SliceFacts { service: ServiceKey::new(slice.namespace().unwrap_or_default(), service.clone()), endpoints })
+    let mut serving_nodes = Vec::new();
+    let mut serving_unplaced = false;
+    for e in &slice.endpoints {
+        let conditions = e.conditions.as_ref();
+        let ready = conditions.and_then(|c| c.ready).unwrap_or(true);
+        let serving = conditions.and_then(|c| c.serving).unwrap_or(false);
+        if !(ready || serving) {
+            continue;
+        }
+        match &e.node_name {
+            Some(node) => serving_nodes.push(node.clone()),
+            None => serving_unplaced = true,
+        }
+    }
+    serving_nodes.sort_unstable();
+    serving_nodes.dedup();
+    serving_nodes.shrink_to_fit();
+    Some(SliceFacts {
+        service: ServiceKey::new(slice.namespace().unwrap_or_default(), service.clone()),
+        serving_nodes,
+        serving_unplaced,
+    })
 }
 
 /// What the speaker keeps of a Node.
@@ -125,12 +142,22 @@ mod tests {
             "endpoints": [
                 {"addresses": ["10.0.0.1"], "nodeName": "n1"},
                 {"addresses": ["10.0.0.2"], "nodeName": "n2", "conditions": {"ready": false}},
-                {"addresses": ["10.0.0.3"], "nodeName": "n3", "conditions": {"ready": false, "serving": true}}
+                {"addresses": ["10.0.0.3"], "nodeName": "n3", "conditions": {"ready": false, "serving": true}},
+                {"addresses": ["10.0.0.4"], "nodeName": "n1"}
             ]
         }))
         .unwrap();
         let f = slice_facts(&slice).unwrap();
-        let serving: Vec<bool> = f.endpoints.iter().map(|e| e.serving).collect();
-        assert_eq!(serving, vec![true, false, true]);
+        assert_eq!(f.serving_nodes, vec!["n1".to_string(), "n3".to_string()]);
+        assert!(!f.serving_unplaced);
+
+        let unplaced: EndpointSlice = serde_json::from_value(serde_json::json!({
+            "metadata": {"name": "web-2", "namespace": "shop", "labels": {SERVICE_NAME_LABEL: "web"}},
+            "addressType": "IPv4",
+            "endpoints": [{"addresses": ["10.0.0.5"]}, {"addresses": ["10.0.0.6"], "conditions": {"ready": false}}]
+        }))
+        .unwrap();
+        let f = slice_facts(&unplaced).unwrap();
+        assert!(f.serving_nodes.is_empty() && f.serving_unplaced);
     }
 }

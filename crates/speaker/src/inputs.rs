@@ -1,39 +1,50 @@
 //! Assembles [`crate::decide::DecideInput`]'s owned parts from the watches
 //! and the failure detector's view.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use ferrolb_allocator::ServiceKey;
 
 use crate::cluster::{L2StatusFacts, SliceFacts};
-use crate::decide::{Endpoint, MemberNetworks, NodeState, ServiceState};
+use crate::decide::{Endpoint, MemberNetworks, ServiceState};
 
-/// Services with their endpoints joined in, in key order.
-pub fn services(facts: Vec<ServiceState>, slices: Vec<SliceFacts>) -> Vec<ServiceState> {
-    let mut endpoints: HashMap<ServiceKey, Vec<Endpoint>> = HashMap::new();
+/// Services with their serving endpoints joined in, in key order. Reads the
+/// caches in place: only the Services are copied, and each Service gets one
+/// [`Endpoint`] per node with a serving endpoint (plus one without a node when
+/// a serving endpoint names none), which is all the decision reads.
+pub fn services<'a>(
+    facts: impl IntoIterator<Item = &'a ServiceState>,
+    slices: impl IntoIterator<Item = &'a SliceFacts>,
+) -> Vec<ServiceState> {
+    let mut serving: HashMap<&ServiceKey, (BTreeSet<&str>, bool)> = HashMap::new();
     for slice in slices {
-        endpoints.entry(slice.service).or_default().extend(slice.endpoints);
+        let (nodes, unplaced) = serving.entry(&slice.service).or_default();
+        nodes.extend(slice.serving_nodes.iter().map(String::as_str));
+        *unplaced |= slice.serving_unplaced;
     }
     let mut out: Vec<ServiceState> = facts
         .into_iter()
-        .map(|mut svc| {
-            svc.endpoints = endpoints.remove(&svc.key).unwrap_or_default();
-            svc
+        .map(|svc| {
+            let endpoints = match serving.get(&svc.key) {
+                None => Vec::new(),
+                Some((nodes, unplaced)) => nodes
+                    .iter()
+                    .map(|n| Endpoint { node: Some((*n).to_string()), serving: true })
+                    .chain(unplaced.then_some(Endpoint { node: None, serving: true }))
+                    .collect(),
+            };
+            ServiceState { endpoints, ..svc.clone() }
         })
         .collect();
     out.sort_by(|a, b| a.key.cmp(&b.key));
     out
 }
 
-pub fn nodes(states: Vec<(String, NodeState)>) -> BTreeMap<String, NodeState> {
-    states.into_iter().collect()
-}
-
 /// The current layer 2 owner of each Service, from the ServiceL2Status
 /// objects. When several exist (a hand-over in progress) the live writer
 /// wins, and among live writers the smallest name, so every speaker reads the
 /// same owner from the same objects.
-pub fn sticky(statuses: &[L2StatusFacts], live: Option<&BTreeMap<String, MemberNetworks>>) -> BTreeMap<ServiceKey, String> {
+pub fn sticky<'a>(statuses: impl IntoIterator<Item = &'a L2StatusFacts>, live: Option<&BTreeMap<String, MemberNetworks>>) -> BTreeMap<ServiceKey, String> {
     let mut out: BTreeMap<ServiceKey, String> = BTreeMap::new();
     for s in statuses {
         if live.is_some_and(|l| !l.contains_key(&s.node)) {
@@ -80,8 +91,17 @@ mod tests {
             local_traffic_policy: false,
             endpoints: vec![],
         }];
-        let slice = |n: &str| SliceFacts { service: key.clone(), endpoints: vec![Endpoint { node: Some(n.into()), serving: true }] };
-        let out = services(facts, vec![slice("a"), slice("b")]);
-        assert_eq!(out[0].endpoints.len(), 2);
+        let slice = |nodes: &[&str], unplaced| SliceFacts {
+            service: key.clone(),
+            serving_nodes: nodes.iter().map(|n| n.to_string()).collect(),
+            serving_unplaced: unplaced,
+        };
+        let slices = [slice(&["a", "b"], false), slice(&["b", "c"], true)];
+        let out = services(&facts, &slices);
+        let nodes: Vec<Option<&str>> = out[0].endpoints.iter().map(|e| e.node.as_deref()).collect();
+        assert_eq!(nodes, vec![Some("a"), Some("b"), Some("c"), None]);
+        assert!(out[0].endpoints.iter().all(|e| e.serving));
+        let other = SliceFacts { service: ServiceKey::new("d", "other"), serving_nodes: vec!["x".into()], serving_unplaced: false };
+        assert_eq!(services(&facts, [&other])[0].endpoints, vec![]);
     }
 }

@@ -3,6 +3,7 @@
 //! that carry it out.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::time::{Duration, Instant};
 
 use ferrolb_allocator::ServiceKey;
 use ferrolb_api::labels;
@@ -30,37 +31,54 @@ impl L2StatusOp {
 }
 
 /// What makes the objects agree with `announced` (Service → interfaces,
-/// empty = all) for this node: exactly one object per announced Service,
-/// labelled with this node, every other object of that Service deleted
-/// (other nodes' too: this node is the owner now); this node's objects of
-/// Services it does not announce deleted.
-pub fn plan(node: &str, announced: &BTreeMap<ServiceKey, Vec<String>>, current: &[L2StatusFacts]) -> Vec<L2StatusOp> {
+/// empty = all) for this node, per Service: exactly one object per announced
+/// Service, labelled with this node, every other object of that Service
+/// deleted (other nodes' too: this node is the owner now); this node's
+/// objects of Services it does not announce deleted. Services needing no
+/// request are left out.
+pub fn plan<'a>(
+    node: &str,
+    announced: &BTreeMap<ServiceKey, Vec<String>>,
+    current: impl IntoIterator<Item = &'a L2StatusFacts>,
+) -> BTreeMap<ServiceKey, Vec<L2StatusOp>> {
     let mut by_service: BTreeMap<&ServiceKey, Vec<&L2StatusFacts>> = BTreeMap::new();
     for facts in current {
         by_service.entry(&facts.service).or_default().push(facts);
     }
+    let services: BTreeSet<&ServiceKey> = announced.keys().chain(by_service.keys().copied()).collect();
+    services
+        .into_iter()
+        .filter_map(|service| {
+            let objects = by_service.get(service).map(Vec::as_slice).unwrap_or_default();
+            let ops = plan_service(node, service, announced.get(service).map(Vec::as_slice), objects);
+            (!ops.is_empty()).then(|| (service.clone(), ops))
+        })
+        .collect()
+}
+
+/// [`plan`] for one Service: `announced` is `Some(interfaces)` when this node
+/// announces it; `objects` are the Service's ServiceL2Status objects.
+pub fn plan_service(node: &str, service: &ServiceKey, announced: Option<&[String]>, objects: &[&L2StatusFacts]) -> Vec<L2StatusOp> {
     let mut ops = Vec::new();
-    for (service, interfaces) in announced {
-        let objects = by_service.remove(service).unwrap_or_default();
-        let mut mine = objects.iter().filter(|f| f.node == node).min_by(|a, b| a.name.cmp(&b.name));
-        match mine {
-            Some(kept) if sorted(&kept.interfaces) != sorted(interfaces) => ops.push(L2StatusOp::SetInterfaces {
-                name: kept.name.clone(),
-                service: service.clone(),
-                interfaces: sorted(interfaces),
-            }),
-            Some(_) => {}
-            None => ops.push(L2StatusOp::Create { service: service.clone(), interfaces: sorted(interfaces) }),
-        }
-        let kept = mine.take().map(|k| k.name.as_str());
-        for other in objects.iter().filter(|f| Some(f.name.as_str()) != kept) {
-            ops.push(L2StatusOp::Delete { name: other.name.clone(), service: service.clone() });
-        }
-    }
-    for (service, objects) in by_service {
+    let Some(interfaces) = announced else {
         for own in objects.iter().filter(|f| f.node == node) {
             ops.push(L2StatusOp::Delete { name: own.name.clone(), service: service.clone() });
         }
+        return ops;
+    };
+    let mine = objects.iter().filter(|f| f.node == node).min_by(|a, b| a.name.cmp(&b.name));
+    match mine {
+        Some(kept) if sorted(&kept.interfaces) != sorted(interfaces) => ops.push(L2StatusOp::SetInterfaces {
+            name: kept.name.clone(),
+            service: service.clone(),
+            interfaces: sorted(interfaces),
+        }),
+        Some(_) => {}
+        None => ops.push(L2StatusOp::Create { service: service.clone(), interfaces: sorted(interfaces) }),
+    }
+    let kept = mine.map(|k| k.name.as_str());
+    for other in objects.iter().filter(|f| Some(f.name.as_str()) != kept) {
+        ops.push(L2StatusOp::Delete { name: other.name.clone(), service: service.clone() });
     }
     ops
 }
@@ -69,15 +87,83 @@ fn sorted(names: &[String]) -> Vec<String> {
     names.iter().cloned().collect::<BTreeSet<_>>().into_iter().collect()
 }
 
+/// How long a write of ours may stay unseen by the watch before it is no
+/// longer assumed: a watch shows a write within milliseconds, but one that
+/// relisted across it would otherwise never clear the entry.
+const UNSEEN_EXPIRY: Duration = Duration::from_secs(60);
+
+/// This node's finished writes that the ServiceL2Status watch has not shown
+/// yet. Planning from the watch alone would repeat them: a Service whose
+/// object was just created would get a second one (then a delete).
+#[derive(Debug, Default)]
+pub struct Unseen {
+    /// Objects created or updated, as written, by name.
+    written: BTreeMap<String, (L2StatusFacts, Instant)>,
+    /// Objects deleted, by name.
+    deleted: BTreeMap<String, Instant>,
+}
+
+impl Unseen {
+    /// Records a successful `op`; `created` is the name the API server gave
+    /// a created object.
+    pub fn record(&mut self, node: &str, op: &L2StatusOp, created: Option<String>, now: Instant) {
+        let (name, service, interfaces) = match op {
+            L2StatusOp::Create { service, interfaces } => match created {
+                Some(name) => (name, service, interfaces),
+                None => return,
+            },
+            L2StatusOp::SetInterfaces { name, service, interfaces } => (name.clone(), service, interfaces),
+            L2StatusOp::Delete { name, .. } => {
+                self.written.remove(name);
+                self.deleted.insert(name.clone(), now);
+                return;
+            }
+        };
+        let facts = L2StatusFacts { name: name.clone(), node: node.to_string(), service: service.clone(), interfaces: interfaces.clone() };
+        self.deleted.remove(&name);
+        self.written.insert(name, (facts, now));
+    }
+
+    /// Forgets what `cache` (the watch's objects) already shows, and what is
+    /// older than the expiry.
+    pub fn settle<'a>(&mut self, cache: impl IntoIterator<Item = &'a L2StatusFacts>, now: Instant) {
+        if self.written.is_empty() && self.deleted.is_empty() {
+            return;
+        }
+        let cached: BTreeMap<&str, &L2StatusFacts> = cache.into_iter().map(|f| (f.name.as_str(), f)).collect();
+        let fresh = |at: &Instant| now.saturating_duration_since(*at) < UNSEEN_EXPIRY;
+        self.written.retain(|name, (facts, at)| fresh(at) && cached.get(name.as_str()).is_none_or(|c| !same(c, facts)));
+        self.deleted.retain(|name, at| fresh(at) && cached.contains_key(name.as_str()));
+    }
+
+    /// The objects as they are after this node's writes: `cache` with the
+    /// unseen writes laid over it.
+    pub fn effective<'a>(&'a self, cache: impl IntoIterator<Item = &'a L2StatusFacts>) -> Vec<&'a L2StatusFacts> {
+        cache
+            .into_iter()
+            .filter(|f| !self.deleted.contains_key(&f.name) && !self.written.contains_key(&f.name))
+            .chain(self.written.values().map(|(f, _)| f))
+            .collect()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.written.is_empty() && self.deleted.is_empty()
+    }
+}
+
+fn same(a: &L2StatusFacts, b: &L2StatusFacts) -> bool {
+    a.node == b.node && a.service == b.service && sorted(&a.interfaces) == sorted(&b.interfaces)
+}
+
 /// Carries out one operation in `namespace`. A Delete of an object that is
-/// already gone succeeds.
+/// already gone succeeds. Returns the name of a created object.
 pub async fn apply(
     client: &Client,
     namespace: &str,
     node: &str,
     owner: Option<&OwnerReference>,
     op: &L2StatusOp,
-) -> Result<(), kube::Error> {
+) -> Result<Option<String>, kube::Error> {
     let api: Api<ServiceL2Status> = Api::namespaced(client.clone(), namespace);
     match op {
         L2StatusOp::Create { service, interfaces } => {
@@ -103,16 +189,16 @@ pub async fn apply(
             let name = created.metadata.name.unwrap_or_default();
             api.patch_status(&name, &PatchParams::default(), &Patch::Merge(status_body(node, service, interfaces)))
                 .await?;
-            Ok(())
+            Ok(Some(name))
         }
         L2StatusOp::SetInterfaces { name, service, interfaces } => {
             api.patch_status(name, &PatchParams::default(), &Patch::Merge(status_body(node, service, interfaces)))
                 .await?;
-            Ok(())
+            Ok(None)
         }
         L2StatusOp::Delete { name, .. } => match api.delete(name, &DeleteParams::default()).await {
-            Ok(_) => Ok(()),
-            Err(kube::Error::Api(e)) if e.code == 404 => Ok(()),
+            Ok(_) => Ok(None),
+            Err(kube::Error::Api(e)) if e.code == 404 => Ok(None),
             Err(e) => Err(e),
         },
     }
@@ -149,7 +235,7 @@ mod tests {
     fn owner_keeps_one_object_and_deletes_the_rest() {
         let announced = BTreeMap::from([(ServiceKey::new("default", "web"), vec![])]);
         let current = vec![facts("l2-b", "n1", "web", &[]), facts("l2-a", "n2", "web", &[]), facts("l2-c", "n1", "web", &[])];
-        let ops = plan("n1", &announced, &current);
+        let ops: Vec<L2StatusOp> = plan("n1", &announced, &current).into_values().flatten().collect();
         assert_eq!(
             ops,
             vec![
@@ -170,17 +256,17 @@ mod tests {
             facts("l2-2", "n1", "gone", &[]),
             facts("l2-3", "n2", "elsewhere", &[]),
         ];
-        let ops = plan("n1", &announced, &current);
+        let ops: Vec<L2StatusOp> = plan("n1", &announced, &current).into_values().flatten().collect();
         assert_eq!(
             ops,
             vec![
+                L2StatusOp::Delete { name: "l2-2".into(), service: ServiceKey::new("default", "gone") },
                 L2StatusOp::SetInterfaces {
                     name: "l2-1".into(),
                     service: ServiceKey::new("default", "moved"),
                     interfaces: vec!["eth0".into()]
                 },
                 L2StatusOp::Create { service: ServiceKey::new("default", "new"), interfaces: vec!["eth0".into(), "eth1".into()] },
-                L2StatusOp::Delete { name: "l2-2".into(), service: ServiceKey::new("default", "gone") },
             ]
         );
     }
@@ -189,5 +275,48 @@ mod tests {
     fn nothing_to_do_when_in_agreement() {
         let announced = BTreeMap::from([(ServiceKey::new("default", "web"), vec!["eth0".to_string()])]);
         assert!(plan("n1", &announced, &[facts("l2-1", "n1", "web", &["eth0"])]).is_empty());
+    }
+
+    #[test]
+    fn own_writes_count_until_the_watch_shows_them() {
+        let web = ServiceKey::new("default", "web");
+        let announced = BTreeMap::from([(web.clone(), vec!["eth0".to_string()])]);
+        let t0 = Instant::now();
+        let mut unseen = Unseen::default();
+        let cache: Vec<L2StatusFacts> = vec![facts("l2-old", "n2", "web", &[])];
+
+        // Before the create is seen, the plan must not create a second object.
+        let create = L2StatusOp::Create { service: web.clone(), interfaces: vec!["eth0".into()] };
+        unseen.record("n1", &create, Some("l2-new".into()), t0);
+        unseen.record("n1", &L2StatusOp::Delete { name: "l2-old".into(), service: web.clone() }, None, t0);
+        unseen.settle(&cache, t0);
+        assert!(plan("n1", &announced, unseen.effective(&cache)).is_empty());
+
+        // The watch shows the create but not yet the delete: still nothing to do.
+        let caught_up = vec![facts("l2-old", "n2", "web", &[]), facts("l2-new", "n1", "web", &["eth0"])];
+        unseen.settle(&caught_up, t0);
+        assert!(plan("n1", &announced, unseen.effective(&caught_up)).is_empty());
+        assert!(!unseen.is_empty(), "the delete is not seen yet");
+
+        // Both seen: nothing left to remember.
+        let done = vec![facts("l2-new", "n1", "web", &["eth0"])];
+        unseen.settle(&done, t0);
+        assert!(unseen.is_empty());
+        assert!(plan("n1", &announced, unseen.effective(&done)).is_empty());
+    }
+
+    #[test]
+    fn unseen_writes_expire() {
+        let web = ServiceKey::new("default", "web");
+        let announced = BTreeMap::from([(web.clone(), vec![])]);
+        let t0 = Instant::now();
+        let mut unseen = Unseen::default();
+        unseen.record("n1", &L2StatusOp::Create { service: web.clone(), interfaces: vec![] }, Some("l2-x".into()), t0);
+        // The watch relisted across the write and the object is gone: once the
+        // entry expires, the plan creates one again.
+        unseen.settle(&[], t0 + UNSEEN_EXPIRY);
+        assert!(unseen.is_empty());
+        let ops = plan("n1", &announced, unseen.effective(&[]));
+        assert_eq!(ops[&web], vec![L2StatusOp::Create { service: web.clone(), interfaces: vec![] }]);
     }
 }

@@ -12,6 +12,7 @@ pub mod l2status;
 pub mod metrics;
 pub mod netmeta;
 pub mod options;
+pub mod passes;
 pub mod watch;
 
 mod runner;

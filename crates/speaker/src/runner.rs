@@ -23,6 +23,8 @@ use ferrolb_runtime::config_state::{ConfigStateWriter, Identity, Verdict};
 use ferrolb_runtime::events::{EventCounters, EventSpec, EventType, Recorder, RecorderConfig};
 use ferrolb_runtime::http_server::{self, Endpoints, Health};
 use ferrolb_runtime::retry::{backoff, sleep_until};
+use ferrolb_runtime::status::StatusWriter;
+use futures::FutureExt;
 use k8s_openapi::api::core::v1::{Namespace, Node, ObjectReference, Pod, Secret, Service};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
@@ -42,6 +44,7 @@ use crate::error::SpeakerError;
 use crate::l2status::{self, L2StatusOp};
 use crate::metrics::{AnnouncedLabels, SpeakerMetrics};
 use crate::options::{ML_SECRET_KEY_FILE, SpeakerOptions};
+use crate::passes::PassSchedule;
 use crate::{inputs, netmeta, watch as watches};
 
 /// `source.component` of the speaker's Events (speaker.md §6).
@@ -51,10 +54,14 @@ const PROTOCOL_L2: &str = "layer2";
 const DISCOVERY_INTERVAL: Duration = Duration::from_secs(60);
 /// How long a graceful stop waits for the detector's goodbye to go out.
 const LEAVE_TIMEOUT: Duration = Duration::from_secs(1);
-/// Changes arriving this close together are handled in one pass.
-const DEBOUNCE: Duration = Duration::from_millis(5);
-/// ServiceL2Status requests in flight at once.
+/// ServiceL2Status requests in flight at once. Each holds a connection to the
+/// API server: unbounded, a burst of 1,000 Services opened 1,000 TLS
+/// connections and ~50 MiB (docs/benchmarks-speaker.md).
 const MAX_STATUS_WRITES: usize = 8;
+/// Retry spacing of a failed ServiceL2Status request.
+const STATUS_RETRY_BASE: Duration = Duration::from_millis(500);
+const STATUS_RETRY_MAX: Duration = Duration::from_secs(30);
+
 /// Retry spacing of a configuration refused by the safety check (speaker.md §1.2 step 1).
 const CONFIG_RETRY_BASE: Duration = Duration::from_millis(500);
 const CONFIG_RETRY_MAX: Duration = Duration::from_secs(30);
@@ -157,42 +164,53 @@ pub async fn run(opts: SpeakerOptions, shutdown: CancellationToken) -> Result<()
         mode,
         secret_passthrough: opts.frrk8s_secret_passthrough,
         ignore_exclude_lb: opts.ignore_exclude_lb,
-        client: client.clone(),
         responder,
-        owner,
         metrics,
         recorder,
         config_state,
-        config_retry: None,
+        config_retry_at: None,
+        config_refusals: 0,
         config: None,
         announced: BTreeMap::new(),
         addresses: BTreeMap::new(),
         ip_owners: BTreeMap::new(),
         strict_arp: None,
-        status_ops: JoinSet::new(),
-        pending_ops: BTreeSet::new(),
+        status_writer: l2_status_writer(&client, &namespace, &node, owner),
+        status_wanted: BTreeMap::new(),
+        status_submitted: BTreeSet::new(),
+        status_failures: BTreeMap::new(),
+        unseen: l2status::Unseen::default(),
     };
     let mut config_dirty = true;
     let mut strict_arp_tick = tokio::time::interval(Duration::from_secs(60));
+    let mut passes = PassSchedule::new(Instant::now());
     loop {
-        speaker.check_strict_arp();
-        if config_dirty {
-            speaker.reload_config(&caches);
-            config_dirty = false;
+        if passes.due(Instant::now()) {
+            if config_dirty {
+                speaker.reload_config(&caches);
+                config_dirty = false;
+            }
+            // Until the detector has heard from its peers (or waited for them),
+            // this node would see itself alone and claim every address.
+            let settled = view.as_ref().is_none_or(|v| v.borrow().settled);
+            if settled {
+                let live = view.as_ref().map(|v| live_members(&v.borrow()));
+                speaker.reconcile(&caches, live.as_ref(), &interfaces.borrow());
+            }
+            speaker.config_state.flush(caches.own_state(&namespace, speaker.config_state.name()).as_ref());
+            passes.done(Instant::now());
         }
-        // Until the detector has heard from its peers (or waited for them),
-        // this node would see itself alone and claim every address.
-        let settled = view.as_ref().is_none_or(|v| v.borrow().settled);
-        if settled {
-            let live = view.as_ref().map(|v| live_members(&v.borrow()));
-            speaker.reconcile(&caches, live.as_ref(), &interfaces.borrow());
-        }
-        speaker.config_state.flush(caches.own_state(&namespace, speaker.config_state.name()).as_ref());
         tokio::select! {
             _ = shutdown.cancelled() => break,
-            _ = changed.notified() => {}
-            _ = config_changed.notified() => config_dirty = true,
-            Ok(()) = async { match view.as_mut() { Some(v) => v.changed().await, None => std::future::pending().await } } => {}
+            // Cache changes come in bursts (a relist, a rollout, the watch
+            // echoing this speaker's own writes): they are batched.
+            _ = changed.notified() => passes.batched(Instant::now()),
+            _ = config_changed.notified() => {
+                config_dirty = true;
+                passes.batched(Instant::now());
+            }
+            // A peer failing or a link going down: failover waits for nothing.
+            Ok(()) = async { match view.as_mut() { Some(v) => v.changed().await, None => std::future::pending().await } } => passes.urgent(Instant::now()),
             Ok(()) = interfaces.changed() => {
                 if let Some(m) = &membership {
                     let meta = netmeta::encode(&usable_networks(&interfaces.borrow()));
@@ -200,6 +218,7 @@ pub async fn run(opts: SpeakerOptions, shutdown: CancellationToken) -> Result<()
                         tracing::warn!(%error, "publishing this node's networks failed");
                     }
                 }
+                passes.urgent(Instant::now());
             }
             Some(report) = reports.recv() => speaker.report(report),
             Ok(()) = seeds.changed() => {
@@ -208,12 +227,19 @@ pub async fn run(opts: SpeakerOptions, shutdown: CancellationToken) -> Result<()
                     m.set_seeds(listed);
                 }
             }
-            Some(done) = speaker.status_ops.join_next(), if !speaker.status_ops.is_empty() => speaker.status_done(done),
-            result = speaker.config_state.next() => speaker.config_state.finished(result, Instant::now()),
-            _ = sleep_until(speaker.config_retry.map(|(at, _)| at)) => config_dirty = true,
-            _ = strict_arp_tick.tick() => {}
+            (service, results) = speaker.status_writer.next() => speaker.status_written(&caches, service, results),
+            result = speaker.config_state.next() => {
+                speaker.config_state.finished(result, Instant::now());
+                speaker.config_state.flush(caches.own_state(&namespace, speaker.config_state.name()).as_ref());
+            }
+            _ = sleep_until(speaker.config_retry_at) => {
+                speaker.config_retry_at = None;
+                config_dirty = true;
+                passes.urgent(Instant::now());
+            }
+            _ = strict_arp_tick.tick() => speaker.check_strict_arp(),
+            _ = sleep_until(passes.next()) => {}
         }
-        tokio::time::sleep(DEBOUNCE).await;
     }
 
     // Graceful stop: stop answering, tell the other speakers at once so they
@@ -273,12 +299,7 @@ impl Caches {
     ) -> Self {
         let all = watcher::Config::default();
         let class = lb_class.to_string();
-        // The projection is a plain fn; the class is fixed for the process.
-        static LB_CLASS: std::sync::OnceLock<String> = std::sync::OnceLock::new();
-        let _ = LB_CLASS.set(class);
-        fn project_service(svc: &Service) -> Option<decide::ServiceState> {
-            cluster::service_facts(svc, LB_CLASS.get().map(String::as_str).unwrap_or(""))
-        }
+        let project_service = move |svc: &Service| cluster::service_facts(svc, &class);
         let ns = |c: &Client| (c.clone(), namespace.to_string());
         let (c, n) = ns(client);
         Caches {
@@ -334,15 +355,14 @@ struct Speaker {
     mode: BgpMode,
     secret_passthrough: bool,
     ignore_exclude_lb: bool,
-    client: Client,
     responder: Responder,
-    owner: Option<OwnerReference>,
     metrics: SpeakerMetrics,
     recorder: Recorder,
     config_state: ConfigStateWriter,
-    /// When a configuration refused by the safety check is tried again, and
-    /// how many times it was refused in a row.
-    config_retry: Option<(Instant, u32)>,
+    /// When a configuration refused by the safety check is tried again.
+    config_retry_at: Option<Instant>,
+    /// How many times in a row the safety check refused a configuration.
+    config_refusals: u32,
     config: Option<Config>,
     /// Services this node announces, with their addresses.
     announced: BTreeMap<ServiceKey, Vec<IpAddr>>,
@@ -351,9 +371,17 @@ struct Speaker {
     /// Services per announced address, for reports about an address.
     ip_owners: BTreeMap<IpAddr, Vec<ServiceKey>>,
     strict_arp: Option<String>,
-    status_ops: JoinSet<(L2StatusOp, Result<(), kube::Error>)>,
-    /// Services with a status request in flight (one at a time per Service).
-    pending_ops: BTreeSet<ServiceKey>,
+    /// ServiceL2Status requests, per Service, a few in flight at once.
+    status_writer: L2StatusWriter,
+    /// The interfaces of each Service this node announces, as its
+    /// ServiceL2Status should show them (from the last decision).
+    status_wanted: BTreeMap<ServiceKey, Vec<String>>,
+    /// Services whose requests were handed to the writer by the last plan.
+    status_submitted: BTreeSet<ServiceKey>,
+    /// Failed attempts in a row per Service, for the retry delay; dropped on
+    /// success and when the Service needs no request any more.
+    status_failures: BTreeMap<ServiceKey, u32>,
+    unseen: l2status::Unseen,
 }
 
 impl Speaker {
@@ -365,16 +393,17 @@ impl Speaker {
             Ok(config) => {
                 let stranded = config_load::stranded(&config, self.addresses.keys());
                 if !stranded.is_empty() {
-                    let attempt = self.config_retry.map_or(1, |(_, n)| n.saturating_add(1));
-                    let delay = backoff(CONFIG_RETRY_BASE, CONFIG_RETRY_MAX, attempt);
+                    self.config_refusals = self.config_refusals.saturating_add(1);
+                    let delay = backoff(CONFIG_RETRY_BASE, CONFIG_RETRY_MAX, self.config_refusals);
                     tracing::error!(?stranded, retry_in = ?delay, "new configuration refused for now: addresses this node announces belong to no pool of it (kept on the old configuration until the controller moves them)");
-                    self.config_retry = Some((Instant::now() + delay, attempt));
+                    self.config_retry_at = Some(Instant::now() + delay);
                     self.metrics.k8s.stale();
                     self.metrics.k8s.update_errors.inc();
                     self.config_state.set(Verdict::Invalid(SYNC_STATE_ERROR.to_string()));
                     return;
                 }
-                self.config_retry = None;
+                self.config_retry_at = None;
+                self.config_refusals = 0;
                 if self.config.as_ref() != Some(&config) {
                     tracing::info!(pools = config.pools.len(), "configuration loaded");
                 }
@@ -384,7 +413,8 @@ impl Speaker {
             }
             Err(errors) => {
                 // Not retried: only a change of the objects can fix it.
-                self.config_retry = None;
+                self.config_retry_at = None;
+                self.config_refusals = 0;
                 let message = config_load::describe(&errors);
                 tracing::error!(error = %message, "configuration invalid, keeping the previous one");
                 self.metrics.k8s.stale();
@@ -395,10 +425,16 @@ impl Speaker {
 
     fn reconcile(&mut self, caches: &Caches, live: Option<&BTreeMap<String, MemberNetworks>>, ifaces: &[InterfaceInfo]) {
         let Some(config) = &self.config else { return };
-        let services = inputs::services(caches.services.values(), caches.slices.values());
-        let nodes = inputs::nodes(caches.config.nodes.read(|m| m.iter().map(|((_, name), (_, st))| (name.clone(), st.clone())).collect()));
-        let statuses = caches.statuses.values();
-        let sticky = inputs::sticky(&statuses, live);
+        // The caches are read in place: a pass copies the Services only.
+        let services = caches.services.read(|svcs| caches.slices.read(|slices| inputs::services(svcs.values(), slices.values())));
+        let nodes: BTreeMap<String, decide::NodeState> =
+            caches.config.nodes.read(|m| m.iter().map(|((_, name), (_, st))| (name.clone(), st.clone())).collect());
+        let now = std::time::Instant::now();
+        let unseen = &mut self.unseen;
+        let sticky = caches.statuses.read(|m| {
+            unseen.settle(m.values(), now);
+            inputs::sticky(unseen.effective(m.values()), live)
+        });
         let decision = decide::decide(&DecideInput {
             node: &self.node,
             config,
@@ -410,7 +446,7 @@ impl Speaker {
         });
         let by_key: BTreeMap<&ServiceKey, &decide::ServiceState> = services.iter().map(|s| (&s.key, s)).collect();
         self.apply_announcements(&decision, &by_key, ifaces);
-        self.apply_statuses(&decision, ifaces, &statuses);
+        self.plan_statuses(&decision, caches);
     }
 
     fn apply_announcements(&mut self, decision: &Decision, services: &BTreeMap<&ServiceKey, &decide::ServiceState>, ifaces: &[InterfaceInfo]) {
@@ -488,8 +524,11 @@ impl Speaker {
         self.ip_owners = ip_owners;
     }
 
-    fn apply_statuses(&mut self, decision: &Decision, _ifaces: &[InterfaceInfo], statuses: &[L2StatusFacts]) {
-        let announced: BTreeMap<ServiceKey, Vec<String>> = decision
+    /// Hands the writer what makes the ServiceL2Status objects agree with
+    /// `decision`. A Service with a request in flight is planned again when
+    /// the request returns ([`Self::status_written`]), from what it did.
+    fn plan_statuses(&mut self, decision: &Decision, caches: &Caches) {
+        self.status_wanted = decision
             .layer2
             .iter()
             .map(|(key, a)| {
@@ -500,34 +539,55 @@ impl Speaker {
                 (key.clone(), names)
             })
             .collect();
-        for op in l2status::plan(&self.node, &announced, statuses) {
-            // Each request in flight holds a connection to the API server:
-            // a burst of 1,000 Services opened 1,000 TLS connections and
-            // ~50 MiB (docs/benchmarks-speaker.md). The rest waits for the
-            // next pass, which every finished write triggers.
-            if self.status_ops.len() >= MAX_STATUS_WRITES {
-                break;
-            }
-            if !self.pending_ops.insert(op.service().clone()) {
-                continue; // one request per Service at a time; the next pass re-plans
-            }
-            let client = self.client.clone();
-            let namespace = self.namespace.clone();
-            let node = self.node.clone();
-            let owner = self.owner.clone();
-            self.status_ops.spawn(async move {
-                let result = l2status::apply(&client, &namespace, &node, owner.as_ref(), &op).await;
-                (op, result)
-            });
+        let (node, unseen, wanted) = (&self.node, &self.unseen, &self.status_wanted);
+        let plan = caches.statuses.read(|m| l2status::plan(node, wanted, unseen.effective(m.values())));
+        let submitted: BTreeSet<ServiceKey> = plan.keys().cloned().collect();
+        for stale in self.status_submitted.difference(&submitted) {
+            self.status_writer.cancel(stale);
+            self.status_failures.remove(stale);
         }
+        for (service, ops) in plan {
+            if !self.status_writer.in_flight(&service) {
+                self.status_writer.submit(service, ops);
+            }
+        }
+        self.status_submitted = submitted;
     }
 
-    fn status_done(&mut self, done: Result<(L2StatusOp, Result<(), kube::Error>), tokio::task::JoinError>) {
-        let Ok((op, result)) = done else { return };
-        self.pending_ops.remove(op.service());
-        if let Err(error) = result {
-            self.metrics.k8s.update_errors.inc();
-            tracing::warn!(service = %op.service(), ?op, %error, "ServiceL2Status write failed; retried on the next pass");
+    /// A Service's requests returned: remember what they did until the
+    /// watch shows it, and plan that Service again (a failure is retried
+    /// after a growing delay).
+    fn status_written(&mut self, caches: &Caches, service: ServiceKey, results: Vec<(L2StatusOp, Result<Option<String>, kube::Error>)>) {
+        let now = Instant::now();
+        let mut failed = false;
+        for (op, result) in results {
+            match result {
+                Ok(created) => self.unseen.record(&self.node, &op, created, now.into_std()),
+                Err(error) => {
+                    failed = true;
+                    self.metrics.k8s.update_errors.inc();
+                    tracing::warn!(service = %service, ?op, %error, "ServiceL2Status write failed; will retry");
+                }
+            }
+        }
+        if failed {
+            let attempts = self.status_failures.entry(service.clone()).or_default();
+            *attempts = attempts.saturating_add(1);
+            self.status_writer.hold(&service, now + backoff(STATUS_RETRY_BASE, STATUS_RETRY_MAX, *attempts));
+        } else {
+            self.status_failures.remove(&service);
+        }
+        let (node, unseen) = (&self.node, &self.unseen);
+        let ops = caches.statuses.read(|m| {
+            let objects: Vec<&L2StatusFacts> = unseen.effective(m.values()).into_iter().filter(|f| f.service == service).collect();
+            l2status::plan_service(node, &service, self.status_wanted.get(&service).map(Vec::as_slice), &objects)
+        });
+        if ops.is_empty() {
+            self.status_submitted.remove(&service);
+            self.status_failures.remove(&service);
+        } else {
+            self.status_writer.submit(service.clone(), ops);
+            self.status_submitted.insert(service);
         }
     }
 
@@ -574,6 +634,27 @@ impl Speaker {
     fn event(&self, svc: &decide::ServiceState, type_: EventType, reason: &str, message: String) {
         self.recorder.record(&service_reference(&svc.key), EventSpec { type_, reason: reason.into(), message });
     }
+}
+
+type L2StatusResults = Vec<(L2StatusOp, Result<Option<String>, kube::Error>)>;
+type L2StatusWriter = StatusWriter<ServiceKey, Vec<L2StatusOp>, L2StatusResults>;
+
+/// Carries out a Service's requests in order, at most [`MAX_STATUS_WRITES`]
+/// Services at a time.
+fn l2_status_writer(client: &Client, namespace: &str, node: &str, owner: Option<OwnerReference>) -> L2StatusWriter {
+    let (client, namespace, node) = (client.clone(), namespace.to_string(), node.to_string());
+    StatusWriter::new(MAX_STATUS_WRITES, move |_, ops: Vec<L2StatusOp>| {
+        let (client, namespace, node, owner) = (client.clone(), namespace.clone(), node.clone(), owner.clone());
+        async move {
+            let mut results = Vec::with_capacity(ops.len());
+            for op in ops {
+                let result = l2status::apply(&client, &namespace, &node, owner.as_ref(), &op).await;
+                results.push((op, result));
+            }
+            results
+        }
+        .boxed()
+    })
 }
 
 fn service_reference(key: &ServiceKey) -> ObjectReference {

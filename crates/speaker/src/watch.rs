@@ -67,17 +67,18 @@ impl<V> Projected<V> {
 
 /// Starts a watch of `api` on `tasks`, projecting each object with `project`
 /// (`None` = not interesting, dropped) and waking `changed` on every change.
-pub fn spawn<K, V>(
+pub fn spawn<K, V, P>(
     tasks: &mut JoinSet<()>,
     what: &'static str,
     api: Api<K>,
     config: watcher::Config,
-    project: fn(&K) -> Option<V>,
+    project: P,
     changed: Arc<Notify>,
 ) -> Projected<V>
 where
     K: Resource + Clone + DeserializeOwned + Debug + Send + Sync + 'static,
     V: Send + Sync + 'static,
+    P: Fn(&K) -> Option<V> + Send + 'static,
 {
     let map: Arc<RwLock<HashMap<ObjectKey, V>>> = Arc::default();
     let (synced_tx, synced) = watch::channel(false);
