@@ -15,6 +15,14 @@
 //! the elector's own timers (renew deadline, retry period, expiry of a record
 //! without a duration) keep full precision. [`LeaderConfig::validate`] checks
 //! the timings as client-go does.
+//!
+//! A [`Fence`] (from [`LeaderElector::fence`]) tells a writer, at the moment
+//! it is about to send, whether the renew deadline of the last successful
+//! renewal has passed; [`Fence::guard`] refuses to start a request after it
+//! and abandons one still waiting for its answer when it passes. The
+//! deadline is an instant on the local monotonic clock, so a writer stops on
+//! time even when the task that publishes "not leading" runs late
+//! (docs/fencing.md).
 
 use std::time::Duration;
 
@@ -135,17 +143,102 @@ enum Outcome {
     Following(Option<String>),
 }
 
+/// A request refused or abandoned because this replica may no longer act
+/// as leader.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("not the leader: the lease's renew deadline has passed or leadership was lost")]
+pub struct NotLeader;
+
+/// Whether this replica may still write as leader: true until the renew
+/// deadline of its last successful renewal (counted from when that renewal
+/// was sent), false once it steps down. Cheap to clone; see the module
+/// documentation.
+#[derive(Clone, Debug)]
+pub struct Fence(FenceInner);
+
+#[derive(Clone, Debug)]
+enum FenceInner {
+    /// No election (a single replica): always holds.
+    Always,
+    /// Until when the lease is held; `None` while not leading.
+    Lease(watch::Receiver<Option<Instant>>),
+}
+
+impl Fence {
+    /// A fence that always holds, for a process that runs without election.
+    pub fn always() -> Self {
+        Fence(FenceInner::Always)
+    }
+
+    /// A fence and the sender that moves its deadline (what an elector
+    /// publishes; also for tests).
+    pub fn channel() -> (watch::Sender<Option<Instant>>, Fence) {
+        let (tx, rx) = watch::channel(None);
+        (tx, Fence(FenceInner::Lease(rx)))
+    }
+
+    /// Whether a write may be sent now.
+    pub fn holds(&self) -> bool {
+        match &self.0 {
+            FenceInner::Always => true,
+            FenceInner::Lease(rx) => rx.borrow().is_some_and(|until| Instant::now() < until),
+        }
+    }
+
+    /// Resolves once the fence no longer holds (deadline passed without a
+    /// renewal, leadership lost, elector gone); pends for ever on
+    /// [`Fence::always`].
+    pub async fn lost(&self) {
+        let mut rx = match &self.0 {
+            FenceInner::Always => return std::future::pending().await,
+            FenceInner::Lease(rx) => rx.clone(),
+        };
+        loop {
+            let Some(until) = *rx.borrow_and_update() else { return };
+            if Instant::now() >= until {
+                return;
+            }
+            tokio::select! {
+                // Checked again: a renewal may have moved the deadline.
+                _ = tokio::time::sleep_until(until) => {}
+                changed = rx.changed() => if changed.is_err() { return },
+            }
+        }
+    }
+
+    /// Runs `request` only if the fence holds now, and abandons it (drops
+    /// the future, closing its connection) if the fence stops holding
+    /// before it completes.
+    pub async fn guard<F: Future>(&self, request: F) -> Result<F::Output, NotLeader> {
+        if !self.holds() {
+            return Err(NotLeader);
+        }
+        tokio::select! {
+            biased;
+            _ = self.lost() => Err(NotLeader),
+            out = request => Ok(out),
+        }
+    }
+}
+
 /// Runs the election for one identity; see [`LeaderElector::run`].
 pub struct LeaderElector {
     api: Api<Lease>,
     cfg: LeaderConfig,
     observed: Option<Observed>,
+    fence: watch::Sender<Option<Instant>>,
 }
 
 impl LeaderElector {
     /// An elector on `api` (namespaced: the Lease's namespace).
     pub fn new(api: Api<Lease>, cfg: LeaderConfig) -> Self {
-        LeaderElector { api, cfg, observed: None }
+        LeaderElector { api, cfg, observed: None, fence: watch::channel(None).0 }
+    }
+
+    /// The fence of this elector's leadership: holds from a successful
+    /// acquire or renewal until `renew_deadline` after it was sent.
+    pub fn fence(&self) -> Fence {
+        Fence(FenceInner::Lease(self.fence.subscribe()))
     }
 
     /// Runs until `shutdown`, publishing leadership on `leading`; then
@@ -183,6 +276,9 @@ impl LeaderElector {
             match attempt {
                 Ok(Outcome::Leading) => {
                     last_renew = Some(sent);
+                    // Before "leading" is published: a session never starts
+                    // with a fence that does not hold.
+                    self.fence.send_replace(Some(sent + self.cfg.renew_deadline));
                     if !is_leader {
                         tracing::info!(identity = %self.cfg.identity, lease = %self.cfg.lease_name, "became leader");
                         leading.send_replace(true);
@@ -192,6 +288,7 @@ impl LeaderElector {
                     if is_leader {
                         tracing::warn!(identity = %self.cfg.identity, holder = ?holder, "lost leadership to another holder");
                         last_renew = None;
+                        self.fence.send_replace(None);
                         leading.send_replace(false);
                     }
                 }
@@ -239,6 +336,7 @@ impl LeaderElector {
                         if *leading.borrow() && !mine {
                             tracing::warn!(identity = %self.cfg.identity, holder = ?record.holder, "lost leadership to another holder");
                             last_renew = None;
+                            self.fence.send_replace(None);
                             leading.send_replace(false);
                         }
                     }
@@ -248,6 +346,7 @@ impl LeaderElector {
                 break;
             }
         }
+        self.fence.send_replace(None);
         if *leading.borrow() {
             leading.send_replace(false);
             if let Err(error) = self.release().await {
@@ -258,6 +357,7 @@ impl LeaderElector {
 
     fn step_down(&self, leading: &watch::Sender<bool>, why: &'static str) {
         tracing::warn!(identity = %self.cfg.identity, lease = %self.cfg.lease_name, "{why}");
+        self.fence.send_replace(None);
         leading.send_replace(false);
     }
 
@@ -405,6 +505,39 @@ mod tests {
         assert!(matches!(huge.validate(), Err(TimingError::TooLong(_))));
         let msg = cfg(10_000, 10_000, 2_000).validate().unwrap_err().to_string();
         assert_eq!(msg, "lease duration (10s) must be greater than renew deadline (10s)");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn fence_holds_until_the_deadline_and_follows_renewals() {
+        assert!(Fence::always().holds());
+        let (tx, fence) = Fence::channel();
+        assert!(!fence.holds(), "not leading yet");
+        assert_eq!(fence.guard(async { 1 }).await, Err(NotLeader), "nothing starts without the lease");
+        let t0 = Instant::now();
+        tx.send_replace(Some(t0 + Duration::from_secs(10)));
+        assert!(fence.holds());
+        assert_eq!(fence.guard(async { 2 }).await, Ok(2));
+        // A renewal at 8 s moves the deadline to 18 s.
+        let renew = tx.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_secs(8)).await;
+            renew.send_replace(Some(t0 + Duration::from_secs(18)));
+        });
+        // A request that never answers is abandoned exactly at the deadline in force.
+        let out = fence.guard(std::future::pending::<()>()).await;
+        assert_eq!(out, Err(NotLeader));
+        assert_eq!(Instant::now() - t0, Duration::from_secs(18));
+        assert!(!fence.holds(), "past the deadline");
+        // Stepping down (None) ends a guarded request at once.
+        tx.send_replace(Some(Instant::now() + Duration::from_secs(10)));
+        let clear = tx.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_secs(1)).await;
+            clear.send_replace(None);
+        });
+        let t1 = Instant::now();
+        assert_eq!(fence.guard(std::future::pending::<()>()).await, Err(NotLeader));
+        assert_eq!(Instant::now() - t1, Duration::from_secs(1));
     }
 
     #[test]

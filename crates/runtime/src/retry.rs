@@ -15,11 +15,17 @@ pub fn backoff(base: Duration, max: Duration, attempt: u32) -> Duration {
 }
 
 /// Keys waiting for their next attempt, each with its own failure count.
+///
+/// Memory is per key that failed and was not [reset](RetryQueue::reset) or
+/// [forgotten](RetryQueue::forget); entries of forgotten keys leave the heap
+/// when they come due or when the heap is compacted.
 pub struct RetryQueue<K> {
     base: Duration,
     max: Duration,
     heap: BinaryHeap<Reverse<(Instant, u64)>>,
     due: HashMap<u64, K>,
+    /// The sequence numbers of each key's pending schedules.
+    scheduled: HashMap<K, Vec<u64>>,
     attempts: HashMap<K, u32>,
     seq: u64,
 }
@@ -27,7 +33,15 @@ pub struct RetryQueue<K> {
 impl<K: Clone + Eq + Hash> RetryQueue<K> {
     /// Delays double from `base` per consecutive failure of a key, up to `max`.
     pub fn new(base: Duration, max: Duration) -> Self {
-        RetryQueue { base, max, heap: BinaryHeap::new(), due: HashMap::new(), attempts: HashMap::new(), seq: 0 }
+        RetryQueue {
+            base,
+            max,
+            heap: BinaryHeap::new(),
+            due: HashMap::new(),
+            scheduled: HashMap::new(),
+            attempts: HashMap::new(),
+            seq: 0,
+        }
     }
 
     /// Schedules `key` after its next backoff delay; returns the delay.
@@ -36,6 +50,7 @@ impl<K: Clone + Eq + Hash> RetryQueue<K> {
         *n = n.saturating_add(1);
         let delay = backoff(self.base, self.max, *n);
         self.seq += 1;
+        self.scheduled.entry(key.clone()).or_default().push(self.seq);
         self.heap.push(Reverse((now + delay, self.seq)));
         self.due.insert(self.seq, key);
         delay
@@ -44,6 +59,35 @@ impl<K: Clone + Eq + Hash> RetryQueue<K> {
     /// Forgets the failure history of `key` (it succeeded).
     pub fn reset(&mut self, key: &K) {
         self.attempts.remove(key);
+    }
+
+    /// Forgets everything about `key`: its history and its pending retry
+    /// (the object is gone).
+    pub fn forget(&mut self, key: &K) {
+        self.attempts.remove(key);
+        for seq in self.scheduled.remove(key).unwrap_or_default() {
+            self.due.remove(&seq);
+        }
+        self.compact();
+    }
+
+    /// Keys with a failure history or a pending retry.
+    pub fn len(&self) -> usize {
+        self.attempts.len().max(self.scheduled.len())
+    }
+
+    /// Whether no key has a failure history or a pending retry.
+    pub fn is_empty(&self) -> bool {
+        self.attempts.is_empty() && self.scheduled.is_empty()
+    }
+
+    /// Drops heap entries of replaced or forgotten schedules once they
+    /// outnumber the live ones.
+    fn compact(&mut self) {
+        if self.heap.len() > 2 * self.due.len() + 16 {
+            let due = &self.due;
+            self.heap.retain(|Reverse((_, seq))| due.contains_key(seq));
+        }
     }
 
     /// When the earliest scheduled key comes due.
@@ -60,6 +104,12 @@ impl<K: Clone + Eq + Hash> RetryQueue<K> {
             }
             self.heap.pop();
             if let Some(k) = self.due.remove(&seq) {
+                if let Some(seqs) = self.scheduled.get_mut(&k) {
+                    seqs.retain(|s| *s != seq);
+                    if seqs.is_empty() {
+                        self.scheduled.remove(&k);
+                    }
+                }
                 out.push(k);
             }
         }
@@ -70,6 +120,7 @@ impl<K: Clone + Eq + Hash> RetryQueue<K> {
     pub fn clear(&mut self) {
         self.heap.clear();
         self.due.clear();
+        self.scheduled.clear();
         self.attempts.clear();
     }
 }
@@ -109,5 +160,24 @@ mod tests {
         assert_eq!(q.pop_due(t + Duration::from_millis(300)), vec!["a"]);
         q.reset(&"a");
         assert_eq!(q.schedule("a", t), Duration::from_millis(100));
+    }
+
+    #[test]
+    fn forgotten_keys_leave_no_state() {
+        let mut q = RetryQueue::new(Duration::from_millis(100), Duration::from_secs(5));
+        let t = Instant::now();
+        for i in 0..10_000u32 {
+            q.schedule(i, t);
+            q.schedule(i, t);
+            q.forget(&i);
+        }
+        assert!(q.is_empty() && q.len() == 0);
+        assert!(q.heap.len() <= 16 + 1, "heap compacted: {}", q.heap.len());
+        assert!(q.pop_due(t + Duration::from_secs(10)).is_empty(), "a forgotten key never comes due");
+        q.schedule(7, t);
+        assert_eq!(q.len(), 1);
+        assert_eq!(q.pop_due(t + Duration::from_secs(1)), vec![7]);
+        q.forget(&7);
+        assert!(q.is_empty());
     }
 }
