@@ -16,6 +16,17 @@
 //! writes are queued (the [`Backlog`] it publishes), new Event requests
 //! wait: during a burst the API server's capacity goes to the status first,
 //! and the events follow.
+//!
+//! Memory is bounded with back-pressure, nothing is dropped for lack of
+//! room: the task holds at most [`MAX_QUEUED`] requests not yet started and
+//! stops taking occurrences from the channel while it holds that many; the
+//! channel holds at most [`CHANNEL_CAPACITY`] occurrences sent with
+//! [`Recorder::try_record`] or [`Slot::record`], so a producer that uses
+//! them waits ([`Recorder::reserve`]) instead of growing the queue. When the
+//! task's queue is full, Event requests start even while status writes are
+//! queued, so a waiting producer always gets room. [`Recorder::record`]
+//! never waits and is not counted against the channel's bound: it is for
+//! producers with few events.
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::Arc;
@@ -28,7 +39,7 @@ use k8s_openapi::jiff::Timestamp;
 use kube::api::{Api, Patch, PatchParams, PostParams};
 use kube::Client;
 use prometheus_client::metrics::counter::Counter;
-use tokio::sync::mpsc;
+use tokio::sync::{Semaphore, SemaphorePermit, mpsc};
 use tokio::task::JoinSet;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
@@ -40,6 +51,10 @@ const BURST: f64 = 25.0;
 const REFILL_PER_SEC: f64 = 1.0 / 300.0;
 const MAX_IN_FLIGHT: usize = 4;
 const MAX_ENTRIES: usize = 100_000;
+/// Event requests the task holds before it stops reading occurrences.
+pub const MAX_QUEUED: usize = 1024;
+/// Occurrences sent through the bounded path that may wait in the channel.
+pub const CHANNEL_CAPACITY: usize = 1024;
 
 /// The `type` of a core/v1 Event; the only definition in the Kubernetes-facing
 /// crates.
@@ -234,17 +249,66 @@ impl Backlog {
 /// Namespace and name of the Event written.
 type JobResult = Result<(String, String), kube::Error>;
 
+/// One occurrence on its way to the task; `counted` when it holds a place
+/// of the channel's bound (returned when the task takes it).
+struct Occurrence {
+    object: ObjectReference,
+    spec: EventSpec,
+    counted: bool,
+}
+
 /// Handle used by the reconcile loop. Cloning is cheap.
 #[derive(Clone)]
 pub struct Recorder {
-    tx: mpsc::UnboundedSender<(ObjectReference, EventSpec)>,
+    tx: mpsc::UnboundedSender<Occurrence>,
+    /// Free places of the bounded path.
+    room: Arc<Semaphore>,
+}
+
+/// A place in the channel, reserved by [`Recorder::reserve`].
+pub struct Slot<'a> {
+    permit: SemaphorePermit<'a>,
+    tx: &'a mpsc::UnboundedSender<Occurrence>,
+}
+
+impl Slot<'_> {
+    /// Queues one occurrence in the reserved place.
+    pub fn record(self, object: ObjectReference, spec: EventSpec) {
+        self.permit.forget();
+        // The receiver lives as long as the session; a send after it ended is moot.
+        let _ = self.tx.send(Occurrence { object, spec, counted: true });
+    }
 }
 
 impl Recorder {
-    /// Queues one occurrence; never blocks.
+    /// Queues one occurrence; never blocks, never drops, and is not counted
+    /// against [`CHANNEL_CAPACITY`] (for producers with few events; a
+    /// producer of bursts uses [`Recorder::try_record`]).
     pub fn record(&self, object: &ObjectReference, spec: EventSpec) {
         // The receiver lives as long as the session; a send after it ended is moot.
-        let _ = self.tx.send((object.clone(), spec));
+        let _ = self.tx.send(Occurrence { object: object.clone(), spec, counted: false });
+    }
+
+    /// Queues one occurrence if the channel has room; otherwise hands it
+    /// back, for the caller to keep until [`Recorder::reserve`] gives room.
+    #[allow(clippy::result_large_err)]
+    pub fn try_record(&self, object: ObjectReference, spec: EventSpec) -> Result<(), (ObjectReference, EventSpec)> {
+        match self.room.try_acquire() {
+            Ok(permit) => {
+                Slot { permit, tx: &self.tx }.record(object, spec);
+                Ok(())
+            }
+            Err(_) => Err((object, spec)),
+        }
+    }
+
+    /// Waits for a place in the channel (cancel-safe).
+    pub async fn reserve(&self) -> Slot<'_> {
+        match self.room.acquire().await {
+            Ok(permit) => Slot { permit, tx: &self.tx },
+            // The semaphore is never closed.
+            Err(_) => std::future::pending().await,
+        }
     }
 }
 
@@ -273,7 +337,8 @@ pub struct RecorderTask {
     client: Client,
     cfg: RecorderConfig,
     counters: EventCounters,
-    rx: mpsc::UnboundedReceiver<(ObjectReference, EventSpec)>,
+    rx: mpsc::UnboundedReceiver<Occurrence>,
+    room: Arc<Semaphore>,
     backlog: Backlog,
     agg: Aggregator,
     queue: VecDeque<Job>,
@@ -295,13 +360,15 @@ pub fn recorder(
     backlog: Backlog,
 ) -> (Recorder, RecorderTask) {
     let (tx, rx) = mpsc::unbounded_channel();
+    let room = Arc::new(Semaphore::new(CHANNEL_CAPACITY));
     (
-        Recorder { tx },
+        Recorder { tx, room: room.clone() },
         RecorderTask {
             client,
             cfg,
             counters,
             rx,
+            room,
             backlog,
             agg: Aggregator::default(),
             queue: VecDeque::new(),
@@ -320,8 +387,15 @@ impl RecorderTask {
         loop {
             tokio::select! {
                 _ = cancel.cancelled() => return,
-                msg = self.rx.recv() => match msg {
-                    Some((obj, spec)) => self.observe(obj, spec),
+                // Back-pressure: occurrences wait in the channel (and their
+                // producers for room) while the queue is full.
+                msg = self.rx.recv(), if self.accepts() => match msg {
+                    Some(o) => {
+                        if o.counted {
+                            self.room.add_permits(1);
+                        }
+                        self.observe(o.object, o.spec)
+                    }
                     None => return,
                 },
                 Some(done) = self.in_flight.join_next(), if !self.in_flight.is_empty() => {
@@ -330,8 +404,11 @@ impl RecorderTask {
                     }
                 }
                 _ = tick.tick() => {
-                    let now = Instant::now();
-                    self.queue.extend(self.agg.due(now, self.cfg.flush_interval));
+                    // Counts not taken now stay due for a later tick.
+                    if self.accepts() {
+                        let now = Instant::now();
+                        self.queue.extend(self.agg.due(now, self.cfg.flush_interval));
+                    }
                 }
                 _ = expire.tick() => self.agg.expire(Instant::now()),
             }
@@ -382,8 +459,19 @@ impl RecorderTask {
         }
     }
 
+    /// Whether the queue takes more requests.
+    fn accepts(&self) -> bool {
+        self.queue.len() < MAX_QUEUED
+    }
+
+    /// Whether requests may start now: not while status writes are queued,
+    /// unless the queue is full (a producer may be waiting for room).
+    fn may_start(&self) -> bool {
+        !self.backlog.busy() || !self.accepts()
+    }
+
     fn start_jobs(&mut self) {
-        if self.backlog.busy() {
+        if !self.may_start() {
             return;
         }
         while self.in_flight.len() < MAX_IN_FLIGHT {
@@ -493,6 +581,60 @@ mod tests {
         assert_eq!(a.decide(&key("u2", "m0"), &r(), t0, w), Decision::Create);
         // Tokens come back with time.
         assert_eq!(a.decide(&key("u1", "later"), &r(), t0 + Duration::from_secs(301), w), Decision::Create);
+    }
+
+    fn task() -> (Recorder, RecorderTask) {
+        let config = kube::Config::new("http://127.0.0.1:9".parse().expect("url"));
+        let client = Client::try_from(config).expect("client");
+        let cfg = RecorderConfig { component: "c".into(), instance: "i".into(), flush_interval: Duration::from_secs(1) };
+        recorder(client, cfg, EventCounters::default(), Backlog::default())
+    }
+
+    fn occurrence(i: usize) -> (ObjectReference, EventSpec) {
+        let object = ObjectReference { name: Some(format!("svc{i}")), namespace: Some("ns".into()), uid: Some(format!("u{i}")), ..Default::default() };
+        (object, EventSpec { type_: EventType::Normal, reason: "IPAllocated".into(), message: "m".into() })
+    }
+
+    #[tokio::test]
+    async fn the_channel_is_bounded_and_hands_back_what_does_not_fit() {
+        let (rec, mut task) = task();
+        for i in 0..CHANNEL_CAPACITY {
+            let (o, s) = occurrence(i);
+            assert!(rec.try_record(o, s).is_ok());
+        }
+        let (o, s) = occurrence(CHANNEL_CAPACITY);
+        let (back, _) = rec.try_record(o, s).expect_err("full");
+        assert_eq!(back.name.as_deref(), Some(format!("svc{CHANNEL_CAPACITY}").as_str()), "the occurrence comes back, not lost");
+        assert!(tokio::time::timeout(Duration::from_millis(50), rec.reserve()).await.is_err(), "no room: reserve waits");
+        // The task taking one occurrence makes room for exactly one more.
+        let o = task.rx.recv().await.expect("occurrence");
+        assert!(o.counted);
+        task.room.add_permits(1);
+        let slot = tokio::time::timeout(Duration::from_secs(1), rec.reserve()).await.expect("room after a take");
+        let (o, s) = occurrence(0);
+        slot.record(o, s);
+        let (o, s) = occurrence(1);
+        assert!(rec.try_record(o, s).is_err());
+        // The unbounded path still queues (never drops, never waits).
+        let (o, s) = occurrence(2);
+        rec.record(&o, s);
+        assert_eq!(task.rx.len(), CHANNEL_CAPACITY + 1);
+    }
+
+    #[tokio::test]
+    async fn a_full_queue_stops_intake_and_lets_events_past_the_status_backlog() {
+        let (_rec, mut task) = task();
+        task.backlog.set(10);
+        assert!(task.accepts() && !task.may_start(), "status writes first while there is room");
+        for i in 0..MAX_QUEUED {
+            let (o, s) = occurrence(i);
+            task.observe(o, s);
+        }
+        assert_eq!(task.queue.len(), MAX_QUEUED);
+        assert!(!task.accepts(), "intake stops at the bound");
+        assert!(task.may_start(), "a full queue drains even while status writes are queued");
+        task.backlog.set(0);
+        assert!(task.may_start());
     }
 
     #[test]
