@@ -6,12 +6,20 @@
 //! Service; writes go through the runtime's keyed writer, one per pool at a
 //! time and spaced by [`MIN_INTERVAL`], a queued write superseded by newer
 //! figures, so the last one always carries the final figures.
+//!
+//! Fencing (docs/fencing.md): each patch carries the resourceVersion of the
+//! pool it was computed against, so a write based on a version someone
+//! else (a new leader) has replaced is refused with 409. After a 409 the
+//! pool is not written again until the watch cache shows a version other
+//! than the refused one; then the figures are compared and written anew.
+//! Requests go through the leadership fence.
 
 use std::collections::{HashMap, HashSet};
 use std::time::Duration;
 
 use ferrolb_allocator::{Allocator, PoolCounters};
 use ferrolb_api::v1beta1::{IPAddressPool, IPAddressPoolStatus};
+use ferrolb_runtime::leader::Fence;
 use ferrolb_runtime::status::StatusWriter;
 use futures::FutureExt;
 use kube::api::{Api, Patch, PatchParams};
@@ -20,6 +28,7 @@ use kube::ResourceExt;
 use tokio::time::Instant;
 
 use crate::metrics::{Metrics, PoolGauges};
+use crate::service_status::{WriteError, is_conflict};
 
 pub const MIN_INTERVAL: Duration = Duration::from_millis(500);
 const RETRY: Duration = Duration::from_secs(2);
@@ -55,27 +64,65 @@ pub fn update_metrics(metrics: &Metrics, alloc: &Allocator, names: &HashSet<Stri
     }
 }
 
+/// One pool status write: the figures and the version they replace.
+pub struct PoolWrite {
+    /// Precondition: the pool's resourceVersion the figures were compared with.
+    pub resource_version: Option<String>,
+    pub status: IPAddressPoolStatus,
+}
+
+/// The outcome of a [`PoolWrite`], with the precondition it carried.
+pub struct PoolWritten {
+    resource_version: Option<String>,
+    result: Result<IPAddressPool, WriteError>,
+}
+
+/// The merge patch of one pool's status, conditional on `resource_version`.
+pub fn patch_body(write: &PoolWrite) -> serde_json::Value {
+    let mut body = serde_json::json!({ "status": write.status });
+    if let Some(rv) = &write.resource_version {
+        body["metadata"] = serde_json::json!({ "resourceVersion": rv });
+    }
+    body
+}
+
 pub struct PoolStatusWriter {
     namespace: String,
     /// Pools whose status must be compared with the allocator's figures.
     marked: HashSet<String>,
     /// What was last written (uid, status, resourceVersion), until the cache shows it.
     written: HashMap<String, (String, IPAddressPoolStatus, String)>,
-    writer: StatusWriter<String, IPAddressPoolStatus, Result<IPAddressPool, kube::Error>>,
+    /// Pools whose last write was refused (409), with the resourceVersion it
+    /// was conditioned on: not written again while that is still the newest
+    /// version known.
+    conflicts: HashMap<String, String>,
+    writer: StatusWriter<String, PoolWrite, PoolWritten>,
 }
 
 impl PoolStatusWriter {
-    pub fn new(api: Api<IPAddressPool>, namespace: &str) -> Self {
-        let writer = StatusWriter::new(IN_FLIGHT, move |name: String, status: IPAddressPoolStatus| {
+    pub fn new(api: Api<IPAddressPool>, namespace: &str, fence: Fence) -> Self {
+        let writer = StatusWriter::new(IN_FLIGHT, move |name: String, write: PoolWrite| {
             let api = api.clone();
+            let fence = fence.clone();
             async move {
-                let body = serde_json::json!({ "status": status });
-                api.patch_status(&name, &PatchParams::default(), &Patch::Merge(&body)).await
+                let body = patch_body(&write);
+                let (params, patch) = (PatchParams::default(), Patch::Merge(&body));
+                let result = match fence.guard(api.patch_status(&name, &params, &patch)).await {
+                    Ok(r) => r.map_err(WriteError::from),
+                    Err(not_leader) => Err(not_leader.into()),
+                };
+                PoolWritten { resource_version: write.resource_version, result }
             }
             .boxed()
         })
         .with_min_interval(MIN_INTERVAL);
-        PoolStatusWriter { namespace: namespace.to_string(), marked: HashSet::new(), written: HashMap::new(), writer }
+        PoolStatusWriter {
+            namespace: namespace.to_string(),
+            marked: HashSet::new(),
+            written: HashMap::new(),
+            conflicts: HashMap::new(),
+            writer,
+        }
     }
 
     pub fn mark(&mut self, name: impl Into<String>) {
@@ -90,53 +137,80 @@ impl PoolStatusWriter {
                 // Compared again when it returns (the session acts then).
                 continue;
             }
-            self.marked.remove(&name);
             let Some(pool) = pools.get(&ObjectRef::new(&name).within(&self.namespace)) else {
                 // Not (or no longer) an object: nothing to write.
+                self.marked.remove(&name);
                 self.writer.cancel(&name);
+                self.conflicts.remove(&name);
                 continue;
             };
+            let (shown, version) = self.shown(&pool);
+            if let Some(refused) = self.conflicts.get(&name) {
+                if version.as_ref() == Some(refused) {
+                    // The API server holds a newer version than any seen:
+                    // wait for the watch to bring it (it marks the pool).
+                    self.writer.cancel(&name);
+                    continue;
+                }
+                self.conflicts.remove(&name);
+            }
+            self.marked.remove(&name);
             let desired = status_of(alloc.pool_counters(&name));
-            if self.shown(&pool) == Some(&desired) {
+            if shown.as_ref() == Some(&desired) {
                 // A queued write of older figures must not go out after all.
                 self.writer.cancel(&name);
                 continue;
             }
-            self.writer.submit(name, desired);
+            let write = PoolWrite { resource_version: version, status: desired };
+            self.writer.submit(name, write);
         }
     }
 
-    /// The status the pool has, counting a write the cache does not show yet.
-    fn shown<'a>(&'a self, pool: &'a IPAddressPool) -> Option<&'a IPAddressPoolStatus> {
+    /// The status the pool has and its resourceVersion, counting a write the
+    /// cache does not show yet.
+    fn shown(&self, pool: &IPAddressPool) -> (Option<IPAddressPoolStatus>, Option<String>) {
         let name = pool.name_any();
         if let Some((uid, status, rv)) = self.written.get(&name)
             && pool.metadata.uid.as_deref() == Some(uid.as_str())
             && !crate::overlay::cache_caught_up(pool.metadata.resource_version.as_deref(), rv)
         {
-            return Some(status);
+            return (Some(status.clone()), Some(rv.clone()));
         }
-        pool.status.as_ref()
+        (pool.status.clone(), pool.metadata.resource_version.clone())
     }
 
     /// The next finished write; pends while none is queued or in flight.
-    pub async fn next(&mut self) -> (String, Result<IPAddressPool, kube::Error>) {
+    pub async fn next(&mut self) -> (String, PoolWritten) {
         self.writer.next().await
     }
 
-    pub fn finished(&mut self, name: String, result: Result<IPAddressPool, kube::Error>, now: Instant) {
-        match result {
+    pub fn finished(&mut self, name: String, written: PoolWritten, now: Instant) {
+        match written.result {
             Ok(pool) => {
+                self.conflicts.remove(&name);
                 if let (Some(uid), Some(status), Some(rv)) =
                     (pool.metadata.uid.clone(), pool.status.clone(), pool.metadata.resource_version.clone())
                 {
                     self.written.insert(name, (uid, status, rv));
                 }
             }
-            Err(kube::Error::Api(s)) if s.code == 404 => {
+            Err(WriteError::Api(kube::Error::Api(s))) if s.code == 404 => {
                 tracing::debug!(pool = %name, error = %s, "IPAddressPool status not written: the pool is gone");
                 self.written.remove(&name);
             }
-            Err(error) => {
+            Err(WriteError::Api(error)) if is_conflict(&error) => {
+                tracing::info!(pool = %name, resource_version = ?written.resource_version, %error,
+                    "IPAddressPool changed since its status was computed (409); recomputing once the watch shows the new version");
+                if let Some(rv) = written.resource_version {
+                    self.conflicts.insert(name.clone(), rv);
+                }
+                self.marked.insert(name);
+            }
+            Err(WriteError::NotLeader(error)) => {
+                // The session ends with the leadership; nothing to retry.
+                tracing::debug!(pool = %name, %error, "IPAddressPool status write not sent or abandoned");
+            }
+            Err(WriteError::Api(error)) => {
                 tracing::warn!(pool = %name, %error, "writing IPAddressPool status failed, will retry");
                 self.writer.hold(&name, now + RETRY);
                 self.marked.insert(name);

@@ -11,7 +11,7 @@ use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
 use ferrolb_runtime::http_server::{self, Endpoints, Health};
-use ferrolb_runtime::leader::{LeaderConfig, LeaderElector};
+use ferrolb_runtime::leader::{Fence, LeaderConfig, LeaderElector};
 use ferrolb_runtime::{client, logging};
 
 use crate::error::ControllerError;
@@ -105,6 +105,13 @@ pub async fn start(
         health_addr = Some(bound);
     }
     let identity = opts.identity();
+    // The elector is built first so the session's writes carry its fence.
+    let elector = opts.leader_elect.then(|| {
+        let cfg = LeaderConfig { identity: identity.clone(), ..opts.leader_config() };
+        let leases: Api<Lease> = Api::namespaced(client.clone(), &namespace);
+        LeaderElector::new(leases, cfg)
+    });
+    let fence = elector.as_ref().map_or_else(Fence::always, LeaderElector::fence);
     let ctx = SessionContext {
         client: client.clone(),
         namespace: namespace.clone(),
@@ -117,6 +124,7 @@ pub async fn start(
         router,
         metrics: metrics.clone(),
         progress,
+        fence,
         synced,
     };
 
@@ -125,17 +133,18 @@ pub async fn start(
     // Without election nobody changes leadership, but the sender must live
     // as long as the controller: a closed channel reads as "stop".
     let mut keep_leading = None;
-    let elector = if !opts.leader_elect {
-        keep_leading = Some(lead_tx);
-        None
-    } else {
-        let cfg = LeaderConfig { identity: identity.clone(), ..opts.leader_config() };
-        let leases: Api<Lease> = Api::namespaced(client.clone(), &namespace);
-        // In a JoinSet so that dropping the controller (a crash in tests)
-        // stops renewing, as the death of the process would.
-        let mut set = JoinSet::new();
-        set.spawn(LeaderElector::new(leases, cfg).run(lead_tx, cancel.child_token()));
-        Some(set)
+    let elector = match elector {
+        None => {
+            keep_leading = Some(lead_tx);
+            None
+        }
+        Some(elector) => {
+            // In a JoinSet so that dropping the controller (a crash in tests)
+            // stops renewing, as the death of the process would.
+            let mut set = JoinSet::new();
+            set.spawn(elector.run(lead_tx, cancel.child_token()));
+            Some(set)
+        }
     };
     tracing::info!(%namespace, %identity, leader_elect = opts.leader_elect, ?metrics_addr, ?health_addr, "controller started");
 

@@ -4,10 +4,19 @@
 //! `metallb.io/ip-allocated-from-pool` annotation together (the Service status
 //! strategy keeps metadata changes sent to /status; verified by the fixture
 //! tests, see docs/controller.md).
+//!
+//! Fencing (docs/fencing.md): the session's patches carry
+//! `metadata.resourceVersion` of the state they were computed from
+//! ([`precondition`]), so the API server refuses (409) a write whose base
+//! someone has changed since, in particular a deposed leader's write to an
+//! object the new leader has written; and every request goes through the
+//! leadership [`Fence`], so none is sent, or waited for, past the renew
+//! deadline.
 
 use k8s_openapi::api::core::v1::Service;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 use k8s_openapi::jiff::Timestamp;
+use ferrolb_runtime::leader::{Fence, NotLeader};
 use ferrolb_runtime::status::StatusWriter;
 use futures::FutureExt;
 use kube::Client;
@@ -55,6 +64,10 @@ pub struct Current {
     pub pool: Option<String>,
     pub condition: Option<Condition>,
     pub generation: Option<i64>,
+    /// `metadata.resourceVersion` of the object these fields were read from
+    /// (or that the controller's write produced): the precondition of the
+    /// next write.
+    pub resource_version: Option<String>,
 }
 
 impl Current {
@@ -83,7 +96,13 @@ impl Current {
             .and_then(|s| s.conditions.as_ref())
             .and_then(|cs| cs.iter().find(|c| c.type_ == CONDITION_TYPE))
             .cloned();
-        Current { ingress, pool, condition, generation: svc.metadata.generation }
+        Current {
+            ingress,
+            pool,
+            condition,
+            generation: svc.metadata.generation,
+            resource_version: svc.metadata.resource_version.clone(),
+        }
     }
 
     /// The non-empty ingress IPs, what allocation reads as "current addresses".
@@ -174,6 +193,29 @@ pub fn patch_body(uid: Option<&str>, current: &Current, desired: &Desired, now: 
     })
 }
 
+/// Makes `body` conditional on the object still being at `resource_version`:
+/// the API server answers 409 Conflict, and changes nothing, if it is not.
+pub fn precondition(body: &mut Value, resource_version: &str) {
+    body["metadata"]["resourceVersion"] = json!(resource_version);
+}
+
+/// Whether a write was refused because its precondition failed (the object
+/// changed since the state the write was computed from).
+pub fn is_conflict(error: &kube::Error) -> bool {
+    matches!(error, kube::Error::Api(s) if s.code == 409)
+}
+
+/// Why a status write did not complete.
+#[derive(Debug, thiserror::Error)]
+pub enum WriteError {
+    /// Not sent, or abandoned, because the leadership fence no longer holds.
+    #[error(transparent)]
+    NotLeader(#[from] NotLeader),
+    /// The API server refused it or could not be reached.
+    #[error(transparent)]
+    Api(#[from] kube::Error),
+}
+
 /// Sends the patch; returns the updated Service.
 pub async fn write<B: serde::Serialize + std::fmt::Debug + ?Sized>(
     api: &Api<Service>,
@@ -190,13 +232,15 @@ pub async fn write<B: serde::Serialize + std::fmt::Debug + ?Sized>(
 pub type Body = Box<RawValue>;
 
 /// Service status writes, keyed by `namespace/name`.
-pub type Writer = StatusWriter<ServiceId, Body, Result<Service, kube::Error>>;
+pub type Writer = StatusWriter<ServiceId, Body, Result<Service, WriteError>>;
 
-/// A writer sending at most `limit` patches at once.
-pub fn writer(client: Client, limit: usize) -> Writer {
+/// A writer sending at most `limit` patches at once, each only while `fence`
+/// holds.
+pub fn writer(client: Client, limit: usize, fence: Fence) -> Writer {
     StatusWriter::new(limit, move |id: ServiceId, body: Body| {
         let api: Api<Service> = Api::namespaced(client.clone(), &id.0);
-        async move { write(&api, &id.1, &body).await }.boxed()
+        let fence = fence.clone();
+        async move { Ok(fence.guard(write(&api, &id.1, &body)).await??) }.boxed()
     })
 }
 
@@ -286,6 +330,19 @@ mod tests {
         let mut want = ok("a");
         want.condition = None;
         assert!(cur.differs_from(&want));
+    }
+
+    #[test]
+    fn the_precondition_is_the_resource_version_read() {
+        let mut s = svc(&[], None);
+        s.metadata.resource_version = Some("4711".into());
+        let cur = Current::of(&s);
+        assert_eq!(cur.resource_version.as_deref(), Some("4711"));
+        let mut body = patch_body(Some("u"), &cur, &ok("a"), Timestamp::now());
+        assert!(body["metadata"].get("resourceVersion").is_none(), "unconditional unless asked");
+        precondition(&mut body, "4711");
+        assert_eq!(body["metadata"]["resourceVersion"], "4711");
+        assert_eq!(body["metadata"]["uid"], "u");
     }
 
     #[test]

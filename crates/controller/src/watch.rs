@@ -4,6 +4,13 @@
 //! The caches run whether or not this replica leads, so a standby that takes
 //! over starts from warm caches. Notifications go to the current session
 //! only; a session that starts later begins with a full pass anyway.
+//!
+//! The notification channel is bounded ([`CHANGE_CAPACITY`]) with
+//! back-pressure: when it is full, a reflector waits before it takes its
+//! next watch event, so nothing is dropped and its cache never runs ahead
+//! of what the session was told. The session drains the whole channel on
+//! every turn of its loop and coalesces it (a set per kind), so the channel
+//! fills only while the session is busy acting on a batch.
 
 use std::fmt::Debug;
 use std::hash::Hash;
@@ -40,26 +47,47 @@ pub enum Change {
     ConfigState,
 }
 
+/// Notifications that may wait for the session before reflectors pause.
+pub const CHANGE_CAPACITY: usize = 1024;
+
 /// Where notifications go: the current session, if any.
-#[derive(Clone, Default)]
-pub struct ChangeRouter(Arc<Mutex<Option<mpsc::UnboundedSender<Change>>>>);
+#[derive(Clone)]
+pub struct ChangeRouter {
+    current: Arc<Mutex<Option<mpsc::Sender<Change>>>>,
+    capacity: usize,
+}
+
+impl Default for ChangeRouter {
+    fn default() -> Self {
+        ChangeRouter::with_capacity(CHANGE_CAPACITY)
+    }
+}
 
 impl ChangeRouter {
+    /// A router whose channels hold at most `capacity` (at least 1) notifications.
+    pub fn with_capacity(capacity: usize) -> Self {
+        ChangeRouter { current: Arc::default(), capacity: capacity.max(1) }
+    }
+
     /// Routes every later notification to a new receiver.
-    pub fn subscribe(&self) -> mpsc::UnboundedReceiver<Change> {
-        let (tx, rx) = mpsc::unbounded_channel();
-        *self.0.lock().unwrap_or_else(|p| p.into_inner()) = Some(tx);
+    pub fn subscribe(&self) -> mpsc::Receiver<Change> {
+        let (tx, rx) = mpsc::channel(self.capacity);
+        *self.current.lock().unwrap_or_else(|p| p.into_inner()) = Some(tx);
         rx
     }
 
     pub fn unsubscribe(&self) {
-        *self.0.lock().unwrap_or_else(|p| p.into_inner()) = None;
+        *self.current.lock().unwrap_or_else(|p| p.into_inner()) = None;
     }
 
-    fn send(&self, change: Change) {
-        if let Some(tx) = self.0.lock().unwrap_or_else(|p| p.into_inner()).as_ref() {
-            // A closed receiver means the session just ended; nothing to do.
-            let _ = tx.send(change);
+    /// Delivers `change` to the current session, waiting while its channel
+    /// is full; returns at once when no session listens.
+    pub async fn send(&self, change: Change) {
+        let tx = self.current.lock().unwrap_or_else(|p| p.into_inner()).clone();
+        if let Some(tx) = tx {
+            // A closed receiver means the session just ended; the next one
+            // starts with a full pass.
+            let _ = tx.send(change).await;
         }
     }
 }
@@ -97,9 +125,9 @@ pub fn start(client: &Client, namespace: &str, router: &ChangeRouter, tasks: &mu
         Api::<Service>::all(client.clone()),
         watcher::Config::default(),
         router.clone(),
-        |ev, r| match ev {
-            Event::Apply(s) | Event::Delete(s) => r.send(Change::Service(id_of(s))),
-            Event::InitDone => r.send(Change::ServicesRelisted),
+        |ev, out| match ev {
+            Event::Apply(s) | Event::Delete(s) => out.push(Change::Service(id_of(s))),
+            Event::InitDone => out.push(Change::ServicesRelisted),
             Event::Init | Event::InitApply(_) => {}
         },
     );
@@ -117,11 +145,11 @@ pub fn start(client: &Client, namespace: &str, router: &ChangeRouter, tasks: &mu
         Api::<IPAddressPool>::namespaced(client.clone(), namespace),
         watcher::Config::default(),
         router.clone(),
-        |ev, r| {
+        |ev, out| {
             if let Event::Apply(p) = ev {
-                r.send(Change::Pool(p.name_any()));
+                out.push(Change::Pool(p.name_any()));
             }
-            config_change(ev, r);
+            config_change(ev, out);
         },
     );
     let communities = spawn_reflector(
@@ -138,17 +166,17 @@ pub fn start(client: &Client, namespace: &str, router: &ChangeRouter, tasks: &mu
         Api::<ConfigurationState>::namespaced(client.clone(), namespace),
         watcher::Config::default().fields(&format!("metadata.name={CONFIG_STATE_NAME}")),
         router.clone(),
-        |ev, r| match ev {
-            Event::Apply(_) | Event::Delete(_) | Event::InitDone => r.send(Change::ConfigState),
+        |ev, out| match ev {
+            Event::Apply(_) | Event::Delete(_) | Event::InitDone => out.push(Change::ConfigState),
             Event::Init | Event::InitApply(_) => {}
         },
     );
     Caches { services, namespaces, pools, communities, config_states }
 }
 
-fn config_change<K>(ev: &Event<K>, r: &ChangeRouter) {
+fn config_change<K>(ev: &Event<K>, out: &mut Vec<Change>) {
     match ev {
-        Event::Apply(_) | Event::Delete(_) | Event::InitDone => r.send(Change::Config),
+        Event::Apply(_) | Event::Delete(_) | Event::InitDone => out.push(Change::Config),
         Event::Init | Event::InitApply(_) => {}
     }
 }
@@ -168,7 +196,7 @@ fn spawn_reflector<K, F>(
 where
     K: Resource + Clone + Debug + DeserializeOwned + Send + Sync + 'static,
     K::DynamicType: Default + Eq + Hash + Clone + Send + Sync,
-    F: Fn(&Event<K>, &ChangeRouter) + Send + 'static,
+    F: Fn(&Event<K>, &mut Vec<Change>) + Send + 'static,
 {
     let (reader, writer) = reflector::store();
     // managedFields are never read and are the bulk of a large object: drop
@@ -184,12 +212,20 @@ where
 async fn drive<K, S, F>(what: &'static str, stream: S, router: ChangeRouter, notify: F)
 where
     S: Stream<Item = Result<Event<K>, watcher::Error>>,
-    F: Fn(&Event<K>, &ChangeRouter),
+    F: Fn(&Event<K>, &mut Vec<Change>),
 {
     let mut stream = std::pin::pin!(stream);
+    let mut changes = Vec::new();
     while let Some(item) = stream.next().await {
         match item {
-            Ok(ev) => notify(&ev, &router),
+            Ok(ev) => {
+                notify(&ev, &mut changes);
+                // Back-pressure: the next watch event is taken only once
+                // the session has room for these.
+                for change in changes.drain(..) {
+                    router.send(change).await;
+                }
+            }
             // The watcher retries with backoff (and relists on 410 Gone);
             // errors are only reported.
             Err(error) => tracing::warn!(resource = what, %error, "watch failed, retrying"),
@@ -198,3 +234,44 @@ where
 }
 
 use kube::runtime::watcher::watcher;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    fn svc(i: usize) -> Change {
+        Change::Service(("ns".into(), format!("s{i}")))
+    }
+
+    #[tokio::test]
+    async fn a_full_channel_makes_the_sender_wait_and_loses_nothing() {
+        let router = ChangeRouter::with_capacity(4);
+        // Nobody listens: sends return at once.
+        router.send(svc(0)).await;
+        let mut rx = router.subscribe();
+        for i in 0..4 {
+            router.send(svc(i)).await;
+        }
+        let sender = router.clone();
+        let blocked = tokio::spawn(async move {
+            for i in 4..10 {
+                sender.send(svc(i)).await;
+            }
+        });
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        assert!(!blocked.is_finished(), "the sender waits for room");
+        assert_eq!(rx.len(), 4, "the channel holds no more than its bound");
+        let mut got = Vec::new();
+        while got.len() < 10 {
+            got.push(rx.recv().await.expect("change"));
+        }
+        blocked.await.expect("sender");
+        assert_eq!(got, (0..10).map(svc).collect::<Vec<_>>(), "every change arrives, in order");
+        // A session that ended (receiver dropped) does not block reflectors.
+        drop(rx);
+        tokio::time::timeout(Duration::from_secs(1), router.send(svc(11))).await.expect("no wait on a closed channel");
+        router.unsubscribe();
+        router.send(svc(12)).await;
+    }
+}

@@ -171,7 +171,8 @@ mod tests {
             q.schedule(i, t);
             q.forget(&i);
         }
-        assert!(q.is_empty() && q.len() == 0);
+        assert!(q.is_empty());
+        assert_eq!(q.len(), 0);
         assert!(q.heap.len() <= 16 + 1, "heap compacted: {}", q.heap.len());
         assert!(q.pop_due(t + Duration::from_secs(10)).is_empty(), "a forgotten key never comes due");
         q.schedule(7, t);
