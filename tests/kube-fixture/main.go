@@ -63,6 +63,7 @@ type options struct {
 	serviceCIDRs   string
 	exitOnStdinEOF bool
 	keepDataDir    bool
+	etcdFsync      bool
 	verbosity      int
 	extraArgs      []string
 }
@@ -102,6 +103,7 @@ func parseFlags(args []string) (*options, error) {
 	fs.StringVar(&o.serviceCIDRs, "service-cluster-ip-range", "10.96.0.0/16,fd00:10:96::/112", "Service clusterIP ranges; one IPv4 and one IPv6 range make the cluster dual-stack")
 	fs.BoolVar(&o.exitOnStdinEOF, "exit-on-stdin-eof", false, "exit (and clean up) when stdin reaches EOF, i.e. when the parent process dies; lets a test process that never runs destructors still stop its fixture")
 	fs.BoolVar(&o.keepDataDir, "keep-data-dir", false, "leave the data directory in place on exit (for debugging)")
+	fs.BoolVar(&o.etcdFsync, "etcd-fsync", false, "let etcd fsync its WAL and backend as a production member does (default off: the store is thrown away, and fsync dominates write latency on shared disks); for benchmarks that want a production write path")
 	fs.IntVar(&o.verbosity, "v", 0, "kube-apiserver log verbosity")
 	if err := fs.Parse(args); err != nil {
 		return nil, err
@@ -176,6 +178,7 @@ func supervise(o *options) int {
 		"--etcd-peer-port=" + strconv.Itoa(o.etcdPeerPort),
 		"--token=" + o.token,
 		"--service-cluster-ip-range=" + o.serviceCIDRs,
+		"--etcd-fsync=" + strconv.FormatBool(o.etcdFsync),
 		"--v=" + strconv.Itoa(o.verbosity),
 		"--",
 	}
@@ -295,8 +298,9 @@ func startEtcd(o *options) (*embed.Etcd, error) {
 	cfg.AdvertisePeerUrls = []url.URL{peer}
 	cfg.InitialCluster = cfg.InitialClusterFromName(cfg.Name)
 	// Durability is worthless for a throwaway store, and fsync dominates
-	// write latency on shared CI disks.
-	cfg.UnsafeNoFsync = true
+	// write latency on shared CI disks; --etcd-fsync restores it for
+	// benchmarks that should see a production member's write latency.
+	cfg.UnsafeNoFsync = !o.etcdFsync
 	cfg.LogLevel = "warn"
 	cfg.LogOutputs = []string{filepath.Join(o.dataDir, "etcd.log")}
 

@@ -134,7 +134,7 @@ async fn bundle_dry_runs_applies_and_rbac_is_least_privilege() {
     let ms = Some("metallb-system");
     let allowed = [
         (controller, "list", "", "services", None, None, None),
-        (controller, "update", "", "services", Some("status"), Some("default"), None),
+        (controller, "patch", "", "services", Some("status"), Some("default"), None),
         (controller, "patch", "metallb.io", "ipaddresspools", Some("status"), ms, None),
         (controller, "watch", "metallb.io", "communities", None, ms, None),
         (controller, "create", "", "secrets", None, ms, None),
@@ -146,9 +146,10 @@ async fn bundle_dry_runs_applies_and_rbac_is_least_privilege() {
         (controller, "get", "apps", "deployments", None, ms, Some("controller")),
         (speaker, "list", "discovery.k8s.io", "endpointslices", None, None, None),
         (speaker, "create", "metallb.io", "servicel2statuses", None, ms, None),
-        (speaker, "update", "metallb.io", "servicebgpstatuses", Some("status"), ms, None),
+        (speaker, "patch", "metallb.io", "servicel2statuses", Some("status"), ms, None),
         (speaker, "list", "", "pods", None, ms, None),
         (speaker, "watch", "", "secrets", None, ms, None),
+        (controller, "create", "metallb.io", "configurationstates", None, ms, None),
         (speaker, "watch", "metallb.io", "bgppeers", None, ms, None),
     ];
     let denied = [
@@ -160,6 +161,14 @@ async fn bundle_dry_runs_applies_and_rbac_is_least_privilege() {
         (controller, "create", "metallb.io", "ipaddresspools", None, ms, None),
         (controller, "get", "apps", "deployments", None, ms, Some("speaker")),
         (controller, "create", "", "pods", None, ms, None),
+        // Grants MetalLB's manifests have and ferrolb never uses
+        // (crates/ferrolb/tests/rbac_audit.rs derives the RBAC from requests).
+        (controller, "update", "", "services", Some("status"), Some("default"), None),
+        (controller, "get", "", "configmaps", None, ms, None),
+        (controller, "create", "authentication.k8s.io", "tokenreviews", None, None, None),
+        (speaker, "update", "metallb.io", "servicebgpstatuses", Some("status"), ms, None),
+        (speaker, "list", "", "endpoints", None, None, None),
+        (speaker, "create", "metallb.io", "servicel2statuses", None, Some("default"), None),
         (speaker, "get", "", "secrets", None, Some("default"), None),
         (speaker, "update", "", "services", Some("status"), Some("default"), None),
         (speaker, "create", "metallb.io", "ipaddresspools", None, ms, None),

@@ -27,6 +27,37 @@ pub const SERVICE_CIDRS: &str = "10.96.0.0/16,fd00:10:96::/112";
 
 const START_ATTEMPTS: usize = 3;
 
+/// Opt-in settings of a fixture; the default is what every test gets.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct FixtureOptions {
+    /// Write an audit log (`<data-dir>/audit.log`, one JSON event per line,
+    /// level Metadata for every request, stages ResponseStarted and
+    /// ResponseComplete, written before the response: mode blocking), for
+    /// tests that check what a component actually requests.
+    pub audit: bool,
+    /// Let etcd fsync as a production member does (off by default).
+    pub etcd_fsync: bool,
+}
+
+/// The audit policy of [`FixtureOptions::audit`]: every request, once its
+/// response has started (so open watches are seen) and once complete.
+const AUDIT_POLICY: &str = "apiVersion: audit.k8s.io/v1
+kind: Policy
+omitStages: [RequestReceived]
+rules:
+  - level: Metadata
+";
+
+static SHARED_OPTIONS: std::sync::OnceLock<FixtureOptions> = std::sync::OnceLock::new();
+
+/// Sets the options of the [`shared`] fixture of this test binary. Must be
+/// called before the first [`shared`]; returns the options already in force
+/// when it was too late (or called twice with other options).
+pub fn configure_shared(options: FixtureOptions) -> std::result::Result<(), FixtureOptions> {
+    let set = SHARED_OPTIONS.get_or_init(|| options.clone());
+    if *set == options { Ok(()) } else { Err(set.clone()) }
+}
+
 /// A running kube-apiserver + etcd (one `kube-fixture` process).
 ///
 /// Dropping it kills the process group and removes the data dir; that also
@@ -42,6 +73,7 @@ pub struct KubeFixture {
     config: Config,
     binaries: FixtureBinaries,
     keep_data_dir: bool,
+    audit_log: Option<PathBuf>,
 }
 
 /// One fixture shared by every test of the calling test binary. It is never
@@ -49,13 +81,20 @@ pub struct KubeFixture {
 /// Tests sharing it should each work in their own namespace.
 pub async fn shared() -> Result<&'static KubeFixture> {
     static SHARED: OnceCell<KubeFixture> = OnceCell::const_new();
-    SHARED.get_or_try_init(KubeFixture::start).await
+    SHARED
+        .get_or_try_init(|| KubeFixture::start_with(SHARED_OPTIONS.get_or_init(FixtureOptions::default).clone()))
+        .await
 }
 
 impl KubeFixture {
     /// Builds the fixture if needed, starts it on free loopback ports and
     /// waits until the apiserver is ready to serve Services.
     pub async fn start() -> Result<KubeFixture> {
+        Self::start_with(FixtureOptions::default()).await
+    }
+
+    /// As [`KubeFixture::start`], with opt-in settings.
+    pub async fn start_with(options: FixtureOptions) -> Result<KubeFixture> {
         let binaries = tokio::task::spawn_blocking(fixture_binaries)
             .await
             .map_err(|e| Error::Build(format!("build task panicked: {e}")))??;
@@ -68,7 +107,7 @@ impl KubeFixture {
         // A port picked free can be taken by someone else before the fixture
         // binds it; such a start fails fast, and fresh ports usually succeed.
         for _ in 0..START_ATTEMPTS {
-            match Self::start_once(&binaries, timeout).await {
+            match Self::start_once(&binaries, timeout, &options).await {
                 Ok(f) => return Ok(f),
                 Err(e @ Error::Timeout { .. }) => return Err(e),
                 Err(e) => failures.push(e.to_string()),
@@ -77,7 +116,7 @@ impl KubeFixture {
         Err(Error::Start(failures.join("\n---\n")))
     }
 
-    async fn start_once(binaries: &FixtureBinaries, timeout: Duration) -> Result<KubeFixture> {
+    async fn start_once(binaries: &FixtureBinaries, timeout: Duration, options: &FixtureOptions) -> Result<KubeFixture> {
         let data_dir = new_data_dir()?;
         let ports = [free_port()?, free_port()?, free_port()?];
         let log_path = data_dir.join("fixture.log");
@@ -103,6 +142,23 @@ impl KubeFixture {
         if keep_data_dir {
             cmd.arg("--keep-data-dir");
         }
+        if options.etcd_fsync {
+            cmd.arg("--etcd-fsync");
+        }
+        let audit_log = if options.audit {
+            let policy = data_dir.join("audit-policy.yaml");
+            std::fs::write(&policy, AUDIT_POLICY).map_err(io(format!("writing {}", policy.display())))?;
+            let log = data_dir.join("audit.log");
+            // Arguments after `--` go to the apiserver; the log backend's
+            // default mode (blocking) writes each event before the response.
+            cmd.arg("--")
+                .arg(format!("--audit-policy-file={}", policy.display()))
+                .arg(format!("--audit-log-path={}", log.display()))
+                .arg("--audit-log-maxsize=0");
+            Some(log)
+        } else {
+            None
+        };
         let child = cmd
             .spawn()
             .map_err(io(format!("spawning {}", binaries.kube_fixture.display())))?;
@@ -117,6 +173,7 @@ impl KubeFixture {
             config: Config::new("https://127.0.0.1".parse().expect("static URL parses")),
             binaries: binaries.clone(),
             keep_data_dir,
+            audit_log,
         };
         let deadline = Instant::now() + timeout;
         fixture.config = fixture.wait_for_kubeconfig(deadline).await?;
@@ -279,6 +336,12 @@ impl KubeFixture {
     pub fn pid(&self) -> Option<u32> {
         let guard = self.child.lock().unwrap_or_else(|p| p.into_inner());
         guard.as_ref().map(Child::id)
+    }
+
+    /// The audit log (one JSON `audit.k8s.io/v1` Event per line), when
+    /// started with [`FixtureOptions::audit`].
+    pub fn audit_log_path(&self) -> Option<&Path> {
+        self.audit_log.as_deref()
     }
 
     /// kubectl of the same Kubernetes release as the fixture.

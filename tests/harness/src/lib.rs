@@ -38,7 +38,7 @@ mod wait;
 
 pub use binary::{FixtureBinaries, fixture_binaries};
 pub use error::{Error, Result};
-pub use fixture::{KubeFixture, shared};
+pub use fixture::{FixtureOptions, KubeFixture, configure_shared, shared};
 pub use resources::{
     FIELD_MANAGER, apply_yaml, apply_yaml_in, create_namespace, create_node, install_crds,
     unique_name, wait_crds_established,
