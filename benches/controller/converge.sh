@@ -5,7 +5,9 @@
 # until the controller is idle, its peak RSS, CPU time and API requests per
 # Service (counted by the API server).
 #
-# Usage: benches/controller/converge.sh [--services N] [--pool CIDR] [--controller-arg=FLAG ...]
+# Usage: benches/controller/converge.sh [--services N] [--pool CIDR] [--etcd-fsync] [--controller-arg=FLAG ...]
+# The controller runs as metallb-system/controller under deploy/'s RBAC
+# (impersonated): RBAC and API Priority and Fairness apply as in a cluster.
 # Env:   PROFILE=release|dev (default release)
 #
 # The side-by-side run with MetalLB's controller: benches/metallb/compare.sh.

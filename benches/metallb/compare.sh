@@ -6,7 +6,8 @@
 #
 # Usage: benches/metallb/compare.sh [METALLB_BINARY [FERROLB_BINARY]]
 # Environment: RUNS (default 1), and everything converge.sh reads (N, MODE, QUIET,
-# PARALLEL, TIMEOUT, ...). Results go to
+# PARALLEL, TIMEOUT, IDENTITY (default sa: each controller as its own
+# ServiceAccount under its own RBAC), ETCD_FSYNC=1, ...). Results go to
 # ${TMPDIR:-/tmp}/ferrolb-bench-metallb/compare-<time>/ (one dir per run and
 # summary.txt).
 set -euo pipefail
@@ -68,9 +69,15 @@ rows = [
     ("API requests per Service until quiet", "requests_per_service_total", 1, "{:.3f}"),
     ("CPU seconds until quiet", "cpu_seconds", 1, "{:.2f}"),
     ("apiserver+etcd CPU seconds until convergence", "server_cpu_seconds_at_converge", 1, "{:.2f}"),
+    ("Service status writes in flight, most", "status_writes_in_flight_max", 1, "{:.0f}"),
+    ("Service status writes in flight, mean while any", "status_writes_in_flight_mean", 1, "{:.1f}"),
+    ("status write latency p50, ms (server side)", "status_write_ms_p50", 1, "{:.1f}"),
+    ("APF mean queue wait at workload-low, ms", "apf_workload_low_wait_ms_mean", 1, "{:.2f}"),
 ]
 m, f = res["metallb"][0], res["ferrolb"][0]
 print(f"N={m['n']} Services, mode {m['mode']}, {runs} run(s) each, median; quiet = {m['quiet_seconds']} s without a request")
+print(f"identity: {m.get('identity', 'admin')} (ServiceAccounts under their own RBAC: sa), etcd fsync: {'on' if m.get('etcd_fsync') == '1' else 'off'}")
+print("load average at start/end per run: " + "; ".join(f"{k} {r['loadavg_at_start']} / {r.get('loadavg_at_end', '?')}" for k in ("metallb", "ferrolb") for r in res[k]))
 print(f"MetalLB: {m['version']} (sha256 {m['binary_sha256_prefix']}...)")
 print(f"ferrolb: {f['version']} (sha256 {f['binary_sha256_prefix']}...)")
 print()

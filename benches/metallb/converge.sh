@@ -32,6 +32,16 @@
 #   AUDIT_POLICY  an audit policy file instead of the default (e.g. level
 #                 Request for some resources, to see what is written); it must
 #                 still log each request once, at stage ResponseComplete
+#   IDENTITY      sa (default): the controller runs as the ServiceAccount
+#                 metallb-system/controller, impersonated through the admin
+#                 kubeconfig, bound to its own project's RBAC as shipped
+#                 (ferrolb: deploy/manifests; MetalLB: the controller's
+#                 bindings in its release's config/manifests/metallb-native.yaml,
+#                 via manifest.sh), so RBAC and API Priority and Fairness
+#                 apply as in a cluster (system:masters is exempt from APF).
+#                 admin: the fixture's admin credentials (earlier runs).
+#   ETCD_FSYNC=1  etcd fsyncs as a production member does (the fixture's
+#                 default is no fsync)
 #   EXTRA_ARGS    more arguments for the controller
 #   CONTROLLER_ENV  space-separated VAR=value for the controller's environment
 #                 (e.g. GOGC=50, MALLOC_ARENA_MAX=2), for experiments
@@ -57,6 +67,9 @@ esac
 bin="${2:-}"
 
 N="${N:-5000}"
+IDENTITY="${IDENTITY:-sa}"
+case "$IDENTITY" in sa|admin) ;; *) echo "IDENTITY must be sa or admin" >&2; exit 2 ;; esac
+ETCD_FSYNC="${ETCD_FSYNC:-0}"
 MODE="${MODE:-backlog}"
 case "$MODE" in backlog|live) ;; *) echo "MODE must be backlog or live" >&2; exit 2 ;; esac
 PARALLEL="${PARALLEL:-4}"
@@ -151,8 +164,10 @@ mkfifo "$work/stdin"
 # The fixture exits (and cleans up) when this script dies, whatever kills it:
 # fd 8 is the only writer of its stdin. Children get `8>&-`.
 exec 8<>"$work/stdin"
-log "starting kube-fixture ($fixture)"
-"$fixture" --data-dir="$work/data" --exit-on-stdin-eof -- \
+fsync_flag=()
+[[ "$ETCD_FSYNC" == 1 ]] && fsync_flag=(--etcd-fsync)
+log "starting kube-fixture ($fixture${fsync_flag:+ ${fsync_flag[*]}})"
+"$fixture" --data-dir="$work/data" --exit-on-stdin-eof "${fsync_flag[@]}" -- \
     --audit-policy-file="$work/audit-policy.yaml" --audit-log-path="$work/audit.log" \
     --audit-log-maxsize=0 \
     <"$work/stdin" >"$work/fixture.out" 2>"$work/fixture.log" &
@@ -203,6 +218,42 @@ for i in $(seq 1 50); do
     [[ $i == 50 ]] && { cat "$work/setup.err" >&2; exit 1; }
     sleep 0.2
 done
+
+# --- the controller's identity ----------------------------------------------
+# As deployed: its own ServiceAccount under its own project's RBAC, through
+# impersonation (the fixture issues no ServiceAccount tokens). Both client-go
+# and kube-rs honour a kubeconfig user's `as` / `as-groups`.
+ctrl_kubeconfig="$KUBECONFIG"
+if [[ "$IDENTITY" == sa ]]; then
+    if [[ "$kind" == ferrolb ]]; then
+        for f in serviceaccounts rbac-controller; do
+            kc apply --server-side -f "$root/deploy/manifests/$f.yaml" >/dev/null
+        done
+    else
+        native="$(bash "$here/manifest.sh" | sed -n 's/^metallb-native=//p')"
+        [[ -f "$native" ]] || { log "MetalLB's manifest not found"; exit 1; }
+        # The controller's ServiceAccount and every Role/ClusterRole bound to
+        # it, with their bindings, exactly as released.
+        python3 - "$native" >"$work/metallb-rbac.yaml" <<'PY'
+import sys, yaml
+docs = [d for d in yaml.safe_load_all(open(sys.argv[1])) if d]
+sa = lambda s: s.get("kind") == "ServiceAccount" and s.get("name") == "controller" and s.get("namespace") == "metallb-system"
+bindings = [d for d in docs if d["kind"] in ("RoleBinding", "ClusterRoleBinding") and any(sa(s) for s in d.get("subjects", []))]
+roles = [d for d in docs if (d["kind"], d["metadata"]["name"]) in {(b["roleRef"]["kind"], b["roleRef"]["name"]) for b in bindings}]
+account = [d for d in docs if d["kind"] == "ServiceAccount" and d["metadata"]["name"] == "controller"]
+assert bindings and len(roles) == len(bindings) and account, "metallb-native.yaml: controller RBAC not found"
+yaml.safe_dump_all(account + roles + bindings, sys.stdout)
+PY
+        kc apply --server-side -f "$work/metallb-rbac.yaml" >/dev/null
+    fi
+    ctrl_kubeconfig="$work/controller.kubeconfig"
+    sa=system:serviceaccount:$ns_lb:controller
+    # The fixture's kubeconfig has one user, whose only field is the token.
+    sed "s/^\(    token: .*\)$/\1\n    as: $sa\n    as-groups: [system:serviceaccounts, system:serviceaccounts:$ns_lb, system:authenticated]/" \
+        "$KUBECONFIG" >"$ctrl_kubeconfig"
+    grep -q "^    as: $sa\$" "$ctrl_kubeconfig" || { log "could not write the impersonating kubeconfig"; exit 1; }
+    chmod 600 "$ctrl_kubeconfig"
+fi
 
 # The apiserver creates a CRD's storage (and starts filling its watch cache)
 # on the first request for it; until the cache is filled a LIST gets 429 with
@@ -283,7 +334,7 @@ if [[ "$kind" == metallb ]]; then
     cmd=("$bin" --namespace="$ns_lb" --pod-name="$pod" --webhook-mode=disabled
          --port="$metrics_port" --health-probe-port="$health_port" --log-level=info)
 else
-    cmd=("$bin" controller --kubeconfig="$KUBECONFIG" --namespace="$ns_lb" --pod-name="$pod"
+    cmd=("$bin" controller --kubeconfig="$ctrl_kubeconfig" --namespace="$ns_lb" --pod-name="$pod"
          --webhook-mode=disabled --port="$metrics_port" --health-probe-port="$health_port"
          --bind-address=127.0.0.1 --log-level=info)
 fi
@@ -306,7 +357,7 @@ start_controller() {
     # shellcheck disable=SC2086
     # setsid (not a group leader here, so it execs in place): $! is the
     # controller itself, leading a process group of its own.
-    setsid env -u METALLB_ML_SECRET_NAME -u METALLB_DEPLOYMENT -u METALLB_BGP_TYPE ${CONTROLLER_ENV:-} \
+    setsid env -u METALLB_ML_SECRET_NAME -u METALLB_DEPLOYMENT -u METALLB_BGP_TYPE KUBECONFIG="$ctrl_kubeconfig" ${CONTROLLER_ENV:-} \
         "${cmd[@]}" >"$work/controller.log" 2>&1 8>&- &
     ctrl_pid=$!
 }
@@ -362,6 +413,11 @@ quiet_line=$(python3 "$here/requests.py" wait-quiet "$work/audit.log" "$t_ctrl" 
 kill -0 "$ctrl_pid" 2>/dev/null || { tail -30 "$work/controller.log" >&2; log "controller exited"; exit 1; }
 hwm_end=$(hwm_kb); rss_end=$(rss_kb); cpu_end=$(cpu_s); server_cpu_end=$(tree_cpu)
 kill -TERM -- "-$ctrl_pid" 2>/dev/null || true; wait "$ctrl_pid" 2>/dev/null || true; ctrl_pid=""
+# API Priority and Fairness as the apiserver applied it: requests dispatched
+# and rejected per priority level over the whole run (setup included: the
+# admin's requests are in "exempt", a ServiceAccount's in "workload-low"),
+# and the mean queue wait at workload-low.
+eval "$(kc get --raw /metrics | python3 "$here/requests.py" apf)"
 
 done_line=$(grep "^done " "$work/watch.out")
 read -r _ t_done distinct _ with_ip <<<"$done_line"
@@ -412,7 +468,17 @@ requests_leases=$requests_leases
 requests_per_service_converge=$per_svc_converge
 requests_per_service_total=$per_svc_total
 user_agent="$user_agent"
+status_writes_in_flight_max=$status_writes_in_flight_max
+status_writes_in_flight_mean=$status_writes_in_flight_mean
+status_write_ms_p50=$status_write_ms_p50
+status_write_ms_p99=$status_write_ms_p99
+identity=$IDENTITY
+etcd_fsync=$ETCD_FSYNC
+apf_dispatched="$apf_dispatched"
+apf_rejected=$apf_rejected
+apf_workload_low_wait_ms_mean=$apf_workload_low_wait_ms_mean
 loadavg_at_start="$load"
+loadavg_at_end="$(cut -d' ' -f1-3 /proc/loadavg)"
 EOF
 
 mib() { python3 -c "print(f'{$1 / 1024:.1f}')"; }
@@ -427,6 +493,9 @@ CPU time (user+sys)                    ${cpu_done} s at convergence, ${cpu_end} 
 apiserver+etcd CPU meanwhile           $(f "$server_cpu_done - $server_cpu0") s at convergence, $(f "$server_cpu_end - $server_cpu0") s at the end
 API requests until convergence         $requests_converge   ($per_svc_converge per Service)
 API requests until quiet               $requests_total   ($per_svc_total per Service; Lease requests: $requests_leases)
+Service status writes in flight        at most $status_writes_in_flight_max, $status_writes_in_flight_mean on average while any was   (server-side latency p50 ${status_write_ms_p50} ms, p99 ${status_write_ms_p99} ms)
+identity, etcd fsync                   $IDENTITY, $([[ $ETCD_FSYNC == 1 ]] && echo on || echo off)
+APF requests dispatched per level      $apf_dispatched   (rejected: $apf_rejected; mean queue wait at workload-low ${apf_workload_low_wait_ms_mean} ms)
 load average at start                  $load
 figures: $RESULTS_FILE
 requests by verb/resource: $RESULTS_DIR/requests.txt

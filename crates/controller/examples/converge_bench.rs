@@ -10,6 +10,10 @@
 //!   watch has listed; WATCH requests are left out because the API server
 //!   counts them only when they end), in total and per Service.
 //!
+//! The controller runs as `metallb-system/controller` under deploy/'s RBAC
+//! (impersonated), so RBAC and API Priority and Fairness apply as in a
+//! cluster. `--etcd-fsync` lets etcd fsync as a production member does.
+//!
 //! Run through benches/controller/converge.sh, which builds the binaries.
 //! The side-by-side run with MetalLB's own controller is
 //! benches/metallb/compare.sh (docs/benchmarks-metallb.md).
@@ -20,7 +24,8 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use clap::Parser;
-use ferrolb_test_harness::{KubeFixture, apply_yaml_in, create_namespace, install_crds};
+use ferrolb_test_harness::identity::{Identity, apply_deploy_rbac};
+use ferrolb_test_harness::{FixtureOptions, KubeFixture, apply_yaml_in, create_namespace, install_crds};
 use futures::{StreamExt, TryStreamExt};
 use k8s_openapi::api::core::v1::Service;
 use kube::Client;
@@ -45,6 +50,9 @@ struct Args {
     /// Extra flag for ferrolb (repeatable), e.g. `--controller-arg=--write-concurrency=32`.
     #[arg(long = "controller-arg", allow_hyphen_values = true)]
     controller_args: Vec<String>,
+    /// Let the fixture's etcd fsync, as a production member does.
+    #[arg(long)]
+    etcd_fsync: bool,
 }
 
 struct Figures {
@@ -69,11 +77,17 @@ async fn main() -> Result<(), Error> {
 async fn run(args: &Args) -> Result<Figures, Error> {
     let n = args.services;
     eprintln!("starting a kube fixture ...");
-    let fixture = KubeFixture::start().await?;
+    let fixture = KubeFixture::start_with(FixtureOptions { etcd_fsync: args.etcd_fsync, ..FixtureOptions::default() }).await?;
     let client = fixture.client()?;
     install_crds(&client, &ferrolb_api::crds::render_yaml()).await?;
-    create_namespace(&client, SYSTEM).await?;
+    // As deployed: the controller runs as metallb-system/controller under
+    // deploy/'s RBAC (which also creates the namespace), so RBAC and API
+    // Priority and Fairness apply to it as in a cluster (an admin client is
+    // exempt from APF).
+    apply_deploy_rbac(&client).await?;
     create_namespace(&client, APPS).await?;
+    let kubeconfig = fixture.data_dir().join("controller.kubeconfig");
+    Identity::controller().write_kubeconfig(&fixture, &kubeconfig)?;
     let pool = format!(
         "apiVersion: metallb.io/v1beta1\nkind: IPAddressPool\nmetadata:\n  name: bench\nspec:\n  addresses:\n  - {}\n",
         args.pool
@@ -95,7 +109,7 @@ async fn run(args: &Args) -> Result<Figures, Error> {
     }
     let before = apiserver_requests(&client).await?;
     let started = Instant::now();
-    let mut child = spawn_ferrolb(&args.ferrolb, &fixture, &args.controller_args)?;
+    let mut child = spawn_ferrolb(&args.ferrolb, &kubeconfig, &args.controller_args)?;
     let all_ips = wait_all_assigned(stream.applied_objects(), n, &mut child, started).await?;
     let rss_kib = peak_rss_kib(child.id());
     // Idle: the API server counted no new request for 2 s.
@@ -172,10 +186,10 @@ fn print(args: &Args, results: &[(&str, Figures)]) {
     }
 }
 
-fn spawn_ferrolb(bin: &Path, fixture: &KubeFixture, extra: &[String]) -> Result<Child, Error> {
+fn spawn_ferrolb(bin: &Path, kubeconfig: &Path, extra: &[String]) -> Result<Child, Error> {
     Ok(Command::new(bin)
         .arg("controller")
-        .arg(format!("--kubeconfig={}", fixture.kubeconfig_path().display()))
+        .arg(format!("--kubeconfig={}", kubeconfig.display()))
         .arg(format!("--namespace={SYSTEM}"))
         .args(["--port=0", "--health-probe-port=0", "--leader-elect=false", "--pod-name=controller-bench"])
         .args(["--webhook-mode=disabled", "--log-level=warn"])
