@@ -13,6 +13,7 @@
 
 #![allow(dead_code)]
 
+pub mod metallb;
 pub mod proxy;
 
 use std::path::PathBuf;
