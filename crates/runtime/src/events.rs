@@ -494,6 +494,7 @@ impl RecorderTask {
             }
             (Job::Patch { key, first, last, count, involved, .. }, Err(kube::Error::Api(s))) if s.code == 404 => {
                 // The Event expired (API server event TTL): start a new one with the total.
+                tracing::debug!(error = %s, reason = %key.spec.reason, "event to update is gone; creating it again");
                 let mut event = self.build(&involved, &key.spec, last);
                 event.count = Some(count);
                 event.first_timestamp = Some(Time(first));

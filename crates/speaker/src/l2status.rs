@@ -198,7 +198,10 @@ pub async fn apply(
         }
         L2StatusOp::Delete { name, .. } => match api.delete(name, &DeleteParams::default()).await {
             Ok(_) => Ok(None),
-            Err(kube::Error::Api(e)) if e.code == 404 => Ok(None),
+            Err(kube::Error::Api(e)) if e.code == 404 => {
+                tracing::debug!(object = %name, error = %e, "ServiceL2Status already gone");
+                Ok(None)
+            }
             Err(e) => Err(e),
         },
     }
