@@ -52,6 +52,8 @@ const POOL: &str = "metallb.io/address-pool";
 const CONCURRENCY: usize = 16;
 /// Bound on each wait for a controller (a loaded two-core CI machine).
 const CONVERGE: Duration = Duration::from_secs(300);
+/// MetalLB's controller counts as idle after this long without a log line.
+const SETTLE: Duration = Duration::from_secs(2);
 
 /// The pools, in `metallb-system`. Requested addresses come from
 /// `reserved` (10.90.<4·set + 0|1|2>.x) and `dual` (10.70.<8 + set>.x,
@@ -605,10 +607,11 @@ async fn addresses_stay_when_swapping_metallb_and_ferrolb_both_ways() {
     create_all(&admin, &set1).await;
     log("created; waiting for MetalLB to assign them all");
     wait_until(&admin, "MetalLB assigns 1,000 Services", || upstream.assert_running(), all_assigned(&set1)).await;
-    let (normal, errors) = upstream.error_lines();
+    upstream.wait_settled(SETTLE, CONVERGE).await;
+    let (errors, refused) = upstream.errors_and_refusals();
     let status = tokio::task::block_in_place(|| upstream.stop());
-    log(&format!("MetalLB stopped ({status}); {normal} error lines of its normal operation (see MetallbController::error_lines), {} others", errors.len()));
-    assert!(errors.is_empty(), "MetalLB's controller logged errors:\n{}", errors.join("\n"));
+    log(&format!("MetalLB stopped ({status}); {errors} error lines (see MetallbController::errors_and_refusals)"));
+    assert!(refused.is_empty(), "MetalLB's own RBAC refused its requests:\n{}", refused.join("\n"));
     let (by_metallb, rv) = snapshot(&admin).await;
     let shared = check(&by_metallb, &set1);
     log(&format!("MetalLB's assignment checked: {} Services, {shared} shared addresses", by_metallb.len()));
@@ -661,12 +664,14 @@ async fn addresses_stay_when_swapping_metallb_and_ferrolb_both_ways() {
     create_all(&admin, &set3).await;
     log(&format!("MetalLB's controller restarted; created {} Services; waiting for them", set3.len()));
     wait_until(&admin, "MetalLB assigns after the rollback", || upstream.assert_running(), all_assigned(&set3)).await;
-    let moves = watch.finish().await;
-    let (normal, errors) = upstream.error_lines();
+    // A complete pass over every Service, and nothing left to do.
+    upstream.wait_settled(SETTLE, CONVERGE).await;
+    let (errors, refused) = upstream.errors_and_refusals();
     let status = tokio::task::block_in_place(|| upstream.stop());
-    log(&format!("MetalLB stopped ({status}); {normal} error lines of its normal operation (see MetallbController::error_lines), {} others", errors.len()));
+    let moves = watch.finish().await;
+    log(&format!("MetalLB stopped ({status}); {errors} error lines (see MetallbController::errors_and_refusals)"));
     assert!(moves.is_empty(), "addresses changed while MetalLB took over:\n{}", moves.join("\n"));
-    assert!(errors.is_empty(), "MetalLB's controller logged errors:\n{}", errors.join("\n"));
+    assert!(refused.is_empty(), "MetalLB's own RBAC refused its requests:\n{}", refused.join("\n"));
     let (after_rollback, _) = snapshot(&admin).await;
     let diff = differences(&by_ferrolb, &after_rollback);
     assert!(diff.is_empty(), "MetalLB changed {} Services' addresses:\n{}", diff.len(), diff.join("\n"));

@@ -193,29 +193,64 @@ impl MetallbController {
         all[all.len().saturating_sub(lines)..].join("\n")
     }
 
-    /// Log lines (JSON) at level error, as MetalLB writes them: how many are
-    /// part of MetalLB's normal operation, and all others. Normal:
-    /// - optimistic-concurrency conflicts (409): its status writes carry
-    ///   the resourceVersion of its cache, which lags behind its own
-    ///   earlier writes in a burst; it retries;
-    /// - the retries themselves: `failed to handle service, retry` (its
-    ///   cause is logged on its own line, checked here) and `event handling
-    ///   failed, retrying` of the full reprocess (`metallbreload/reload`).
-    ///   On a restart every Service with a sharing key changes its
-    ///   allocation key from "" (fresh allocator) to that key, which asks
-    ///   for another full pass (controller/main.go `SetBalancer`,
-    ///   `SyncStateReprocessAll`); the reprocess asks for it by returning
-    ///   an error.
-    pub fn error_lines(&self) -> (usize, Vec<String>) {
+    /// The log's lines at level error, and those of them (or of any
+    /// level) that report a request refused by RBAC (`forbidden`).
+    ///
+    /// MetalLB logs errors in its normal operation, so their number is
+    /// only reported: optimistic-concurrency conflicts (409: its status
+    /// writes carry the resourceVersion of a cache that lags behind its own
+    /// writes in a burst), the retries that follow them, `event handling
+    /// failed, retrying` of the full reprocess on every restart with shared
+    /// Services (each one's allocation key changes from "" in the fresh
+    /// allocator to its sharing key, which asks for another full pass:
+    /// controller/main.go `SetBalancer`), and at start a pool condition
+    /// written before its ConfigurationState exists. What the address
+    /// checks cannot see is a refusal.
+    pub fn errors_and_refusals(&self) -> (usize, Vec<String>) {
         let text = std::fs::read_to_string(&self.log).unwrap_or_default();
-        let errors = text.lines().filter(|l| l.contains("\"level\":\"error\""));
-        let (normal, others): (Vec<&str>, Vec<&str>) = errors.partition(|l| {
-            l.contains("the object has been modified; please apply your changes")
-                || l.contains("\"event\":\"failed to handle service, retry\"")
-                || (l.contains("\"name\":\"reload\",\"namespace\":\"metallbreload\"")
-                    && l.contains("\"error\":\"event handling failed, retrying\""))
-        });
-        (normal.len(), others.into_iter().map(str::to_owned).collect())
+        let errors = text.lines().filter(|l| l.contains("\"level\":\"error\"")).count();
+        let refused = text.lines().filter(|l| l.contains("forbidden")).map(str::to_owned).collect();
+        (errors, refused)
+    }
+
+    /// True once a full reprocess of all Services has ended without asking
+    /// for another: MetalLB's `initialLoadPerformed`
+    /// (internal/k8s/controllers/service_controller_reload.go logs `force
+    /// service reload` before `end reconcile` when it will retry).
+    pub fn initial_load_done(&self) -> bool {
+        let text = std::fs::read_to_string(&self.log).unwrap_or_default();
+        let mut previous_retry = false;
+        for line in text.lines().filter(|l| l.contains("\"controller\":\"ServiceReconciler - reprocessAll\"")) {
+            if line.contains("\"end reconcile\"") && !previous_retry {
+                return true;
+            }
+            previous_retry = line.contains("\"event\":\"force service reload\"");
+        }
+        false
+    }
+
+    /// Waits until [`Self::initial_load_done`] and the log has not grown
+    /// for `quiet` (MetalLB logs every Service it processes at level info),
+    /// so that a stop does not land in the middle of a pass.
+    pub async fn wait_settled(&mut self, quiet: Duration, limit: Duration) {
+        let deadline = Instant::now() + limit;
+        let mut last = (0, Instant::now());
+        loop {
+            self.assert_running();
+            let size = std::fs::metadata(&self.log).map(|m| m.len()).unwrap_or(0);
+            if size != last.0 {
+                last = (size, Instant::now());
+            } else if last.1.elapsed() >= quiet && self.initial_load_done() {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "MetalLB's controller did not settle within {limit:?} (initial load done: {}); log tail:\n{}",
+                self.initial_load_done(),
+                self.log_tail(20)
+            );
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
     }
 
     /// SIGTERM, as the kubelet stops a container, and waits for the exit
