@@ -679,3 +679,49 @@ async fn addresses_stay_when_swapping_metallb_and_ferrolb_both_ways() {
     let shared = check(&after_rollback, &all);
     log(&format!("rollback checked: {} Services, {shared} shared addresses", after_rollback.len()));
 }
+
+/// The duplicate check itself, on hand-made snapshots (no API server).
+mod check_itself {
+    use super::*;
+
+    fn held(ip: &str, share: Option<&str>, port: i32) -> Seen {
+        Seen {
+            ips: vec![ip.into()],
+            pool: Some("general-a".into()),
+            share: share.map(str::to_owned),
+            ports: [("TCP".to_string(), port)].into(),
+            ferrolb: None,
+        }
+    }
+
+    fn snap(entries: [(&str, Seen); 2]) -> BTreeMap<String, Seen> {
+        entries.into_iter().map(|(k, s)| (k.to_string(), s)).collect()
+    }
+
+    #[test]
+    fn two_services_with_one_key_and_distinct_ports_may_share() {
+        let s = snap([("a/x", held("10.50.0.1", Some("k"), 80)), ("a/y", held("10.50.0.1", Some("k"), 81))]);
+        assert_eq!(check(&s, &[]), 1);
+    }
+
+    #[test]
+    #[should_panic(expected = "10.50.0.1 held by a/x")]
+    fn an_address_held_without_a_sharing_key_is_a_duplicate() {
+        let s = snap([("a/x", held("10.50.0.1", None, 80)), ("a/y", held("10.50.0.1", None, 81))]);
+        check(&s, &[]);
+    }
+
+    #[test]
+    #[should_panic(expected = "10.50.0.1 held by a/x")]
+    fn different_keys_are_a_duplicate() {
+        let s = snap([("a/x", held("10.50.0.1", Some("k"), 80)), ("a/y", held("10.50.0.1", Some("l"), 81))]);
+        check(&s, &[]);
+    }
+
+    #[test]
+    #[should_panic(expected = "10.50.0.1 held by a/x")]
+    fn one_key_on_the_same_port_is_a_duplicate() {
+        let s = snap([("a/x", held("10.50.0.1", Some("k"), 80)), ("a/y", held("10.50.0.1", Some("k"), 80))]);
+        check(&s, &[]);
+    }
+}
