@@ -172,3 +172,57 @@ async fn a_deposed_leaders_delayed_writes_do_not_land() {
     b.shutdown().await;
     a.shutdown().await;
 }
+
+/// The API server facts the fence relies on: a status PATCH carrying a
+/// resourceVersion other than the object's is refused with 409 and changes
+/// nothing; with the object's own version it applies. Service and pool.
+#[tokio::test]
+async fn a_stale_resource_version_is_refused_and_changes_nothing() {
+    use ferrolb_controller::pool_status::{self, PoolWrite};
+    use ferrolb_controller::service_status::{self, ConditionSpec, Current, Desired};
+    let env = env("precondition", true).await;
+    env.apply(&pool_yaml("p", &["10.96.0.0/30"], "")).await;
+    let controller = controller_client(&env.client, &env.apps).await;
+    let services: Api<Service> = Api::namespaced(controller.clone(), &env.apps);
+    let pools_as_controller: Api<IPAddressPool> =
+        Api::namespaced(common::controller_client(&env.client, &env.system).await, &env.system);
+    let pools: Api<IPAddressPool> = Api::namespaced(env.client.clone(), &env.system);
+
+    let read = env.create_service("web", "").await;
+    // Someone else writes the Service after it was read.
+    let bump = serde_json::json!({"metadata": {"annotations": {"example.com/touched": "yes"}}});
+    env.services().patch("web", &PatchParams::default(), &Patch::Merge(&bump)).await.unwrap();
+    let newer = env.services().get("web").await.unwrap();
+    let want = Desired {
+        ips: vec!["10.96.0.1".into()],
+        pool: Some("p".into()),
+        condition: Some(ConditionSpec { status: true, reason: "IPAllocated".into(), message: "m".into() }),
+    };
+    let stale_rv = read.metadata.resource_version.clone().unwrap();
+    let mut body = service_status::patch_body(read.metadata.uid.as_deref(), &Current::of(&read), &want, k8s_openapi::jiff::Timestamp::now());
+    service_status::precondition(&mut body, &stale_rv);
+    let err = service_status::write(&services, "web", &body).await.expect_err("stale version refused");
+    assert!(service_status::is_conflict(&err), "{err}");
+    let unchanged = env.services().get("web").await.unwrap();
+    assert_eq!(unchanged.metadata.resource_version, newer.metadata.resource_version);
+    assert!(ips(&unchanged).is_empty());
+    service_status::precondition(&mut body, newer.metadata.resource_version.as_deref().unwrap());
+    let written = service_status::write(&services, "web", &body).await.expect("current version applies");
+    assert_eq!(ips(&written), ["10.96.0.1"]);
+
+    let pool = pools.get("p").await.unwrap();
+    let status = ferrolb_api::v1beta1::IPAddressPoolStatus { assigned_ipv4: 1, available_ipv4: 3, ..Default::default() };
+    let stale = PoolWrite { resource_version: Some("1".into()), status: status.clone() };
+    let err = pools_as_controller
+        .patch_status("p", &PatchParams::default(), &Patch::Merge(&pool_status::patch_body(&stale)))
+        .await
+        .expect_err("stale pool version refused");
+    assert!(service_status::is_conflict(&err), "{err}");
+    assert_eq!(pools.get("p").await.unwrap().metadata.resource_version, pool.metadata.resource_version);
+    let current = PoolWrite { resource_version: pool.metadata.resource_version.clone(), status };
+    let written = pools_as_controller
+        .patch_status("p", &PatchParams::default(), &Patch::Merge(&pool_status::patch_body(&current)))
+        .await
+        .expect("current pool version applies");
+    assert_eq!(written.status.map(|s| s.assigned_ipv4), Some(1));
+}
