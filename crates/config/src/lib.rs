@@ -1,7 +1,7 @@
 //! Configuration building and validation for ferrolb (crds.md), offline manifest
 //! reading for the CLI (cli-contract.md), and the Service copy the allocator reads.
 
-pub mod build;
+pub mod assemble;
 pub mod cidr;
 pub mod community;
 pub mod duration;

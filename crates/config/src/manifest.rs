@@ -13,7 +13,7 @@ mod yaml;
 
 pub use yaml::Limits;
 
-use crate::build::{BgpMode, ConfigInput, DEFAULT_NAMESPACE};
+use crate::assemble::{BgpMode, ConfigInput, DEFAULT_NAMESPACE};
 use ferrolb_api::{v1beta1, v1beta2};
 use k8s_openapi::api::core::v1::{Namespace, Node, Secret, Service};
 use kinds::{Kind, Rejection};

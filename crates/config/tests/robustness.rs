@@ -1,6 +1,6 @@
 //! Arbitrary input never panics the manifest reader or the builder.
 
-use ferrolb_config::build::{BgpMode, build_config};
+use ferrolb_config::assemble::{BgpMode, build_config};
 use ferrolb_config::manifest::{ReadOptions, read_str};
 use proptest::prelude::*;
 use serde_json::{Value, json};
@@ -10,7 +10,7 @@ fn read_and_build(text: &str) {
         for mode in [BgpMode::Native, BgpMode::Frr, BgpMode::FrrK8s] {
             let _ = build_config(&m.config_input(mode, "metallb-system"));
         }
-        let _ = ferrolb_config::build::build_pool_config(&m.pools, &m.communities, &m.namespaces);
+        let _ = ferrolb_config::assemble::build_pool_config(&m.pools, &m.communities, &m.namespaces);
     }
 }
 

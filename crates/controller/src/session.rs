@@ -376,7 +376,7 @@ impl Session {
         let pools: Vec<IPAddressPool> = caches.pools.state().iter().map(|p| (**p).clone()).collect();
         let communities: Vec<_> = caches.communities.state().iter().map(|c| (**c).clone()).collect();
         let namespaces: Vec<_> = caches.namespaces.state().iter().map(|n| (**n).clone()).collect();
-        match ferrolb_config::build::build_pool_config(&pools, &communities, &namespaces) {
+        match ferrolb_config::assemble::build_pool_config(&pools, &communities, &namespaces) {
             Ok(defs) => {
                 self.ctx.metrics.k8s.applied();
                 self.config_state.set(Verdict::Valid);

@@ -55,7 +55,7 @@ fn plan_with_libraries(dir: &Path, env: &Env) -> Planned {
     use ferrolb_controller::order::{self, PassEntry};
     let opts = ferrolb_config::manifest::ReadOptions { namespace: env.system.clone(), ..Default::default() };
     let m = ferrolb_config::manifest::read_paths_with(&[dir.to_path_buf()], &opts).expect("reading the dump");
-    let pools = ferrolb_config::build::build_pool_config(&m.pools, &m.communities, &m.namespaces).expect("valid pools");
+    let pools = ferrolb_config::assemble::build_pool_config(&m.pools, &m.communities, &m.namespaces).expect("valid pools");
     let mut alloc = Allocator::new();
     alloc.set_pools(pools);
     let mut entries: Vec<PassEntry<ferrolb_allocator::ServiceView>> = m

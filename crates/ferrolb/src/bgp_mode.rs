@@ -2,7 +2,7 @@
 //! BGP-implementation checks (crds.md §10.3), and an unknown value is an
 //! error rather than a silent fall-back to native.
 
-use ferrolb_config::build::BgpMode;
+use ferrolb_config::assemble::BgpMode;
 
 pub const ENV: &str = "METALLB_BGP_TYPE";
 

@@ -5,7 +5,7 @@
 use ferrolb_api::v1beta1::{BFDProfile, BGPAdvertisement, Community, IPAddressPool, L2Advertisement};
 use ferrolb_api::v1beta2::BGPPeer;
 use ferrolb_config::ConfigError;
-use ferrolb_config::build::{BgpMode, Config, ConfigInput, build_config};
+use ferrolb_config::assemble::{BgpMode, Config, ConfigInput, build_config};
 use k8s_openapi::api::core::v1::{Namespace, Node, Secret};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 

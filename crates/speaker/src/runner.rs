@@ -16,7 +16,7 @@ use ferrolb_api::v1beta1::{
     BFDProfile, BGPAdvertisement, Community, ConfigurationState, IPAddressPool, L2Advertisement, ServiceL2Status,
 };
 use ferrolb_api::v1beta2::BGPPeer;
-use ferrolb_config::build::{BgpMode, Config};
+use ferrolb_config::assemble::{BgpMode, Config};
 use ferrolb_l2::{InterfaceInfo, L2Report, Responder, ResponderConfig};
 use ferrolb_membership::{Membership, View};
 use ferrolb_runtime::config_state::{ConfigStateWriter, Identity, Verdict};

@@ -7,7 +7,7 @@ use serde::de::DeserializeOwned;
 use serde_json::Value;
 
 use ferrolb_api::{v1beta1, v1beta2};
-use ferrolb_config::build::{BgpMode, ConfigInput, build_config};
+use ferrolb_config::assemble::{BgpMode, ConfigInput, build_config};
 
 use crate::policy::Snapshot;
 

@@ -6,7 +6,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use ferrolb_config::build::BgpMode;
+use ferrolb_config::assemble::BgpMode;
 
 use crate::tls::TlsArgs;
 

@@ -59,7 +59,7 @@ pub enum ServeError {
 struct App {
     policy: Policy,
     cluster: KubeCluster,
-    mode: ferrolb_config::build::BgpMode,
+    mode: ferrolb_config::assemble::BgpMode,
 }
 
 /// Where the serving certificate comes from, and how it is kept fresh.

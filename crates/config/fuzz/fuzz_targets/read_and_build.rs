@@ -1,7 +1,7 @@
 //! Any bytes through the manifest reader and, when readable, the builder in every mode.
 #![no_main]
 
-use ferrolb_config::build::{BgpMode, build_config, build_pool_config};
+use ferrolb_config::assemble::{BgpMode, build_config, build_pool_config};
 use ferrolb_config::manifest::{ReadOptions, read_str};
 use libfuzzer_sys::fuzz_target;
 

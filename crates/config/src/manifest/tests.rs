@@ -198,7 +198,7 @@ fn hundred_thousand_documents() {
     }
     let m = read(&text).unwrap();
     assert_eq!(m.pools.len(), 100_000);
-    let cfg = crate::build::build_config(&m.config_input(BgpMode::Native, "metallb-system")).unwrap();
+    let cfg = crate::assemble::build_config(&m.config_input(BgpMode::Native, "metallb-system")).unwrap();
     assert_eq!(cfg.pools.len(), 100_000);
 }
 
@@ -302,7 +302,7 @@ apiVersion: metallb.io/v1beta1\nkind: IPAddressPool\nmetadata: {name: p}\nspec: 
     let names: Vec<_> = m.namespaces.iter().map(|n| n.metadata.name.clone().unwrap()).collect();
     assert_eq!(names, ["team", "default"]);
     assert_eq!(m.namespaces[0].metadata.labels.as_ref().unwrap()["t"], "x");
-    let cfg = crate::build::build_config(&m.config_input(BgpMode::Native, "metallb-system")).unwrap();
+    let cfg = crate::assemble::build_config(&m.config_input(BgpMode::Native, "metallb-system")).unwrap();
     let ns: Vec<_> = cfg.pools[0].allocation.as_ref().unwrap().namespaces.iter().cloned().collect();
     assert_eq!(ns, ["default"]);
 }

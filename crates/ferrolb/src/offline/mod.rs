@@ -11,7 +11,7 @@ pub mod validate;
 
 use std::process::ExitCode;
 
-use ferrolb_config::build::Config;
+use ferrolb_config::assemble::Config;
 use ferrolb_config::manifest::{self, Manifests};
 use ferrolb_config::ConfigError;
 
@@ -54,7 +54,7 @@ pub fn build(manifests: &Manifests, input: &InputArgs) -> Result<Config, ExitCod
         eprintln!("error: {err}");
         ExitCode::from(EXIT_BAD_INPUT)
     })?;
-    ferrolb_config::build::build_config(&manifests.config_input(mode, &input.namespace))
+    ferrolb_config::assemble::build_config(&manifests.config_input(mode, &input.namespace))
         .map_err(|errors| report_config_errors(&errors))
 }
 

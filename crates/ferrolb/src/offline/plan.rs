@@ -5,7 +5,7 @@ use std::net::IpAddr;
 use std::process::ExitCode;
 
 use ferrolb_allocator::{Allocator, ConvergeOptions, ServiceKey, ServiceView};
-use ferrolb_config::build::Config;
+use ferrolb_config::assemble::Config;
 use ferrolb_config::manifest::Manifests;
 
 use super::ignored;

@@ -5,7 +5,7 @@ use std::net::IpAddr;
 use std::rc::Rc;
 
 use ferrolb_allocator::PoolDef;
-use ferrolb_config::build::L2Advertisement;
+use ferrolb_config::assemble::L2Advertisement;
 
 use super::election::{Ranked, winner};
 use super::{DecideInput, InterfaceScope, L2Announce, MemberNetworks, NodeState, ServiceState, WithdrawReason};

@@ -22,7 +22,7 @@ use std::fmt;
 use std::net::IpAddr;
 
 use ferrolb_allocator::ServiceKey;
-use ferrolb_config::build::Config;
+use ferrolb_config::assemble::Config;
 use ipnet::IpNet;
 
 pub use election::election_hash;

@@ -4,7 +4,7 @@
 use std::net::IpAddr;
 
 use ferrolb_allocator::PoolDef;
-use ferrolb_config::build::Config;
+use ferrolb_config::assemble::Config;
 
 use super::{ServiceState, WithdrawReason};
 

@@ -2,7 +2,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::net::IpAddr;
 
 use ferrolb_allocator::{PoolDef, ServiceKey};
-use ferrolb_config::build::{Config, L2Advertisement, NodeSet, PoolAdvertisements};
+use ferrolb_config::assemble::{Config, L2Advertisement, NodeSet, PoolAdvertisements};
 use ferrolb_config::selector::Selector;
 
 use super::*;
