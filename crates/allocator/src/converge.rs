@@ -20,11 +20,7 @@ pub struct ConvergeOptions {
     pub lb_class: Option<String>,
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum EventType {
-    Normal,
-    Warning,
-}
+pub use ferrolb_api::events::EventType;
 
 /// A Kubernetes event to record against the Service.
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -8,17 +8,8 @@ use std::net::IpAddr;
 use crate::family::{Family, Policy, ServiceFamily, family_for_addresses, parse_ip};
 use crate::gofmt::quote;
 
-/// Annotation keys read and written by the allocation path.
-pub mod annotations {
-    pub const ADDRESS_POOL: &str = "metallb.io/address-pool";
-    pub const ADDRESS_POOL_DEPRECATED: &str = "metallb.universe.tf/address-pool";
-    pub const LOADBALANCER_IPS: &str = "metallb.io/loadBalancerIPs";
-    pub const LOADBALANCER_IPS_DEPRECATED: &str = "metallb.universe.tf/loadBalancerIPs";
-    pub const ALLOW_SHARED_IP: &str = "metallb.io/allow-shared-ip";
-    pub const ALLOW_SHARED_IP_DEPRECATED: &str = "metallb.universe.tf/allow-shared-ip";
-    pub const IP_ALLOCATED_FROM_POOL: &str = "metallb.io/ip-allocated-from-pool";
-    pub const DEPRECATED_PREFIX: &str = "metallb.universe.tf";
-}
+/// Annotation keys read and written by the allocation path (defined in `ferrolb_api`).
+pub use ferrolb_api::annotations;
 
 /// The raw Service fields the allocation rules read, copied without interpretation.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]

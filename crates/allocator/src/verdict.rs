@@ -45,6 +45,45 @@ pub enum FailureKind {
     Internal,
 }
 
+impl FailureKind {
+    /// Every kind, in declaration order.
+    pub const ALL: [FailureKind; 13] = [
+        FailureKind::NoMatchingPool,
+        FailureKind::PoolExhausted,
+        FailureKind::RequestedIPOutsidePools,
+        FailureKind::SharingConflict,
+        FailureKind::FamilyUnavailable,
+        FailureKind::UnknownPool,
+        FailureKind::IncompatiblePool,
+        FailureKind::InvalidRequest,
+        FailureKind::NotEnoughClusterIPs,
+        FailureKind::InvalidClusterIPs,
+        FailureKind::NoClusterIP,
+        FailureKind::NoPools,
+        FailureKind::Internal,
+    ];
+
+    /// The reason the Service condition carries (docs/controller.md, "The Service condition"): a
+    /// CamelCase word, fixed here so that renaming a variant cannot change it.
+    pub fn reason(self) -> &'static str {
+        match self {
+            FailureKind::NoMatchingPool => "NoMatchingPool",
+            FailureKind::PoolExhausted => "PoolExhausted",
+            FailureKind::RequestedIPOutsidePools => "RequestedIPOutsidePools",
+            FailureKind::SharingConflict => "SharingConflict",
+            FailureKind::FamilyUnavailable => "FamilyUnavailable",
+            FailureKind::UnknownPool => "UnknownPool",
+            FailureKind::IncompatiblePool => "IncompatiblePool",
+            FailureKind::InvalidRequest => "InvalidRequest",
+            FailureKind::NotEnoughClusterIPs => "NotEnoughClusterIPs",
+            FailureKind::InvalidClusterIPs => "InvalidClusterIPs",
+            FailureKind::NoClusterIP => "NoClusterIP",
+            FailureKind::NoPools => "NoPools",
+            FailureKind::Internal => "Internal",
+        }
+    }
+}
+
 /// A Service that got no address: MetalLB's error text, ferrolb's full
 /// message (that text plus per-pool detail) and the verdict of every pool.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -487,5 +526,33 @@ pub(crate) fn shape_of(family: ServiceFamily, policy: Policy, primary: Family) -
         family,
         policy,
         primary,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::FailureKind;
+
+    /// metav1.Condition's reason: `^[A-Za-z]([A-Za-z0-9_,:]*[A-Za-z0-9_])?$`, at most 1024 bytes.
+    fn valid_condition_reason(r: &str) -> bool {
+        let b = r.as_bytes();
+        let inner = |c: &u8| c.is_ascii_alphanumeric() || matches!(c, b'_' | b',' | b':');
+        !b.is_empty()
+            && b.len() <= 1024
+            && b[0].is_ascii_alphabetic()
+            && b.iter().all(inner)
+            && (b.len() == 1 || b[b.len() - 1].is_ascii_alphanumeric() || b[b.len() - 1] == b'_')
+    }
+
+    #[test]
+    fn reasons_are_distinct_valid_condition_reasons() {
+        let mut seen = std::collections::BTreeSet::new();
+        for kind in FailureKind::ALL {
+            let r = kind.reason();
+            assert!(valid_condition_reason(r), "{r:?} is not a valid condition reason");
+            assert!(seen.insert(r), "{r:?} used twice");
+        }
+        assert!(!valid_condition_reason("No Matching"), "the check refuses a space");
+        assert!(!valid_condition_reason("Pool:"), "the check refuses a trailing colon");
     }
 }

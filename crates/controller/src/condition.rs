@@ -20,9 +20,7 @@ pub fn for_convergence(view: &ServiceView, conv: &Convergence) -> Option<Conditi
     if let Some(f) = &conv.failure {
         return Some(ConditionSpec {
             status: false,
-            // FailureKind's variant names are the documented reasons
-            // (NoMatchingPool, PoolExhausted, ...), valid CamelCase.
-            reason: format!("{:?}", f.kind),
+            reason: f.kind.reason().to_string(),
             message: f.message.clone(),
         });
     }
@@ -39,4 +37,27 @@ pub fn for_convergence(view: &ServiceView, conv: &Convergence) -> Option<Conditi
         None => format!("Assigned IP [{ips}]"),
     };
     Some(ConditionSpec { status: true, reason: REASON_ASSIGNED.to_string(), message })
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeSet;
+
+    use ferrolb_allocator::FailureKind;
+
+    /// The reasons docs/controller.md promises operators (the `False` row of the
+    /// condition table) are exactly the ones written.
+    #[test]
+    fn documented_reasons_are_the_written_ones() {
+        let doc = include_str!("../../../docs/controller.md");
+        let row = doc
+            .lines()
+            .find(|l| l.starts_with("| False | the allocator's `FailureKind`"))
+            .expect("docs/controller.md has the FailureKind row of the condition table");
+        let cell = row.split('|').nth(2).expect("reason cell");
+        let documented: BTreeSet<&str> = cell.split('`').skip(1).step_by(2).filter(|w| *w != "FailureKind").collect();
+        let written: BTreeSet<&str> = FailureKind::ALL.iter().map(|k| k.reason()).collect();
+        assert_eq!(documented, written);
+        assert_eq!(written.len(), FailureKind::ALL.len());
+    }
 }

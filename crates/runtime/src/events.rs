@@ -56,25 +56,8 @@ pub const MAX_QUEUED: usize = 1024;
 /// Occurrences sent through the bounded path that may wait in the channel.
 pub const CHANNEL_CAPACITY: usize = 1024;
 
-/// The `type` of a core/v1 Event; the only definition in the Kubernetes-facing
-/// crates.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum EventType {
-    /// Something expected happened (an address assigned, announced).
-    Normal,
-    /// Something needs attention (an allocation failed, a conflict).
-    Warning,
-}
-
-impl EventType {
-    /// The text of the Event's `type` field.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            EventType::Normal => "Normal",
-            EventType::Warning => "Warning",
-        }
-    }
-}
+/// The `type` of a core/v1 Event (defined once, in `ferrolb_api`).
+pub use ferrolb_api::events::EventType;
 
 /// One occurrence: what is recorded against an object.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
@@ -129,7 +112,8 @@ struct Aggregator {
 
 #[derive(Debug)]
 struct Entry {
-    involved: ObjectReference,
+    /// Shared with the queued request that creates or updates the Event.
+    involved: Arc<ObjectReference>,
     /// Namespace and name of the Event object once created.
     object: Option<(String, String)>,
     count: i32,
@@ -170,7 +154,7 @@ impl Aggregator {
         self.entries.insert(
             key.clone(),
             Entry {
-                involved: involved.clone(),
+                involved: Arc::new(involved.clone()),
                 object: None,
                 count: 1,
                 written: 1,
@@ -205,7 +189,7 @@ impl Aggregator {
                 count: e.count,
                 first: e.first_seen,
                 last: e.last_seen,
-                involved: Box::new(e.involved.clone()),
+                involved: e.involved.clone(),
             });
             false
         });
@@ -346,10 +330,20 @@ pub struct RecorderTask {
     name_clock: i64,
 }
 
+/// A request waiting for a sender. A `Create` holds only what the Event is
+/// made of; the Event object itself is built when a sender takes the job
+/// ([`RecorderTask::start_jobs`]), so a full queue costs tens of bytes per
+/// request plus the shared object reference, not a whole Event.
 #[derive(Clone, Debug)]
 enum Job {
-    Create { key: EventKey, event: Box<Event> },
-    Patch { key: EventKey, ns: String, name: String, count: i32, first: Timestamp, last: Timestamp, involved: Box<ObjectReference> },
+    Create { key: EventKey, involved: Arc<ObjectReference>, count: i32, first: Timestamp, last: Timestamp },
+    Patch { key: EventKey, ns: String, name: String, count: i32, first: Timestamp, last: Timestamp, involved: Arc<ObjectReference> },
+}
+
+/// What a sender sends: the Event built from a `Create` job, or a count update.
+enum Request {
+    Create(Box<Event>),
+    Patch { ns: String, name: String, count: i32, last: Timestamp },
 }
 
 /// A recorder handle and the task that writes what it records.
@@ -421,8 +415,12 @@ impl RecorderTask {
         let wall = Timestamp::now();
         match self.agg.decide(&key, &obj, Instant::now(), wall) {
             Decision::Create => {
-                let event = self.build(&obj, &key.spec, wall);
-                self.queue.push_back(Job::Create { key, event: Box::new(event) });
+                // The entry just made holds the reference: share it.
+                let involved = match self.agg.entries.get(&key) {
+                    Some(e) => e.involved.clone(),
+                    None => Arc::new(obj),
+                };
+                self.queue.push_back(Job::Create { key, involved, count: 1, first: wall, last: wall });
             }
             Decision::Aggregate => {
                 self.counters.aggregated.inc();
@@ -434,10 +432,12 @@ impl RecorderTask {
         }
     }
 
-    fn build(&mut self, obj: &ObjectReference, spec: &EventSpec, wall: Timestamp) -> Event {
-        // client-go names events `<object>.<unix nanos in hex>`; the clock is
-        // kept strictly increasing so two events in one nanosecond differ.
-        let nanos = i64::try_from(wall.as_nanosecond()).unwrap_or(i64::MAX);
+    /// The Event a `Create` job stands for (called when a sender takes it).
+    fn build(&mut self, obj: &ObjectReference, spec: &EventSpec, count: i32, first: Timestamp, last: Timestamp) -> Event {
+        // client-go names events `<object>.<unix nanos in hex>` (here: of the
+        // latest occurrence); the clock is kept strictly increasing so two
+        // events in one nanosecond differ.
+        let nanos = i64::try_from(last.as_nanosecond()).unwrap_or(i64::MAX);
         self.name_clock = nanos.max(self.name_clock.saturating_add(1));
         Event {
             metadata: ObjectMeta {
@@ -449,9 +449,9 @@ impl RecorderTask {
             reason: Some(spec.reason.clone()),
             message: Some(spec.message.clone()),
             type_: Some(spec.type_.as_str().to_string()),
-            count: Some(1),
-            first_timestamp: Some(Time(wall)),
-            last_timestamp: Some(Time(wall)),
+            count: Some(count),
+            first_timestamp: Some(Time(first)),
+            last_timestamp: Some(Time(last)),
             source: Some(EventSource { component: Some(self.cfg.component.clone()), host: None }),
             reporting_component: Some(self.cfg.component.clone()),
             reporting_instance: Some(self.cfg.instance.clone()),
@@ -476,11 +476,24 @@ impl RecorderTask {
         }
         while self.in_flight.len() < MAX_IN_FLIGHT {
             let Some(job) = self.queue.pop_front() else { return };
+            let request = self.request(&job);
             let client = self.client.clone();
             self.in_flight.spawn(async move {
-                let result = send(client, &job).await;
+                let result = send(client, request).await;
                 (job, result)
             });
+        }
+    }
+
+    /// The request a sender makes for `job`; a `Create` builds its Event now.
+    fn request(&mut self, job: &Job) -> Request {
+        match job {
+            Job::Create { key, involved, count, first, last } => {
+                Request::Create(Box::new(self.build(involved, &key.spec, *count, *first, *last)))
+            }
+            Job::Patch { ns, name, count, last, .. } => {
+                Request::Patch { ns: ns.clone(), name: name.clone(), count: *count, last: *last }
+            }
         }
     }
 
@@ -495,13 +508,10 @@ impl RecorderTask {
             (Job::Patch { key, first, last, count, involved, .. }, Err(kube::Error::Api(s))) if s.code == 404 => {
                 // The Event expired (API server event TTL): start a new one with the total.
                 tracing::debug!(error = %s, reason = %key.spec.reason, "event to update is gone; creating it again");
-                let mut event = self.build(&involved, &key.spec, last);
-                event.count = Some(count);
-                event.first_timestamp = Some(Time(first));
                 if let Some(e) = self.agg.entries.get_mut(&key) {
                     e.object = None;
                 }
-                self.queue.push_back(Job::Create { key, event: Box::new(event) });
+                self.queue.push_back(Job::Create { key, involved, count, first, last });
             }
             (Job::Patch { .. }, Ok(_)) => {}
             (job, Err(error)) => {
@@ -517,19 +527,19 @@ impl RecorderTask {
     }
 }
 
-async fn send(client: Client, job: &Job) -> Result<(String, String), kube::Error> {
-    match job {
-        Job::Create { event, .. } => {
+async fn send(client: Client, request: Request) -> Result<(String, String), kube::Error> {
+    match request {
+        Request::Create(event) => {
             let ns = event.metadata.namespace.clone().unwrap_or_default();
             let api: Api<Event> = Api::namespaced(client, &ns);
-            let created = api.create(&PostParams::default(), event).await?;
+            let created = api.create(&PostParams::default(), &event).await?;
             Ok((ns, created.metadata.name.unwrap_or_default()))
         }
-        Job::Patch { ns, name, count, last, .. } => {
-            let api: Api<Event> = Api::namespaced(client, ns);
-            let patch = serde_json::json!({ "count": count, "lastTimestamp": Time(*last) });
-            api.patch(name, &PatchParams::default(), &Patch::Merge(&patch)).await?;
-            Ok((ns.clone(), name.clone()))
+        Request::Patch { ns, name, count, last } => {
+            let api: Api<Event> = Api::namespaced(client, &ns);
+            let patch = serde_json::json!({ "count": count, "lastTimestamp": Time(last) });
+            api.patch(&name, &PatchParams::default(), &Patch::Merge(&patch)).await?;
+            Ok((ns, name))
         }
     }
 }
