@@ -3,9 +3,10 @@
 //! status subresource only when they differ from what the pool shows.
 //!
 //! During a burst of allocations a pool's counters change with every
-//! Service; writes go through the runtime's keyed writer, one per pool at a
-//! time and spaced by [`MIN_INTERVAL`], a queued write superseded by newer
-//! figures, so the last one always carries the final figures.
+//! Service; [`PoolStatus`] (pure, driven by the session's step) decides what
+//! to write and when: one write per pool at a time, starts spaced by
+//! [`MIN_INTERVAL`], the figures read when the write starts, so the last one
+//! always carries the final figures. [`writer`] sends them.
 //!
 //! Fencing (docs/fencing.md): each patch carries the resourceVersion of the
 //! pool it was computed against, so a write based on a version someone
@@ -15,6 +16,7 @@
 //! Requests go through the leadership fence.
 
 use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
 use std::time::Duration;
 
 use ferrolb_allocator::{Allocator, PoolCounters};
@@ -23,7 +25,6 @@ use ferrolb_runtime::leader::Fence;
 use ferrolb_runtime::status::StatusWriter;
 use futures::FutureExt;
 use kube::api::{Api, Patch, PatchParams};
-use kube::runtime::reflector::{ObjectRef, Store};
 use kube::ResourceExt;
 use tokio::time::Instant;
 
@@ -65,16 +66,11 @@ pub fn update_metrics(metrics: &Metrics, alloc: &Allocator, names: &HashSet<Stri
 }
 
 /// One pool status write: the figures and the version they replace.
+#[derive(Clone, Debug, PartialEq)]
 pub struct PoolWrite {
     /// Precondition: the pool's resourceVersion the figures were compared with.
     pub resource_version: Option<String>,
     pub status: IPAddressPoolStatus,
-}
-
-/// The outcome of a [`PoolWrite`], with the precondition it carried.
-pub struct PoolWritten {
-    resource_version: Option<String>,
-    result: Result<IPAddressPool, WriteError>,
 }
 
 /// The merge patch of one pool's status, conditional on `resource_version`.
@@ -86,8 +82,38 @@ pub fn patch_body(write: &PoolWrite) -> serde_json::Value {
     body
 }
 
-pub struct PoolStatusWriter {
-    namespace: String,
+/// Pool status writes, keyed by pool name: the requests only. What to write
+/// and when (spacing, retries, conflicts) is [`PoolStatus`]'s decision.
+pub type Writer = StatusWriter<String, PoolWrite, Result<IPAddressPool, WriteError>>;
+
+/// A writer sending at most a few pool patches at once, each only while
+/// `fence` holds.
+pub fn writer(api: Api<IPAddressPool>, fence: Fence) -> Writer {
+    StatusWriter::new(IN_FLIGHT, move |name: String, write: PoolWrite| {
+        let api = api.clone();
+        let fence = fence.clone();
+        async move {
+            let body = patch_body(&write);
+            let (params, patch) = (PatchParams::default(), Patch::Merge(&body));
+            match fence.guard(api.patch_status(&name, &params, &patch)).await {
+                Ok(r) => r.map_err(WriteError::from),
+                Err(not_leader) => Err(not_leader.into()),
+            }
+        }
+        .boxed()
+    })
+}
+
+/// Which pool status writes are needed and when they may start. Pure state
+/// (no client, no timer): the session's step drives it with the clock as an
+/// argument and hands the writes it returns to the executor.
+///
+/// One write per pool at a time; two starts for one pool are spaced by
+/// [`MIN_INTERVAL`], a failed write is retried after [`RETRY`]. While a pool
+/// is held back it stays marked and is compared when the hold ends, with
+/// the figures of then, so the last write always carries the final figures.
+#[derive(Default)]
+pub struct PoolStatus {
     /// Pools whose status must be compared with the allocator's figures.
     marked: HashSet<String>,
     /// What was last written (uid, status, resourceVersion), until the cache shows it.
@@ -96,51 +122,39 @@ pub struct PoolStatusWriter {
     /// was conditioned on: not written again while that is still the newest
     /// version known.
     conflicts: HashMap<String, String>,
-    writer: StatusWriter<String, PoolWrite, PoolWritten>,
+    /// Pools with a write started and not answered, and the precondition it carried.
+    in_flight: HashMap<String, Option<String>>,
+    /// Pools that may not start a write before the instant (spacing after a
+    /// start, delay after a failure); only future instants are kept.
+    not_before: HashMap<String, Instant>,
 }
 
-impl PoolStatusWriter {
-    pub fn new(api: Api<IPAddressPool>, namespace: &str, fence: Fence) -> Self {
-        let writer = StatusWriter::new(IN_FLIGHT, move |name: String, write: PoolWrite| {
-            let api = api.clone();
-            let fence = fence.clone();
-            async move {
-                let body = patch_body(&write);
-                let (params, patch) = (PatchParams::default(), Patch::Merge(&body));
-                let result = match fence.guard(api.patch_status(&name, &params, &patch)).await {
-                    Ok(r) => r.map_err(WriteError::from),
-                    Err(not_leader) => Err(not_leader.into()),
-                };
-                PoolWritten { resource_version: write.resource_version, result }
-            }
-            .boxed()
-        })
-        .with_min_interval(MIN_INTERVAL);
-        PoolStatusWriter {
-            namespace: namespace.to_string(),
-            marked: HashSet::new(),
-            written: HashMap::new(),
-            conflicts: HashMap::new(),
-            writer,
-        }
-    }
-
+impl PoolStatus {
     pub fn mark(&mut self, name: impl Into<String>) {
         self.marked.insert(name.into());
     }
 
-    /// Queues the writes that are needed; the writer starts them as spacing allows.
-    pub fn flush(&mut self, alloc: &Allocator, pools: &Store<IPAddressPool>) {
-        let marked: Vec<String> = self.marked.iter().cloned().collect();
+    /// The writes to start now: every marked pool with no write in flight
+    /// and not held back is compared with the allocator's figures. `pool`
+    /// reads the watch cache.
+    pub fn flush(
+        &mut self,
+        now: Instant,
+        alloc: &Allocator,
+        pool: &dyn Fn(&str) -> Option<Arc<IPAddressPool>>,
+    ) -> Vec<(String, PoolWrite)> {
+        self.not_before.retain(|_, at| *at > now);
+        let mut marked: Vec<String> = self.marked.iter().cloned().collect();
+        marked.sort();
+        let mut out = Vec::new();
         for name in marked {
-            if self.writer.in_flight(&name) {
-                // Compared again when it returns (the session acts then).
+            if self.in_flight.contains_key(&name) {
+                // Compared again when it returns.
                 continue;
             }
-            let Some(pool) = pools.get(&ObjectRef::new(&name).within(&self.namespace)) else {
+            let Some(pool) = pool(&name) else {
                 // Not (or no longer) an object: nothing to write.
                 self.marked.remove(&name);
-                self.writer.cancel(&name);
                 self.conflicts.remove(&name);
                 continue;
             };
@@ -149,21 +163,32 @@ impl PoolStatusWriter {
                 if version.as_ref() == Some(refused) {
                     // The API server holds a newer version than any seen:
                     // wait for the watch to bring it (it marks the pool).
-                    self.writer.cancel(&name);
                     continue;
                 }
                 self.conflicts.remove(&name);
             }
+            if self.not_before.contains_key(&name) {
+                continue;
+            }
             self.marked.remove(&name);
             let desired = status_of(alloc.pool_counters(&name));
             if shown.as_ref() == Some(&desired) {
-                // A queued write of older figures must not go out after all.
-                self.writer.cancel(&name);
                 continue;
             }
-            let write = PoolWrite { resource_version: version, status: desired };
-            self.writer.submit(name, write);
+            self.not_before.insert(name.clone(), now + MIN_INTERVAL);
+            self.in_flight.insert(name.clone(), version.clone());
+            out.push((name, PoolWrite { resource_version: version, status: desired }));
         }
+        out
+    }
+
+    /// When a held-back pool may be written next.
+    pub fn deadline(&self) -> Option<Instant> {
+        self.not_before
+            .iter()
+            .filter(|(name, _)| self.marked.contains(*name) && !self.in_flight.contains_key(*name))
+            .map(|(_, at)| *at)
+            .min()
     }
 
     /// The status the pool has and its resourceVersion, counting a write the
@@ -179,13 +204,13 @@ impl PoolStatusWriter {
         (pool.status.clone(), pool.metadata.resource_version.clone())
     }
 
-    /// The next finished write; pends while none is queued or in flight.
-    pub async fn next(&mut self) -> (String, PoolWritten) {
-        self.writer.next().await
-    }
-
-    pub fn finished(&mut self, name: String, written: PoolWritten, now: Instant) {
-        match written.result {
+    /// The answer to the write of `name` in flight.
+    pub fn finished(&mut self, name: String, result: Result<IPAddressPool, WriteError>, now: Instant) {
+        let Some(sent) = self.in_flight.remove(&name) else {
+            tracing::debug!(pool = %name, "answer to an IPAddressPool status write not in flight, ignored");
+            return;
+        };
+        match result {
             Ok(pool) => {
                 self.conflicts.remove(&name);
                 if let (Some(uid), Some(status), Some(rv)) =
@@ -199,9 +224,9 @@ impl PoolStatusWriter {
                 self.written.remove(&name);
             }
             Err(WriteError::Api(error)) if is_conflict(&error) => {
-                tracing::info!(pool = %name, resource_version = ?written.resource_version, %error,
+                tracing::info!(pool = %name, resource_version = ?sent, %error,
                     "IPAddressPool changed since its status was computed (409); recomputing once the watch shows the new version");
-                if let Some(rv) = written.resource_version {
+                if let Some(rv) = sent {
                     self.conflicts.insert(name.clone(), rv);
                 }
                 self.marked.insert(name);
@@ -212,19 +237,17 @@ impl PoolStatusWriter {
             }
             Err(WriteError::Api(error)) => {
                 tracing::warn!(pool = %name, %error, "writing IPAddressPool status failed, will retry");
-                self.writer.hold(&name, now + RETRY);
+                let at = self.not_before.entry(name.clone()).or_insert(now);
+                *at = (*at).max(now + RETRY);
                 self.marked.insert(name);
             }
         }
     }
 
     /// Forgets written state of pools whose cache entry caught up.
-    pub fn prune(&mut self, pools: &Store<IPAddressPool>) {
-        let ns = &self.namespace;
+    pub fn prune(&mut self, pool: &dyn Fn(&str) -> Option<Arc<IPAddressPool>>) {
         self.written.retain(|name, (_, _, rv)| {
-            pools
-                .get(&ObjectRef::new(name).within(ns))
-                .is_some_and(|p| !crate::overlay::cache_caught_up(p.metadata.resource_version.as_deref(), rv))
+            pool(name).is_some_and(|p| !crate::overlay::cache_caught_up(p.metadata.resource_version.as_deref(), rv))
         });
     }
 }

@@ -231,16 +231,24 @@ pub async fn write<B: serde::Serialize + std::fmt::Debug + ?Sized>(
 /// the memory of a `serde_json::Value` tree.
 pub type Body = Box<RawValue>;
 
-/// Service status writes, keyed by `namespace/name`.
-pub type Writer = StatusWriter<ServiceId, Body, Result<Service, WriteError>>;
+/// Service status writes, keyed by `namespace/name`; each carries the
+/// session's number for it, returned with the answer.
+pub type Writer = StatusWriter<ServiceId, (u64, Body), (u64, Result<Service, WriteError>)>;
 
 /// A writer sending at most `limit` patches at once, each only while `fence`
 /// holds.
 pub fn writer(client: Client, limit: usize, fence: Fence) -> Writer {
-    StatusWriter::new(limit, move |id: ServiceId, body: Body| {
+    StatusWriter::new(limit, move |id: ServiceId, (n, body): (u64, Body)| {
         let api: Api<Service> = Api::namespaced(client.clone(), &id.0);
         let fence = fence.clone();
-        async move { Ok(fence.guard(write(&api, &id.1, &body)).await??) }.boxed()
+        async move {
+            let result = match fence.guard(write(&api, &id.1, &body)).await {
+                Ok(r) => r.map_err(WriteError::from),
+                Err(not_leader) => Err(not_leader.into()),
+            };
+            (n, result)
+        }
+        .boxed()
     })
 }
 
