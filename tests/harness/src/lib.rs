@@ -28,6 +28,7 @@ mod arp;
 mod binary;
 mod error;
 mod fixture;
+pub mod golden;
 pub mod identity;
 pub mod kubelet;
 pub mod netns;
