@@ -8,6 +8,7 @@ pub mod duration;
 pub mod error;
 pub mod selector;
 pub mod timers;
+pub mod view;
 
 pub use error::ConfigError;
 pub mod manifest;

@@ -17,7 +17,6 @@ pub mod overlay;
 pub mod pool_status;
 pub mod service_status;
 pub mod session;
-pub mod view;
 pub mod watch;
 
 mod runner;

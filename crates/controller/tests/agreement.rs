@@ -62,7 +62,7 @@ fn plan_with_libraries(dir: &Path, env: &Env) -> Planned {
         .services
         .iter()
         .map(|s| {
-            let v = ferrolb_controller::view::service_view(s);
+            let v = ferrolb_config::view::service_view(s);
             PassEntry {
                 namespace: v.namespace.clone(),
                 name: v.name.clone(),

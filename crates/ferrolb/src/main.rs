@@ -5,6 +5,7 @@
 mod bgp_mode;
 mod cli;
 mod offline;
+mod process;
 mod serve;
 mod speaker_cmd;
 

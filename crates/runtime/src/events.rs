@@ -26,7 +26,9 @@
 //! task's queue is full, Event requests start even while status writes are
 //! queued, so a waiting producer always gets room. [`Recorder::record`]
 //! never waits and is not counted against the channel's bound: it is for
-//! producers with few events.
+//! producers with few events. A queued request holds only what its Event
+//! is made of (the object reference shared with the aggregation entry);
+//! the Event object is built when a sender takes the request.
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::Arc;
@@ -646,6 +648,55 @@ mod tests {
         assert!(task.may_start(), "a full queue drains even while status writes are queued");
         task.backlog.set(0);
         assert!(task.may_start());
+    }
+
+    #[tokio::test]
+    async fn a_queued_event_is_built_only_when_a_sender_takes_it() {
+        let (_rec, mut task) = task();
+        let (o, s) = occurrence(7);
+        let before = Timestamp::now();
+        task.observe(o.clone(), s.clone());
+        let after = Timestamp::now();
+        let job = task.queue.pop_front().expect("a request is queued");
+        let Job::Create { involved, count, first, last, .. } = &job else { panic!("a create request: {job:?}") };
+        let entry = task.agg.entries.values().next().expect("aggregator entry");
+        assert!(Arc::ptr_eq(involved, &entry.involved), "the queued request shares the aggregator's object reference");
+        assert_eq!((*count, first, last), (1, &entry.first_seen, &entry.first_seen));
+        // Taken later: the Event still carries the occurrence's time.
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        let taken = Timestamp::now();
+        let Request::Create(event) = task.request(&job) else { panic!("a create request") };
+        let at = event.first_timestamp.as_ref().expect("firstTimestamp").0;
+        assert!(before <= at && at <= after && at < taken, "occurrence time, not the time it was sent");
+        assert_eq!(event.last_timestamp, event.first_timestamp);
+        assert_eq!(event.count, Some(1));
+        assert_eq!(event.involved_object, o);
+        assert_eq!((event.reason.as_deref(), event.message.as_deref(), event.type_.as_deref()), (Some("IPAllocated"), Some("m"), Some("Normal")));
+        assert_eq!(event.metadata.namespace.as_deref(), Some("ns"));
+        assert!(event.metadata.name.as_deref().is_some_and(|n| n.starts_with("svc7.")), "{:?}", event.metadata.name);
+        assert_eq!((event.reporting_component.as_deref(), event.reporting_instance.as_deref()), (Some("c"), Some("i")));
+        // Two Events built in the same nanosecond still get distinct names.
+        let Request::Create(again) = task.request(&job) else { panic!("a create request") };
+        assert_ne!(again.metadata.name, event.metadata.name);
+    }
+
+    #[tokio::test]
+    async fn an_expired_event_is_created_again_with_its_count() {
+        let (_rec, mut task) = task();
+        let (o, s) = occurrence(1);
+        task.observe(o.clone(), s);
+        let Some(Job::Create { key, involved, first, .. }) = task.queue.pop_front() else { panic!("a create request") };
+        let last = Timestamp::now();
+        let patch = Job::Patch { key: key.clone(), ns: "ns".into(), name: "svc1.1".into(), count: 5, first, last, involved };
+        let gone = kube::Error::Api(kube::core::Status::failure("not found", "NotFound").with_code(404).boxed());
+        task.finished(patch, Err(gone));
+        let job = task.queue.pop_front().expect("created again");
+        let Request::Create(event) = task.request(&job) else { panic!("a create request") };
+        assert_eq!(event.count, Some(5));
+        assert_eq!(event.first_timestamp, Some(Time(first)));
+        assert_eq!(event.last_timestamp, Some(Time(last)));
+        assert_eq!(event.involved_object, o);
+        assert_eq!(task.agg.entries.get(&key).and_then(|e| e.object.clone()), None, "written again before it is patched");
     }
 
     #[test]

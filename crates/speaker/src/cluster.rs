@@ -23,13 +23,7 @@ pub fn service_facts(svc: &Service, lb_class: &str) -> Option<ServiceState> {
         return None;
     }
     let annotations = svc.annotations();
-    let ingress = svc
-        .status
-        .as_ref()
-        .and_then(|s| s.load_balancer.as_ref())
-        .and_then(|lb| lb.ingress.as_ref())
-        .map(|items| items.iter().filter_map(|i| i.ip.clone()).filter(|ip| !ip.is_empty()).collect())
-        .unwrap_or_default();
+    let ingress = ferrolb_config::view::ingress_ips(svc);
     Some(ServiceState {
         key: ServiceKey::new(svc.namespace().unwrap_or_default(), svc.name_any()),
         is_load_balancer: spec.type_.as_deref() == Some("LoadBalancer"),

@@ -47,7 +47,7 @@ pub fn views(manifests: &Manifests) -> Vec<ServiceView> {
         .services
         .iter()
         .map(|svc| {
-            let mut view = ferrolb_controller::view::service_view(svc);
+            let mut view = ferrolb_config::view::service_view(svc);
             if view.namespace.is_empty() {
                 view.namespace = "default".to_string();
             }
