@@ -4,3 +4,4 @@
 //! tasks driving them ([`speaker`]). Knows nothing of Kubernetes.
 
 pub mod packet;
+pub mod session;
