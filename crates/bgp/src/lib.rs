@@ -4,4 +4,5 @@
 //! tasks driving them ([`speaker`]). Knows nothing of Kubernetes.
 
 pub mod packet;
+pub mod rib_out;
 pub mod session;
