@@ -3,6 +3,7 @@
 //! Adj-RIB-Out diffing ([`rib_out`]), sockets ([`network`]) and the tokio
 //! tasks driving them ([`speaker`]). Knows nothing of Kubernetes.
 
+pub mod network;
 pub mod packet;
 pub mod rib_out;
 pub mod session;
