@@ -7,3 +7,4 @@ pub mod network;
 pub mod packet;
 pub mod rib_out;
 pub mod session;
+pub mod speaker;

@@ -59,6 +59,10 @@ pub fn set_key(socket: &impl AsRawFd, peer: IpAddr, key: Option<&[u8]>) -> io::R
     } else {
         let e = io::Error::last_os_error();
         // Removing a key that was never set is not a failure.
-        if key.is_empty() && e.raw_os_error() == Some(libc::ENOENT) { Ok(()) } else { Err(e) }
+        if key.is_empty() && e.raw_os_error() == Some(libc::ENOENT) {
+            Ok(())
+        } else {
+            Err(e)
+        }
     }
 }

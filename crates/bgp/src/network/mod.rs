@@ -30,7 +30,11 @@ pub struct Endpoint {
 }
 
 fn new_socket(addr: &SocketAddr) -> io::Result<Socket> {
-    let domain = if addr.is_ipv4() { Domain::IPV4 } else { Domain::IPV6 };
+    let domain = if addr.is_ipv4() {
+        Domain::IPV4
+    } else {
+        Domain::IPV6
+    };
     let s = Socket::new(domain, Type::STREAM, Some(Protocol::TCP))?;
     s.set_nonblocking(true)?;
     s.set_cloexec(true)?;
@@ -119,7 +123,11 @@ pub async fn read_message<R: AsyncRead + Unpin>(r: &mut R) -> Result<Vec<u8>, Fr
     msg.extend_from_slice(&head);
     msg.resize(len, 0);
     r.read_exact(&mut msg[HEADER_LEN..]).await.map_err(|e| {
-        if e.kind() == io::ErrorKind::UnexpectedEof { FrameError::Closed } else { FrameError::Io(e) }
+        if e.kind() == io::ErrorKind::UnexpectedEof {
+            FrameError::Closed
+        } else {
+            FrameError::Io(e)
+        }
     })?;
     Ok(msg)
 }
@@ -137,11 +145,17 @@ mod tests {
             use tokio::io::AsyncWriteExt;
             a.write_all(&bytes).await.expect("write");
         });
-        assert_eq!(read_message(&mut b).await.expect("first"), packet::encode_keepalive());
+        assert_eq!(
+            read_message(&mut b).await.expect("first"),
+            packet::encode_keepalive()
+        );
         let second = read_message(&mut b).await.expect("second");
         assert_eq!(second.len(), 24);
         writer.await.expect("writer");
-        assert!(matches!(read_message(&mut b).await, Err(FrameError::Closed)));
+        assert!(matches!(
+            read_message(&mut b).await,
+            Err(FrameError::Closed)
+        ));
     }
 
     #[tokio::test]
