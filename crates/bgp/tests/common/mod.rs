@@ -4,6 +4,7 @@
 //! also when a test fails. A missing daemon fails the test.
 #![allow(dead_code)]
 
+pub mod daemons;
 pub mod frr;
 
 use std::path::PathBuf;
