@@ -31,7 +31,7 @@ fn apply(rib: &mut BTreeMap<IpNet, RouteAttrs>, changes: &[Change]) {
 }
 
 fn prefix(i: u8) -> IpNet {
-    if i % 2 == 0 {
+    if i.is_multiple_of(2) {
         IpNet::new(IpAddr::V4(Ipv4Addr::new(203, 0, 113, i)), 32).expect("v4")
     } else {
         IpNet::new(
@@ -49,9 +49,9 @@ fn attrs(p: &IpNet, k: u8) -> RouteAttrs {
             IpNet::V6(_) => "2001:db8::11".parse().expect("ip"),
         },
         as_path: vec![64512],
-        local_pref: (k % 3 == 0).then_some(u32::from(k)),
+        local_pref: k.is_multiple_of(3).then_some(u32::from(k)),
         communities: (0..k % 4).map(|c| (64512 << 16) | u32::from(c)).collect(),
-        large_communities: if k % 2 == 0 {
+        large_communities: if k.is_multiple_of(2) {
             vec![]
         } else {
             vec![(64512, 1, u32::from(k))]
