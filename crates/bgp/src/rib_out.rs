@@ -1,0 +1,171 @@
+//! Per-peer Adj-RIB-Out: the routes we want the peer to have, what it has
+//! been sent, and the fewest UPDATEs that take it from one to the other
+//! (routes with equal attributes share one UPDATE).
+
+use std::collections::BTreeMap;
+use std::net::IpAddr;
+
+use ipnet::IpNet;
+
+use crate::packet::{Family, RouteAttrs};
+
+/// A route as the speaker asks for it; the session fills in next hop and
+/// AS path, and drops LOCAL_PREF toward eBGP peers.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Advertisement {
+    pub local_pref: Option<u32>,
+    pub communities: Vec<u32>,
+    pub large_communities: Vec<(u32, u32, u32)>,
+}
+
+/// What turns advertisements into attributes on one session.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AttrContext {
+    pub ibgp: bool,
+    pub local_asn: u32,
+    pub next_hop_v4: Option<IpAddr>,
+    pub next_hop_v6: Option<IpAddr>,
+    /// iBGP peers get LOCAL_PREF always (MetalLB sends its configured
+    /// value; FRR uses 100 when none is set).
+    pub default_local_pref: u32,
+}
+
+/// Resolves advertisements for a session; routes of a family with no next
+/// hop are left out (and reported by the caller).
+pub fn resolve(
+    ads: &BTreeMap<IpNet, Advertisement>,
+    ctx: &AttrContext,
+) -> BTreeMap<IpNet, RouteAttrs> {
+    ads.iter()
+        .filter_map(|(p, a)| {
+            let next_hop = match Family::of(p) {
+                Family::Ipv4Unicast => ctx.next_hop_v4?,
+                Family::Ipv6Unicast => ctx.next_hop_v6?,
+            };
+            let mut communities = a.communities.clone();
+            communities.sort_unstable();
+            communities.dedup();
+            let mut large = a.large_communities.clone();
+            large.sort_unstable();
+            large.dedup();
+            Some((
+                *p,
+                RouteAttrs {
+                    next_hop,
+                    as_path: if ctx.ibgp {
+                        vec![]
+                    } else {
+                        vec![ctx.local_asn]
+                    },
+                    local_pref: ctx
+                        .ibgp
+                        .then(|| a.local_pref.unwrap_or(ctx.default_local_pref)),
+                    communities,
+                    large_communities: large,
+                },
+            ))
+        })
+        .collect()
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Change {
+    Announce {
+        family: Family,
+        attrs: RouteAttrs,
+        prefixes: Vec<IpNet>,
+    },
+    Withdraw {
+        family: Family,
+        prefixes: Vec<IpNet>,
+    },
+    EndOfRib(Family),
+}
+
+#[derive(Debug, Default, Clone)]
+pub struct RibOut {
+    desired: BTreeMap<IpNet, RouteAttrs>,
+    sent: BTreeMap<IpNet, RouteAttrs>,
+}
+
+impl RibOut {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    pub fn set_desired(&mut self, desired: BTreeMap<IpNet, RouteAttrs>) {
+        self.desired = desired;
+    }
+
+    pub fn desired(&self) -> &BTreeMap<IpNet, RouteAttrs> {
+        &self.desired
+    }
+
+    /// Prefixes the peer currently has from us.
+    pub fn sent(&self) -> &BTreeMap<IpNet, RouteAttrs> {
+        &self.sent
+    }
+
+    /// The session went down: the peer has nothing of ours any more.
+    pub fn reset(&mut self) {
+        self.sent.clear();
+    }
+
+    /// Everything, then End-of-RIB for each family: after session up.
+    pub fn initial(&mut self, families: &[Family]) -> Vec<Change> {
+        self.sent.clear();
+        let mut out = self.diff(families);
+        out.extend(families.iter().map(|f| Change::EndOfRib(*f)));
+        out
+    }
+
+    /// Everything of one family again (ROUTE-REFRESH).
+    pub fn refresh(&mut self, family: Family) -> Vec<Change> {
+        self.sent.retain(|p, _| Family::of(p) != family);
+        self.diff(&[family])
+    }
+
+    /// The changes that make `sent` equal `desired` (restricted to
+    /// `families`): withdrawals first, then announcements grouped by
+    /// attributes. `sent` is updated as if they were delivered.
+    pub fn diff(&mut self, families: &[Family]) -> Vec<Change> {
+        let in_scope = |p: &IpNet| families.contains(&Family::of(p));
+        let mut withdraw: BTreeMap<Family, Vec<IpNet>> = BTreeMap::new();
+        for p in self.sent.keys() {
+            if in_scope(p) && !self.desired.contains_key(p) {
+                withdraw.entry(Family::of(p)).or_default().push(*p);
+            }
+        }
+        let mut announce: BTreeMap<(Family, &RouteAttrs), Vec<IpNet>> = BTreeMap::new();
+        for (p, a) in &self.desired {
+            if in_scope(p) && self.sent.get(p) != Some(a) {
+                announce.entry((Family::of(p), a)).or_default().push(*p);
+            }
+        }
+        let mut out = Vec::with_capacity(withdraw.len() + announce.len());
+        for (family, prefixes) in withdraw {
+            for p in &prefixes {
+                self.sent.remove(p);
+            }
+            out.push(Change::Withdraw { family, prefixes });
+        }
+        let announce: Vec<_> = announce
+            .into_iter()
+            .map(|((f, a), p)| (f, a.clone(), p))
+            .collect();
+        for (family, attrs, prefixes) in announce {
+            for p in &prefixes {
+                self.sent.insert(*p, attrs.clone());
+            }
+            out.push(Change::Announce {
+                family,
+                attrs,
+                prefixes,
+            });
+        }
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests;
