@@ -8,8 +8,12 @@
 //! - [`Bfd`]: tokio tasks per session behind a small handle (add, update,
 //!   remove, watch the state), with MetalLB's BFD metrics.
 
+mod instance;
+mod metrics;
+pub mod network;
 pub mod packet;
 pub mod profile;
 pub mod session;
 
+pub use instance::{Bfd, BfdError, Counters, SessionConfig, SessionKey, SessionStatus};
 pub use profile::{Hop, Profile, ProfileError};
