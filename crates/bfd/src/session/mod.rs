@@ -177,7 +177,8 @@ impl Session {
     /// §6.8.7: no packets while the remote asks for none, nor (passive)
     /// before the remote has spoken.
     fn may_transmit(&self) -> bool {
-        !self.remote_min_rx.is_zero() && !(self.profile.passive && self.remote_discr == 0)
+        let silent_remote = self.profile.passive && self.remote_discr == 0;
+        !self.remote_min_rx.is_zero() && !silent_remote
     }
 
     fn jittered(&mut self, interval: Duration) -> Duration {
@@ -344,10 +345,8 @@ impl Session {
         }
         let old = self.state;
         match (old, p.state) {
-            (State::Down | State::Init | State::Up, State::AdminDown) => {
-                if old != State::Down {
-                    self.set_state(State::Down, Diagnostic::NeighborSignaledSessionDown, out);
-                }
+            (State::Init | State::Up, State::AdminDown) => {
+                self.set_state(State::Down, Diagnostic::NeighborSignaledSessionDown, out)
             }
             (State::Down, State::Down) => self.set_state(State::Init, Diagnostic::None, out),
             (State::Down, State::Init) | (State::Init, State::Init | State::Up) => {

@@ -151,7 +151,7 @@ pub fn run_script(text: &str) -> Result<String, String> {
 
 fn ms(d: Duration) -> String {
     let micros = d.as_micros();
-    if micros % 1000 == 0 { format!("{}", micros / 1000) } else { format!("{}.{:03}", micros / 1000, micros % 1000) }
+    if micros.is_multiple_of(1000) { format!("{}", micros / 1000) } else { format!("{}.{:03}", micros / 1000, micros % 1000) }
 }
 
 fn print_actions(out: &mut String, at: Duration, actions: &[Action]) {
@@ -286,7 +286,7 @@ fn parse_rx(state: State, fields: &[&str], ours: u32) -> Result<(ControlPacket, 
 }
 
 fn parse_hex(s: &str) -> Result<Vec<u8>, String> {
-    if s.len() % 2 != 0 {
+    if !s.len().is_multiple_of(2) {
         return Err("odd number of hex digits".into());
     }
     (0..s.len())

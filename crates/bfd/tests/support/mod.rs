@@ -1,19 +1,21 @@
 //! Network-namespace fixtures for the real-kernel tests (root only; CI runs
 //! as root):
 //!
+//! the harness's topology (tests/harness/src/netns.rs), router and node1:
+//!
 //! ```text
-//! netns bfd-r-TAG  eth0 198.51.100.1/24 2001:db8::1/64   (FRR bfdd, or a second engine)
-//!        |  veth
-//! netns bfd-n-TAG  eth0 198.51.100.11/24 2001:db8::11/64 (the engine under test)
+//! <p>-router eth0 198.51.100.1/24  2001:db8::1/64   (FRR bfdd, or a second engine)
+//! <p>-node1  eth0 198.51.100.11/24 2001:db8::11/64  (the engine under test)
 //! ```
 
 #![allow(dead_code)] // each test binary uses a part
 
 use std::net::IpAddr;
-use std::os::fd::AsRawFd;
 use std::path::PathBuf;
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Command, Output};
 use std::time::{Duration, Instant};
+
+use ferrolb_test_harness::netns;
 
 use ferrolb_bfd::{Bfd, BfdError, Hop, Profile, SessionConfig, SessionStatus};
 use tokio::sync::watch;
@@ -24,19 +26,8 @@ pub const ROUTER6: &str = "2001:db8::1";
 pub const NODE6: &str = "2001:db8::11";
 pub const BFDD: &str = "/usr/lib/frr/bfdd";
 
-pub fn run(args: &[&str]) -> Output {
+fn run(args: &[&str]) -> Output {
     Command::new(args[0]).args(&args[1..]).output().unwrap_or_else(|e| panic!("{args:?}: {e}"))
-}
-
-pub fn must(args: &[&str]) -> String {
-    let out = run(args);
-    assert!(
-        out.status.success(),
-        "{args:?} failed: {}\n{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
 /// FRR's bfdd must be there: installed here if missing (scripts/test.sh
@@ -44,82 +35,54 @@ pub fn must(args: &[&str]) -> String {
 pub fn need_bfdd() {
     static APT: std::sync::Mutex<()> = std::sync::Mutex::new(());
     let _guard = APT.lock().unwrap_or_else(|e| e.into_inner());
-    if std::path::Path::new(BFDD).exists() {
-        return;
-    }
-    let install = || {
-        Command::new("apt-get")
-            .args(["install", "-y", "-qq", "frr"])
-            .env("DEBIAN_FRONTEND", "noninteractive")
-            .status()
-            .is_ok_and(|s| s.success())
+    let apt = |args: &[&str]| {
+        Command::new("apt-get").args(args).env("DEBIAN_FRONTEND", "noninteractive").status().is_ok_and(|s| s.success())
     };
-    if !install() {
-        must(&["apt-get", "update", "-qq"]);
-        assert!(install(), "apt-get install frr failed");
+    if !std::path::Path::new(BFDD).exists() && !apt(&["install", "-y", "-qq", "frr"]) {
+        // A fresh machine may have no package lists yet.
+        apt(&["update", "-qq"]);
+        apt(&["install", "-y", "-qq", "frr"]);
     }
     assert!(std::path::Path::new(BFDD).exists(), "{BFDD} missing after installing frr");
 }
 
+/// The harness's router + node1 on a bridge, with IPv6 addresses kept
+/// across the link-down tests (the default flushes them).
 pub struct Topology {
+    topo: netns::Topology,
     pub router: String,
     pub node: String,
 }
 
-impl Drop for Topology {
-    fn drop(&mut self) {
-        for ns in [&self.router, &self.node] {
-            let _ = Command::new("ip").args(["netns", "del", ns]).output();
-        }
-    }
-}
-
 impl Topology {
     pub fn new(tag: &str) -> Topology {
-        let pid = std::process::id();
-        let t = Topology { router: format!("bfd-r-{tag}-{pid}"), node: format!("bfd-n-{tag}-{pid}") };
-        for ns in [&t.router, &t.node] {
-            let _ = Command::new("ip").args(["netns", "del", ns]).output();
-            must(&["ip", "netns", "add", ns]);
-            must(&["ip", "-n", ns, "link", "set", "lo", "up"]);
-            must(&["ip", "netns", "exec", ns, "sysctl", "-qw", "net.ipv6.conf.all.accept_dad=0", "net.ipv6.conf.default.accept_dad=0"]);
-            // IPv6 addresses survive the link-down tests (the default flushes them).
-            must(&["ip", "netns", "exec", ns, "sysctl", "-qw", "net.ipv6.conf.all.keep_addr_on_down=1", "net.ipv6.conf.default.keep_addr_on_down=1"]);
+        let topo = netns::Topology::new(&netns::unique_prefix(&format!("bfd{tag}")), 1).expect("topology");
+        let router = topo.router().ns.name().to_string();
+        let node = topo.node(1).ns.name().to_string();
+        for host in [topo.router(), topo.node(1)] {
+            host.ns.sysctl(&[("net.ipv6.conf.eth0.keep_addr_on_down", "1")]).expect("sysctl");
         }
-        must(&["ip", "link", "add", "eth0", "netns", &t.router, "type", "veth", "peer", "name", "eth0", "netns", &t.node]);
-        for (ns, v4, v6) in [(&t.router, ROUTER4, ROUTER6), (&t.node, NODE4, NODE6)] {
-            must(&["ip", "-n", ns, "addr", "add", &format!("{v4}/24"), "dev", "eth0"]);
-            must(&["ip", "-n", ns, "addr", "add", &format!("{v6}/64"), "dev", "eth0", "nodad"]);
-            must(&["ip", "-n", ns, "link", "set", "eth0", "up"]);
-        }
-        t
+        Topology { topo, router, node }
+    }
+
+    fn ns(&self, name: &str) -> &netns::NetNs {
+        if name == self.router { &self.topo.router().ns } else { &self.topo.node(1).ns }
     }
 
     pub fn link(&self, ns: &str, up: bool) {
-        must(&["ip", "-n", ns, "link", "set", "eth0", if up { "up" } else { "down" }]);
+        self.ns(ns).set_link("eth0", up).expect("ip link set");
     }
-}
-
-/// Moves the calling thread into a named network namespace.
-pub fn enter_netns(name: &str) -> std::io::Result<()> {
-    let file = std::fs::File::open(format!("/run/netns/{name}"))?;
-    // SAFETY: a valid namespace descriptor; affects only this thread.
-    let rc = unsafe { libc::setns(file.as_raw_fd(), libc::CLONE_NEWNET) };
-    if rc == 0 { Ok(()) } else { Err(std::io::Error::last_os_error()) }
 }
 
 /// Runs `f` on a thread inside namespace `ns` (sockets it opens live there)
 /// within the runtime's context (tasks it spawns run on the runtime).
 pub fn in_netns<T: Send>(ns: &str, rt: &tokio::runtime::Runtime, f: impl FnOnce() -> T + Send) -> T {
-    std::thread::scope(|s| {
-        s.spawn(|| {
-            enter_netns(ns).expect("setns");
+    netns::NetNs::named(ns)
+        .enter(|| {
             let _guard = rt.enter();
             f()
         })
-        .join()
         .expect("netns thread")
-    })
 }
 
 pub fn runtime() -> tokio::runtime::Runtime {
@@ -176,13 +139,12 @@ pub fn wait_for(what: &str, limit: Duration, mut ok: impl FnMut() -> bool) {
 /// (test-peers.md §6: as user frr, in a directory it owns).
 pub struct Bfdd {
     pub dir: PathBuf,
-    child: Child,
+    process: Option<netns::NsProcess>,
 }
 
 impl Drop for Bfdd {
     fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        drop(self.process.take());
         let _ = std::fs::remove_dir_all(&self.dir);
     }
 }
@@ -206,18 +168,14 @@ impl Bfdd {
         }
         conf.push_str("!\n");
         std::fs::write(dir.join("bfdd.conf"), conf).expect("bfdd.conf");
-        must(&["chown", "-R", "frr:frr", dir.to_str().expect("utf-8")]);
+        let chown = run(&["chown", "-R", "frr:frr", dir.to_str().expect("utf-8")]);
+        assert!(chown.status.success(), "chown frr: {chown:?}");
         let d = dir.to_str().expect("utf-8").to_string();
-        let log = std::fs::File::create(dir.join("bfdd.log")).expect("log");
-        let child = Command::new("ip")
-            .args(["netns", "exec", ns, BFDD, "-P", "0", "-f", &format!("{d}/bfdd.conf"), "-i", &format!("{d}/bfdd.pid")])
-            .args(["-z", &format!("{d}/zserv.api"), "--bfdctl", &format!("{d}/bfdd.sock"), "--vty_socket", &d])
-            .stdout(log.try_clone().expect("log"))
-            .stderr(log)
-            .stdin(Stdio::null())
-            .spawn()
-            .expect("spawn bfdd");
-        let b = Bfdd { dir, child };
+        let mut cmd = Command::new(BFDD);
+        cmd.args(["-P", "0", "-f", &format!("{d}/bfdd.conf"), "-i", &format!("{d}/bfdd.pid")])
+            .args(["-z", &format!("{d}/zserv.api"), "--bfdctl", &format!("{d}/bfdd.sock"), "--vty_socket", &d]);
+        let process = netns::NetNs::named(ns).spawn(&cmd, &dir.join("bfdd.log")).expect("spawn bfdd");
+        let b = Bfdd { dir, process: Some(process) };
         wait_for("bfdd vty socket", Duration::from_secs(10), || b.dir.join("bfdd.vty").exists());
         b
     }
