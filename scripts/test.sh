@@ -20,6 +20,12 @@ command -v ping >/dev/null || need_apt+=(iputils-ping)
 # assembles and unpacks the OCI layout, objcopy splits the debug info.
 command -v umoci >/dev/null || need_apt+=(umoci)
 command -v objcopy >/dev/null || need_apt+=(binutils)
+# The BGP and BFD engines' interop tests (docs/bgp.md, docs/bfd.md): FRR's
+# bgpd and bfdd, BIRD 2 and GoBGP, each run inside the tests' namespaces
+# (the packages' own services are not used).
+[ -x /usr/lib/frr/bgpd ] && [ -x /usr/lib/frr/bfdd ] || need_apt+=(frr)
+command -v bird >/dev/null || need_apt+=(bird2)
+command -v gobgpd >/dev/null || need_apt+=(gobgpd)
 command -v cargo >/dev/null || { echo "cargo (Rust) is required: https://rustup.rs" >&2; exit 1; }
 if [ ${#need_apt[@]} -gt 0 ]; then
   log "installing ${need_apt[*]}"

@@ -1,0 +1,19 @@
+//! ferrolb's BFD (RFC 5880 asynchronous mode; RFC 5881 single hop over IPv4
+//! and IPv6, RFC 5883 multi-hop ports and TTL floor) for the BGP sessions of
+//! a BGPPeer with a BFDProfile. Knows nothing of Kubernetes.
+//!
+//! - [`packet`]: pure encode/decode of control packets;
+//! - [`session`]: the pure RFC 5880 §6.8 state machine (events in, actions out);
+//! - [`network`]: the only module owning sockets;
+//! - [`Bfd`]: tokio tasks per session behind a small handle (add, update,
+//!   remove, watch the state), with MetalLB's BFD metrics.
+
+mod instance;
+mod metrics;
+pub mod network;
+pub mod packet;
+pub mod profile;
+pub mod session;
+
+pub use instance::{Bfd, BfdError, Counters, SessionConfig, SessionKey, SessionStatus};
+pub use profile::{Hop, Profile, ProfileError};
