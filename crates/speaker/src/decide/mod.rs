@@ -13,6 +13,7 @@
 //!   failed node that comes back does not take its addresses back and reset
 //!   their connections.
 
+pub mod bgp;
 mod election;
 mod layer2;
 mod service;
@@ -98,7 +99,8 @@ pub struct L2Announce {
 }
 
 /// Why a Service is not announced by this node, in MetalLB's words (the
-/// `reason` of its `serviceWithdrawn` log line).
+/// `reason` of its `serviceWithdrawn` log line). Layer 2 and BGP share it:
+/// both start with the same per-Service checks (speaker.md §2).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum WithdrawReason {
     NotLoadBalancer,
@@ -108,7 +110,18 @@ pub enum WithdrawReason {
     NoMatchingAdvertisement,
     SharedIpWithServiceSelector,
     /// Another node is elected, or no node can be (the owner, when there is one).
+    /// In BGP: no advertisement of the pool selects this node.
     NotOwner { owner: Option<String> },
+    /// BGP: two advertisements applying to the Service disagree on LOCAL_PREF.
+    ConflictingAdvertisements,
+    /// BGP: this node's `NetworkUnavailable` condition is true.
+    NodeNetworkUnavailable,
+    /// BGP: this node carries the exclude-from-external-load-balancers label.
+    NodeLabeledExcludeBalancers,
+    /// BGP, `externalTrafficPolicy: Local`: no serving endpoint on this node.
+    NoLocalEndpoints,
+    /// BGP: no serving endpoint anywhere.
+    NoEndpoints,
 }
 
 impl WithdrawReason {
@@ -122,6 +135,11 @@ impl WithdrawReason {
             WithdrawReason::NoMatchingAdvertisement => "noMatchingAdvertisement",
             WithdrawReason::SharedIpWithServiceSelector => "sharedIPWithServiceSelector",
             WithdrawReason::NotOwner { .. } => "notOwner",
+            WithdrawReason::ConflictingAdvertisements => "conflictingAdvertisements",
+            WithdrawReason::NodeNetworkUnavailable => "nodeNetworkUnavailable",
+            WithdrawReason::NodeLabeledExcludeBalancers => "nodeLabeledExcludeBalancers",
+            WithdrawReason::NoLocalEndpoints => "noLocalEndpoints",
+            WithdrawReason::NoEndpoints => "noEndpoints",
         }
     }
 }

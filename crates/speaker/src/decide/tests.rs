@@ -29,7 +29,7 @@ fn config(ads: Vec<L2Advertisement>) -> Config {
     }
 }
 
-fn service(name: &str, ips: &[&str], endpoint_nodes: &[&str]) -> ServiceState {
+pub(super) fn service(name: &str, ips: &[&str], endpoint_nodes: &[&str]) -> ServiceState {
     ServiceState {
         key: ServiceKey::new("default", name),
         is_load_balancer: true,
