@@ -1,6 +1,7 @@
 //! What this node announces: a pure function of the configuration, the
 //! Services with their endpoints, the Nodes, the live speakers and the
 //! current owners (speaker.md §2 and §3.2, with ferrolb's differences below).
+//! The BGP counterpart, which needs no election, is [`bgp::decide_bgp`].
 //! No I/O, no clock: every speaker evaluates the same inputs the same way, so
 //! they agree on one owner per layer 2 address without talking to each other.
 //!

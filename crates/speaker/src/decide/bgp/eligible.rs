@@ -6,6 +6,7 @@ use std::collections::BTreeSet;
 use ferrolb_allocator::PoolDef;
 use ferrolb_config::assemble::{BgpAdvertisement, NodeSet, advertisements_compatible};
 
+use super::super::Endpoint;
 use super::super::layer2::EXCLUDE_LB_LABEL;
 use super::{BgpInput, NodeState, ServiceState, WithdrawReason};
 
@@ -54,7 +55,7 @@ pub(super) fn applicable<'c>(
             return Err(WithdrawReason::NodeLabeledExcludeBalancers);
         }
     }
-    let here = |e: &super::super::Endpoint| e.node.as_deref() == Some(input.node);
+    let here = |e: &Endpoint| e.node.as_deref() == Some(input.node);
     if svc.local_traffic_policy && !svc.endpoints.iter().any(|e| e.serving && here(e)) {
         return Err(WithdrawReason::NoLocalEndpoints);
     }
