@@ -387,6 +387,9 @@ fi
 
 hwm_kb() { awk '/^VmHWM:/ {print $2}' "/proc/$ctrl_pid/status"; }
 rss_kb() { awk '/^VmRSS:/ {print $2}' "/proc/$ctrl_pid/status"; }
+# RssAnon (heap, stacks) and RssFile (pages of the binary and libraries) of
+# the current RSS, as "anon file" in KiB: which of the two a peak is made of.
+rss_parts_kb() { awk '/^RssAnon:/ {a=$2} /^RssFile:/ {f=$2} END {print a, f}' "/proc/$ctrl_pid/status"; }
 cpu_s() {
     # utime + stime (fields 14, 15) of all threads, in clock ticks. The
     # command name (field 2) has no spaces for either binary.
@@ -406,12 +409,12 @@ while ! grep -q '^done ' "$work/watch.out"; do
     fi
     sleep 0.1
 done
-hwm_done=$(hwm_kb); cpu_done=$(cpu_s); server_cpu_done=$(tree_cpu)
+hwm_done=$(hwm_kb); read -r anon_done file_done <<<"$(rss_parts_kb)"; cpu_done=$(cpu_s); server_cpu_done=$(tree_cpu)
 log "all $N Services have an IP; waiting for the controller to go quiet (${QUIET}s without a request)"
 kill -TERM "$watch_pid" 2>/dev/null || true; wait "$watch_pid" 2>/dev/null || true; watch_pid=""
 quiet_line=$(python3 "$here/requests.py" wait-quiet "$work/audit.log" "$t_ctrl" "$QUIET" "$QUIET_MAX")
 kill -0 "$ctrl_pid" 2>/dev/null || { tail -30 "$work/controller.log" >&2; log "controller exited"; exit 1; }
-hwm_end=$(hwm_kb); rss_end=$(rss_kb); cpu_end=$(cpu_s); server_cpu_end=$(tree_cpu)
+hwm_end=$(hwm_kb); rss_end=$(rss_kb); read -r anon_end file_end <<<"$(rss_parts_kb)"; cpu_end=$(cpu_s); server_cpu_end=$(tree_cpu)
 kill -TERM -- "-$ctrl_pid" 2>/dev/null || true; wait "$ctrl_pid" 2>/dev/null || true; ctrl_pid=""
 # API Priority and Fairness as the apiserver applied it: requests dispatched
 # and rejected per priority level over the whole run (setup included: the
@@ -455,6 +458,10 @@ services_with_ip=$with_ip
 peak_rss_kib_at_converge=$hwm_done
 peak_rss_kib=$hwm_end
 rss_kib_end=$rss_end
+rss_anon_kib_at_converge=$anon_done
+rss_file_kib_at_converge=$file_done
+rss_anon_kib_end=$anon_end
+rss_file_kib_end=$file_end
 cpu_seconds_at_converge=$cpu_done
 cpu_seconds=$cpu_end
 server_cpu_seconds_at_converge=$(f "$server_cpu_done - $server_cpu0")
@@ -489,6 +496,7 @@ seconds until every Service has an IP  $converge_s   (first IP after $first_s s,
 distinct IPs / Services with an IP     $distinct / $with_ip
 last request (Lease renewals aside)    after $last_s s   (quiet for ${QUIET}s: $([[ $quiet == 1 ]] && echo yes || echo "no, stopped after ${QUIET_MAX}s"))
 peak RSS (VmHWM)                       $(mib "$hwm_end") MiB   (at convergence $(mib "$hwm_done") MiB; RSS at the end $(mib "$rss_end") MiB)
+RssAnon / RssFile                      $(mib "$anon_done") / $(mib "$file_done") MiB at convergence, $(mib "$anon_end") / $(mib "$file_end") MiB at the end
 CPU time (user+sys)                    ${cpu_done} s at convergence, ${cpu_end} s at the end
 apiserver+etcd CPU meanwhile           $(f "$server_cpu_done - $server_cpu0") s at convergence, $(f "$server_cpu_end - $server_cpu0") s at the end
 API requests until convergence         $requests_converge   ($per_svc_converge per Service)
