@@ -1,5 +1,8 @@
 //! Projections of Kubernetes objects to what [`crate::decide`] reads.
 
+use std::collections::HashSet;
+use std::sync::{Arc, Mutex};
+
 use ferrolb_allocator::ServiceKey;
 use ferrolb_api::annotations::{ALLOW_SHARED_IP, ALLOW_SHARED_IP_DEPRECATED};
 use ferrolb_api::labels;
@@ -43,13 +46,36 @@ pub fn service_facts(svc: &Service, lb_class: &str) -> Option<ServiceState> {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SliceFacts {
     pub service: ServiceKey,
-    /// Nodes with a serving endpoint, sorted, each once.
-    pub serving_nodes: Vec<String>,
+    /// Nodes with a serving endpoint, sorted, each once; interned
+    /// ([`NodeNames`]).
+    pub serving_nodes: Vec<Arc<str>>,
     /// A serving endpoint names no node.
     pub serving_unplaced: bool,
 }
 
-pub fn slice_facts(slice: &EndpointSlice) -> Option<SliceFacts> {
+/// One shared copy of each node name seen in EndpointSlices. A cluster has
+/// few nodes and many slices (1,000 Services with 10 slices each on 10
+/// nodes: 30,000 names, 10 distinct), so each slice holds pointers to these
+/// instead of its own strings (docs/benchmarks-speaker.md). Names are never
+/// dropped: the set is bounded by the nodes the cluster ever had while this
+/// speaker ran.
+#[derive(Debug, Clone, Default)]
+pub struct NodeNames(Arc<Mutex<HashSet<Arc<str>>>>);
+
+impl NodeNames {
+    pub fn intern(&self, name: &str) -> Arc<str> {
+        // Every insert leaves the set whole, so a poisoned lock is still usable.
+        let mut names = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(known) = names.get(name) {
+            return known.clone();
+        }
+        let name: Arc<str> = Arc::from(name);
+        names.insert(name.clone());
+        name
+    }
+}
+
+pub fn slice_facts(slice: &EndpointSlice, names: &NodeNames) -> Option<SliceFacts> {
     let service = slice.labels().get(SERVICE_NAME_LABEL)?;
     let mut serving_nodes = Vec::new();
     let mut serving_unplaced = false;
@@ -61,7 +87,7 @@ pub fn slice_facts(slice: &EndpointSlice) -> Option<SliceFacts> {
             continue;
         }
         match &e.node_name {
-            Some(node) => serving_nodes.push(node.clone()),
+            Some(node) => serving_nodes.push(names.intern(node)),
             None => serving_unplaced = true,
         }
     }
@@ -141,8 +167,9 @@ mod tests {
             ]
         }))
         .unwrap();
-        let f = slice_facts(&slice).unwrap();
-        assert_eq!(f.serving_nodes, vec!["n1".to_string(), "n3".to_string()]);
+        let names = NodeNames::default();
+        let f = slice_facts(&slice, &names).unwrap();
+        assert_eq!(f.serving_nodes, vec![Arc::<str>::from("n1"), Arc::from("n3")]);
         assert!(!f.serving_unplaced);
 
         let unplaced: EndpointSlice = serde_json::from_value(serde_json::json!({
@@ -151,7 +178,23 @@ mod tests {
             "endpoints": [{"addresses": ["10.0.0.5"]}, {"addresses": ["10.0.0.6"], "conditions": {"ready": false}}]
         }))
         .unwrap();
-        let f = slice_facts(&unplaced).unwrap();
+        let f = slice_facts(&unplaced, &names).unwrap();
         assert!(f.serving_nodes.is_empty() && f.serving_unplaced);
+    }
+
+    #[test]
+    fn node_names_are_shared_between_slices() {
+        let slice = |name: &str| -> EndpointSlice {
+            serde_json::from_value(serde_json::json!({
+                "metadata": {"name": name, "namespace": "shop", "labels": {SERVICE_NAME_LABEL: "web"}},
+                "addressType": "IPv4",
+                "endpoints": [{"addresses": ["10.0.0.1"], "nodeName": "n1"}]
+            }))
+            .unwrap()
+        };
+        let names = NodeNames::default();
+        let (a, b) = (slice_facts(&slice("a"), &names).unwrap(), slice_facts(&slice("b"), &names).unwrap());
+        assert!(Arc::ptr_eq(&a.serving_nodes[0], &b.serving_nodes[0]), "one copy of n1");
+        assert_eq!(&*names.intern("n2"), "n2");
     }
 }

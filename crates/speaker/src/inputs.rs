@@ -19,7 +19,7 @@ pub fn services<'a>(
     let mut serving: HashMap<&ServiceKey, (BTreeSet<&str>, bool)> = HashMap::new();
     for slice in slices {
         let (nodes, unplaced) = serving.entry(&slice.service).or_default();
-        nodes.extend(slice.serving_nodes.iter().map(String::as_str));
+        nodes.extend(slice.serving_nodes.iter().map(|n| &**n));
         *unplaced |= slice.serving_unplaced;
     }
     let mut out: Vec<ServiceState> = facts
@@ -93,7 +93,7 @@ mod tests {
         }];
         let slice = |nodes: &[&str], unplaced| SliceFacts {
             service: key.clone(),
-            serving_nodes: nodes.iter().map(|n| n.to_string()).collect(),
+            serving_nodes: nodes.iter().map(|n| std::sync::Arc::from(*n)).collect(),
             serving_unplaced: unplaced,
         };
         let slices = [slice(&["a", "b"], false), slice(&["b", "c"], true)];

@@ -304,7 +304,10 @@ impl Caches {
         let (c, n) = ns(client);
         Caches {
             services: watches::spawn(tasks, "services", Api::<Service>::all(c.clone()), all.clone(), project_service, changed.clone()),
-            slices: watches::spawn(tasks, "endpointslices", Api::<EndpointSlice>::all(c.clone()), all.clone(), cluster::slice_facts, changed.clone()),
+            slices: {
+                let names = cluster::NodeNames::default();
+                watches::spawn(tasks, "endpointslices", Api::<EndpointSlice>::all(c.clone()), all.clone(), move |s| cluster::slice_facts(s, &names), changed.clone())
+            },
             statuses: watches::spawn(
                 tasks,
                 "servicel2statuses",
