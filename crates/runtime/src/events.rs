@@ -52,7 +52,14 @@ pub const AGGREGATION_WINDOW: Duration = Duration::from_secs(600);
 const BURST: f64 = 25.0;
 const REFILL_PER_SEC: f64 = 1.0 / 300.0;
 const MAX_IN_FLIGHT: usize = 4;
-const MAX_ENTRIES: usize = 100_000;
+/// Events (and per-object rate limits) remembered for aggregation. client-go's
+/// correlator keeps the same number (`maxLruCacheEntries`) in its LRU caches;
+/// beyond it the oldest are forgotten, so a repeat of a forgotten event
+/// creates a new Event instead of raising a count. Without a bound the table
+/// grows with the Services (one `IPAllocated` each, kept for the 10-minute
+/// window: about 1 KiB each, 4 MiB of the controller's peak at 5,000
+/// Services, docs/benchmarks-metallb.md).
+const MAX_ENTRIES: usize = 4096;
 /// Event requests the task holds before it stops reading occurrences.
 pub const MAX_QUEUED: usize = 1024;
 /// Occurrences sent through the bounded path that may wait in the channel.
@@ -153,6 +160,12 @@ impl Aggregator {
             return Decision::Suppress;
         }
         bucket.tokens -= 1.0;
+        if self.buckets.len() > MAX_ENTRIES {
+            forget_oldest(&mut self.buckets, |b| b.at);
+        }
+        if self.entries.len() >= MAX_ENTRIES {
+            forget_oldest(&mut self.entries, |e| e.last_seen_at);
+        }
         self.entries.insert(
             key.clone(),
             Entry {
@@ -204,16 +217,22 @@ impl Aggregator {
             .retain(|_, e| now.duration_since(e.last_seen_at) < AGGREGATION_WINDOW);
         let full_after = Duration::from_secs_f64(BURST / REFILL_PER_SEC);
         self.buckets.retain(|_, b| now.duration_since(b.at) < full_after);
-        if self.entries.len() > MAX_ENTRIES {
-            // Bound memory under churn: drop the oldest half.
-            let mut ages: Vec<Instant> = self.entries.values().map(|e| e.last_seen_at).collect();
-            ages.sort_unstable();
-            let cut = ages[ages.len() / 2];
-            self.entries.retain(|_, e| e.last_seen_at > cut);
-        }
         let entries = &self.entries;
         self.dirty.retain(|k| entries.contains_key(k));
     }
+}
+
+/// Forgets the oldest quarter of `map` by `age` (at least one entry), so
+/// that bounding a full table costs one sort per `MAX_ENTRIES / 4` inserts
+/// rather than a scan per insert.
+fn forget_oldest<K, V>(map: &mut HashMap<K, V>, age: impl Fn(&V) -> Instant) {
+    let mut ages: Vec<Instant> = map.values().map(&age).collect();
+    if ages.is_empty() {
+        return;
+    }
+    ages.sort_unstable();
+    let cut = ages[(ages.len() / 4).min(ages.len() - 1)];
+    map.retain(|_, v| age(v) > cut);
 }
 
 /// Number of status writes queued or in flight, published by the caller;
@@ -697,6 +716,25 @@ mod tests {
         assert_eq!(event.last_timestamp, Some(Time(last)));
         assert_eq!(event.involved_object, o);
         assert_eq!(task.agg.entries.get(&key).and_then(|e| e.object.clone()), None, "written again before it is patched");
+    }
+
+    #[test]
+    fn the_table_is_bounded_and_forgets_the_oldest_first() {
+        let mut a = Aggregator::default();
+        let t0 = Instant::now();
+        let w = Timestamp::now();
+        let keys: Vec<EventKey> = (0..MAX_ENTRIES + 10).map(|i| key(&format!("u{i}"), "x")).collect();
+        for (i, k) in keys.iter().enumerate() {
+            let at = t0 + Duration::from_millis(i as u64);
+            assert_eq!(a.decide(k, &r(), at, w), Decision::Create);
+            assert!(a.entries.len() <= MAX_ENTRIES, "{} entries after {} events", a.entries.len(), i + 1);
+            assert!(a.buckets.len() <= MAX_ENTRIES + 1, "{} buckets after {} events", a.buckets.len(), i + 1);
+        }
+        let now = t0 + Duration::from_millis(keys.len() as u64);
+        let newest = keys.last().expect("keys");
+        assert_eq!(a.decide(newest, &r(), now, w), Decision::Aggregate, "the newest is still aggregated");
+        assert!(!a.entries.contains_key(&keys[0]), "the oldest was forgotten");
+        assert_eq!(a.decide(&keys[0], &r(), now, w), Decision::Create, "a forgotten event starts a new Event");
     }
 
     #[test]
