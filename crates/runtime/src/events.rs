@@ -57,8 +57,7 @@ const MAX_IN_FLIGHT: usize = 4;
 /// beyond it the oldest are forgotten, so a repeat of a forgotten event
 /// creates a new Event instead of raising a count. Without a bound the table
 /// grows with the Services (one `IPAllocated` each, kept for the 10-minute
-/// window: about 1 KiB each, 4 MiB of the controller's peak at 5,000
-/// Services, docs/benchmarks-metallb.md).
+/// window, about 1 KiB each: 100 MiB for 100,000 Services after a restart).
 const MAX_ENTRIES: usize = 4096;
 /// Event requests the task holds before it stops reading occurrences.
 pub const MAX_QUEUED: usize = 1024;
