@@ -43,12 +43,17 @@ pub fn service_facts(svc: &Service, lb_class: &str) -> Option<ServiceState> {
 /// serving endpoint of the Service (speaker.md §3.2 step 1). Endpoints that
 /// do not serve never matter, and a node with several counts once, so only
 /// that is kept: a slice of 100 endpoints on 3 nodes costs 3 names.
+///
+/// The Service is named without its namespace: a slice belongs to a Service
+/// of its own namespace, which the watch's key already holds, and 10,000
+/// slices would otherwise carry 10,000 more copies of it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SliceFacts {
-    pub service: ServiceKey,
+    /// The `kubernetes.io/service-name` label: a Service of the slice's namespace.
+    pub service_name: String,
     /// Nodes with a serving endpoint, sorted, each once; interned
     /// ([`NodeNames`]).
-    pub serving_nodes: Vec<Arc<str>>,
+    pub serving_nodes: Box<[Arc<str>]>,
     /// A serving endpoint names no node.
     pub serving_unplaced: bool,
 }
@@ -93,12 +98,7 @@ pub fn slice_facts(slice: &EndpointSlice, names: &NodeNames) -> Option<SliceFact
     }
     serving_nodes.sort_unstable();
     serving_nodes.dedup();
-    serving_nodes.shrink_to_fit();
-    Some(SliceFacts {
-        service: ServiceKey::new(slice.namespace().unwrap_or_default(), service.clone()),
-        serving_nodes,
-        serving_unplaced,
-    })
+    Some(SliceFacts { service_name: service.clone(), serving_nodes: serving_nodes.into_boxed_slice(), serving_unplaced })
 }
 
 /// What the speaker keeps of a Node.
@@ -169,7 +169,8 @@ mod tests {
         .unwrap();
         let names = NodeNames::default();
         let f = slice_facts(&slice, &names).unwrap();
-        assert_eq!(f.serving_nodes, vec![Arc::<str>::from("n1"), Arc::from("n3")]);
+        assert_eq!(f.service_name, "web");
+        assert_eq!(&*f.serving_nodes, &[Arc::<str>::from("n1"), Arc::from("n3")]);
         assert!(!f.serving_unplaced);
 
         let unplaced: EndpointSlice = serde_json::from_value(serde_json::json!({

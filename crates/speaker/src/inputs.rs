@@ -6,6 +6,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use ferrolb_allocator::ServiceKey;
 
 use crate::cluster::{L2StatusFacts, SliceFacts};
+use crate::watch::ObjectKey;
 use crate::decide::{Endpoint, MemberNetworks, ServiceState};
 
 /// Services with their serving endpoints joined in, in key order. Reads the
@@ -14,18 +15,19 @@ use crate::decide::{Endpoint, MemberNetworks, ServiceState};
 /// a serving endpoint names none), which is all the decision reads.
 pub fn services<'a>(
     facts: impl IntoIterator<Item = &'a ServiceState>,
-    slices: impl IntoIterator<Item = &'a SliceFacts>,
+    slices: impl IntoIterator<Item = (&'a ObjectKey, &'a SliceFacts)>,
 ) -> Vec<ServiceState> {
-    let mut serving: HashMap<&ServiceKey, (BTreeSet<&str>, bool)> = HashMap::new();
-    for slice in slices {
-        let (nodes, unplaced) = serving.entry(&slice.service).or_default();
+    // (namespace, Service name): a slice's Service is in the slice's namespace.
+    let mut serving: HashMap<(&str, &str), (BTreeSet<&str>, bool)> = HashMap::new();
+    for ((namespace, _), slice) in slices {
+        let (nodes, unplaced) = serving.entry((namespace.as_str(), slice.service_name.as_str())).or_default();
         nodes.extend(slice.serving_nodes.iter().map(|n| &**n));
         *unplaced |= slice.serving_unplaced;
     }
     let mut out: Vec<ServiceState> = facts
         .into_iter()
         .map(|svc| {
-            let endpoints = match serving.get(&svc.key) {
+            let endpoints = match serving.get(&(svc.key.namespace.as_str(), svc.key.name.as_str())) {
                 None => Vec::new(),
                 Some((nodes, unplaced)) => nodes
                     .iter()
@@ -91,17 +93,25 @@ mod tests {
             local_traffic_policy: false,
             endpoints: vec![],
         }];
-        let slice = |nodes: &[&str], unplaced| SliceFacts {
-            service: key.clone(),
-            serving_nodes: nodes.iter().map(|n| std::sync::Arc::from(*n)).collect(),
-            serving_unplaced: unplaced,
+        let slice = |name: &str, service: &str, nodes: &[&str], unplaced| {
+            (
+                ("d".to_string(), name.to_string()),
+                SliceFacts {
+                    service_name: service.to_string(),
+                    serving_nodes: nodes.iter().map(|n| std::sync::Arc::from(*n)).collect(),
+                    serving_unplaced: unplaced,
+                },
+            )
         };
-        let slices = [slice(&["a", "b"], false), slice(&["b", "c"], true)];
-        let out = services(&facts, &slices);
+        let slices = [slice("web-1", "web", &["a", "b"], false), slice("web-2", "web", &["b", "c"], true)];
+        let out = services(&facts, slices.iter().map(|(k, v)| (k, v)));
         let nodes: Vec<Option<&str>> = out[0].endpoints.iter().map(|e| e.node.as_deref()).collect();
         assert_eq!(nodes, vec![Some("a"), Some("b"), Some("c"), None]);
         assert!(out[0].endpoints.iter().all(|e| e.serving));
-        let other = SliceFacts { service: ServiceKey::new("d", "other"), serving_nodes: vec!["x".into()], serving_unplaced: false };
-        assert_eq!(services(&facts, [&other])[0].endpoints, vec![]);
+        let other = slice("other-1", "other", &["x"], false);
+        assert_eq!(services(&facts, [(&other.0, &other.1)])[0].endpoints, vec![]);
+        // A slice of another namespace never serves this Service.
+        let foreign = (("e".to_string(), "web-1".to_string()), slices[0].1.clone());
+        assert_eq!(services(&facts, [(&foreign.0, &foreign.1)])[0].endpoints, vec![]);
     }
 }

@@ -429,7 +429,7 @@ impl Speaker {
     fn reconcile(&mut self, caches: &Caches, live: Option<&BTreeMap<String, MemberNetworks>>, ifaces: &[InterfaceInfo]) {
         let Some(config) = &self.config else { return };
         // The caches are read in place: a pass copies the Services only.
-        let services = caches.services.read(|svcs| caches.slices.read(|slices| inputs::services(svcs.values(), slices.values())));
+        let services = caches.services.read(|svcs| caches.slices.read(|slices| inputs::services(svcs.values(), slices.iter())));
         let nodes: BTreeMap<String, decide::NodeState> =
             caches.config.nodes.read(|m| m.iter().map(|((_, name), (_, st))| (name.clone(), st.clone())).collect());
         let now = std::time::Instant::now();
