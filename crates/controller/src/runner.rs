@@ -69,7 +69,7 @@ pub async fn start(
     let namespace = opts.resolved_namespace();
     let config = client::load_config(opts.kubeconfig.as_deref()).await?;
     let counted = metrics.clone();
-    let client = client::build(config, move |method, resource| counted.count_request(method, resource))?;
+    let client = client::build(config, ferrolb_api::labels::COMPONENT_CONTROLLER, move |method, resource| counted.count_request(method, resource))?;
     if let Some(name) = opts.ml_secret_name() {
         let deployment = opts.deployment.as_deref().unwrap_or_default();
         memberlist::ensure_secret(&client, &namespace, name, deployment).await?;

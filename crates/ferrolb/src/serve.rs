@@ -69,7 +69,7 @@ async fn run_controller(mut args: ControllerArgs) -> anyhow::Result<()> {
             let config = ferrolb_runtime::client::load_config(args.controller.kubeconfig.as_deref())
                 .await
                 .context("loading the Kubernetes client configuration for the webhook")?;
-            let client = kube::Client::try_from(config).context("building the webhook's Kubernetes client")?;
+            let client = ferrolb_runtime::client::build(config, ferrolb_api::labels::COMPONENT_CONTROLLER, |_, _| {}).context("building the webhook's Kubernetes client")?;
             let opts = webhook_options(args.webhook.clone(), args.tls.clone(), namespace)?;
             let token = shutdown.clone();
             // The controller's /readyz waits for the webhook: bound means a
@@ -117,7 +117,7 @@ async fn memberlist_secret(opts: &ControllerOptions) -> anyhow::Result<()> {
     let config = ferrolb_runtime::client::load_config(opts.kubeconfig.as_deref())
         .await
         .context("loading the Kubernetes client configuration")?;
-    let client = kube::Client::try_from(config).context("building the Kubernetes client")?;
+    let client = ferrolb_runtime::client::build(config, ferrolb_api::labels::COMPONENT_CONTROLLER, |_, _| {}).context("building the Kubernetes client")?;
     let deployment = opts.deployment.as_deref().unwrap_or_default();
     ferrolb_controller::memberlist::ensure_secret(&client, &opts.resolved_namespace(), name, deployment).await?;
     Ok(())
@@ -152,7 +152,7 @@ async fn run_webhook(cmd: WebhookCmd) -> anyhow::Result<()> {
     let config = ferrolb_runtime::client::load_config(cmd.kubeconfig.as_deref())
         .await
         .context("loading the Kubernetes client configuration")?;
-    let client = kube::Client::try_from(config).context("building the Kubernetes client")?;
+    let client = ferrolb_runtime::client::build(config, ferrolb_runtime::client::WEBHOOK_COMPONENT, |_, _| {}).context("building the Kubernetes client")?;
     let opts = webhook_options(cmd.webhook, cmd.tls, cmd.namespace)?;
     ferrolb_webhook::serve(opts, client, shutdown.cancelled_owned())
         .await

@@ -88,6 +88,26 @@ async fn deploy_rbac_is_exactly_what_the_components_request() {
         failures.extend(report.failures());
     }
     assert!(failures.is_empty(), "deploy/ RBAC differs from what the components request:\n{}", failures.join("\n"));
+
+    // Every request says which ferrolb component sent it.
+    let agents = user_agents_by_user(&audit);
+    for (sa, component) in [(CONTROLLER_SA, "controller"), (SPEAKER_SA, "speaker")] {
+        let seen = agents.get(sa).cloned().unwrap_or_default();
+        let expected = ferrolb_runtime::client::user_agent(component);
+        assert_eq!(seen, BTreeSet::from([expected]), "{sa}: the User-Agent of its requests");
+    }
+}
+
+/// The distinct `userAgent`s of each impersonated user's requests.
+fn user_agents_by_user(audit: &str) -> BTreeMap<String, BTreeSet<String>> {
+    let mut out: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+    for line in audit.lines().filter(|l| !l.trim().is_empty()) {
+        let ev: Value = serde_json::from_str(line).unwrap_or_else(|e| panic!("audit line is not JSON ({e}): {line}"));
+        let Some(user) = ev.pointer("/impersonatedUser/username").and_then(Value::as_str) else { continue };
+        let agent = ev.get("userAgent").and_then(Value::as_str).unwrap_or_default();
+        out.entry(user.to_string()).or_default().insert(agent.to_string());
+    }
+    out
 }
 
 async fn controller_scenario(fixture: &ferrolb_test_harness::KubeFixture, admin: &Client) {

@@ -29,15 +29,33 @@ pub async fn load_config(kubeconfig: Option<&Path>) -> Result<Config, Error> {
     }
 }
 
-/// Builds a client that calls `observe(method, resource)` (see [`classify`])
-/// before sending each request.
-pub fn build<F>(config: Config, observe: F) -> Result<Client, Error>
+/// The component name of `ferrolb webhook`'s requests (the controller and
+/// the speaker use `ferrolb_api::labels::COMPONENT_*`).
+pub const WEBHOOK_COMPONENT: &str = "webhook";
+
+/// The `User-Agent` of a component's requests, in client-go's shape
+/// (`<program>/<version> (<os>/<arch>) <component>`): kube-rs sends none, and
+/// an audit log or `kubectl get --raw /metrics` should tell ferrolb's
+/// controller, speaker and webhook apart.
+pub fn user_agent(component: &str) -> String {
+    format!("ferrolb/{} ({}/{}) {component}", env!("CARGO_PKG_VERSION"), std::env::consts::OS, std::env::consts::ARCH)
+}
+
+/// Builds a client for `component` (its [`user_agent`]) that calls
+/// `observe(method, resource)` (see [`classify`]) before sending each request.
+pub fn build<F>(config: Config, component: &str, observe: F) -> Result<Client, Error>
 where
     F: Fn(&'static str, &str) + Clone + Send + Sync + 'static,
 {
-    let layer = MapRequestLayer::new(move |req: Request<Body>| {
+    // A component name is ASCII without control characters; should one not
+    // be, the requests go out without the header rather than not at all.
+    let agent = http::HeaderValue::from_str(&user_agent(component)).ok();
+    let layer = MapRequestLayer::new(move |mut req: Request<Body>| {
         let (method, resource) = classify(&req);
         observe(method, &resource);
+        if let Some(agent) = &agent {
+            req.headers_mut().entry(http::header::USER_AGENT).or_insert_with(|| agent.clone());
+        }
         req
     });
     Ok(ClientBuilder::try_from(config)
@@ -82,6 +100,14 @@ pub fn classify<B>(req: &Request<B>) -> (&'static str, String) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn user_agent_names_program_version_platform_and_component() {
+        let ua = user_agent("speaker");
+        assert!(ua.starts_with(&format!("ferrolb/{} (", env!("CARGO_PKG_VERSION"))), "{ua}");
+        assert!(ua.ends_with(") speaker"), "{ua}");
+        assert!(http::HeaderValue::from_str(&ua).is_ok(), "a valid header value: {ua}");
+    }
 
     fn c(method: &str, uri: &str) -> (&'static str, String) {
         let req = Request::builder().method(method).uri(uri).body(()).unwrap();

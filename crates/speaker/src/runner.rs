@@ -84,7 +84,7 @@ pub async fn run(opts: SpeakerOptions, shutdown: CancellationToken) -> Result<()
     let mut registry = Registry::default();
     let metrics = SpeakerMetrics::register(&mut registry);
     let config = ferrolb_runtime::client::load_config(opts.kubeconfig.as_deref()).await?;
-    let client = ferrolb_runtime::client::build(config, |_, _| {})?;
+    let client = ferrolb_runtime::client::build(config, ferrolb_api::labels::COMPONENT_SPEAKER, |_, _| {})?;
 
     let exclude = ferrolb_l2::ExcludeList::from_file(&opts.excludel2_path)
         .map_err(|e| SpeakerError::Startup(format!("{}: {e}", opts.excludel2_path.display())))?;
