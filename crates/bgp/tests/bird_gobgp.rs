@@ -5,28 +5,20 @@
 mod common;
 
 use std::collections::BTreeMap;
-use std::net::Ipv4Addr;
 use std::time::Duration;
 
 use common::daemons::Daemon;
-use common::{NODE_V4, NODE_V6, ROUTER_V4, ROUTER_V6, Topology, wait_for};
+use common::{NODE_V4, NODE_V6, ROUTER_V4, ROUTER_V6, Topology, wait_for, wait_up};
 use ferrolb_bgp::packet::Family;
 use ferrolb_bgp::rib_out::Advertisement;
-use ferrolb_bgp::session::PeerAsn;
 use ferrolb_bgp::speaker::{PeerConfig, Speaker};
 use ipnet::IpNet;
 
 const LONG: Duration = Duration::from_secs(30);
 
+/// A session of the engine carrying one address family.
 fn peer(my_asn: u32, peer_asn: u32, addr: &str, family: Family) -> PeerConfig {
-    let mut p = PeerConfig::new(
-        my_asn,
-        PeerAsn::Exact(peer_asn),
-        addr.parse().expect("ip"),
-        Ipv4Addr::new(198, 51, 100, 11),
-    );
-    p.hold_time = 3;
-    p.connect_time = Some(1);
+    let mut p = common::peer(my_asn, peer_asn, addr);
     p.families = vec![family];
     p
 }
@@ -41,17 +33,6 @@ fn ad() -> Advertisement {
         communities: vec![(64512 << 16) | 100],
         large_communities: vec![(64512, 1, 2)],
     }
-}
-
-async fn wait_up(speaker: &Speaker, name: &str) {
-    let mut rx = speaker.status();
-    tokio::time::timeout(
-        LONG,
-        rx.wait_for(|m| m.get(name).is_some_and(|s| s.session_up)),
-    )
-    .await
-    .unwrap_or_else(|_| panic!("{name} not up: {:?}", speaker.status().borrow().get(name)))
-    .expect("status");
 }
 
 const BIRD_CONF: &str = r#"
@@ -89,8 +70,8 @@ fn bird_ebgp_ipv4_ipv6_communities_and_withdraw() {
             speaker.set_peer("v6", peer(64512, 64500, ROUTER_V6, Family::Ipv6Unicast));
             speaker.set_routes("v4", one("203.0.113.10/32", ad()));
             speaker.set_routes("v6", one("2001:db8:ffff::10/128", ad()));
-            wait_up(&speaker, "v4").await;
-            wait_up(&speaker, "v6").await;
+            wait_up(&speaker, "v4", LONG).await;
+            wait_up(&speaker, "v6", LONG).await;
             let text = wait_for("IPv4 route at BIRD", LONG, || {
                 let t = b.birdc("show route all for 203.0.113.10/32");
                 t.contains("BGP.next_hop").then_some(t)
@@ -142,7 +123,7 @@ fn bird_ibgp_local_pref() {
             let speaker = Speaker::start(&[]).expect("speaker");
             speaker.set_peer("v4", peer(64500, 64500, ROUTER_V4, Family::Ipv4Unicast));
             speaker.set_routes("v4", one("203.0.113.10/32", ad()));
-            wait_up(&speaker, "v4").await;
+            wait_up(&speaker, "v4", LONG).await;
             let text = wait_for("iBGP route at BIRD", LONG, || {
                 let t = b.birdc("show route all for 203.0.113.10/32");
                 t.contains("BGP.next_hop").then_some(t)
@@ -213,8 +194,8 @@ fn gobgp_ebgp_ipv4_ipv6_communities_and_withdraw() {
             speaker.set_peer("v6", peer(64512, 64500, ROUTER_V6, Family::Ipv6Unicast));
             speaker.set_routes("v4", one("203.0.113.10/32", ad()));
             speaker.set_routes("v6", one("2001:db8:ffff::10/128", ad()));
-            wait_up(&speaker, "v4").await;
-            wait_up(&speaker, "v6").await;
+            wait_up(&speaker, "v4", LONG).await;
+            wait_up(&speaker, "v6", LONG).await;
             let a = wait_for("IPv4 route at GoBGP", LONG, || {
                 gobgp_attrs(&gd, "ipv4", "203.0.113.10/32")
             })

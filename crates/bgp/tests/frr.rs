@@ -10,11 +10,10 @@ use std::net::Ipv4Addr;
 use std::time::Duration;
 
 use common::frr::Frr;
-use common::{NODE_V4, NODE_V6, ROUTER_V4, ROUTER_V6, Topology, wait_for};
+use common::{NODE_V4, NODE_V6, ROUTER_V4, ROUTER_V6, Topology, peer, wait_for, wait_up};
 use ferrolb_bgp::packet::Family;
 use ferrolb_bgp::rib_out::Advertisement;
-use ferrolb_bgp::session::PeerAsn;
-use ferrolb_bgp::speaker::{PeerConfig, Speaker};
+use ferrolb_bgp::speaker::Speaker;
 use ipnet::IpNet;
 
 const LONG: Duration = Duration::from_secs(30);
@@ -38,18 +37,6 @@ fn neighbor(addr: &str, remote_as: &str, extra: &str) -> String {
     )
 }
 
-fn peer(my_asn: u32, peer_asn: u32, addr: &str) -> PeerConfig {
-    let mut p = PeerConfig::new(
-        my_asn,
-        PeerAsn::Exact(peer_asn),
-        addr.parse().expect("ip"),
-        Ipv4Addr::new(198, 51, 100, 11),
-    );
-    p.hold_time = 3;
-    p.connect_time = Some(1);
-    p
-}
-
 fn routes(list: &[(&str, Advertisement)]) -> BTreeMap<IpNet, Advertisement> {
     list.iter()
         .map(|(p, a)| (p.parse().expect("prefix"), a.clone()))
@@ -58,23 +45,6 @@ fn routes(list: &[(&str, Advertisement)]) -> BTreeMap<IpNet, Advertisement> {
 
 fn comm(a: u32, b: u32) -> u32 {
     (a << 16) | b
-}
-
-async fn wait_up(speaker: &Speaker, name: &str, limit: Duration) {
-    let mut rx = speaker.status();
-    let name = name.to_string();
-    tokio::time::timeout(
-        limit,
-        rx.wait_for(|m| m.get(&name).is_some_and(|s| s.session_up)),
-    )
-    .await
-    .unwrap_or_else(|_| {
-        panic!(
-            "session {name} not up within {limit:?}: {:?}",
-            speaker.status().borrow().get(&name)
-        )
-    })
-    .expect("status channel");
 }
 
 #[test]

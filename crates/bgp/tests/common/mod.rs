@@ -12,6 +12,9 @@ use std::process::{Command, Output};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
+use ferrolb_bgp::session::PeerAsn;
+use ferrolb_bgp::speaker::{PeerConfig, Speaker};
+
 pub const ROUTER_V4: &str = "198.51.100.1";
 pub const NODE_V4: &str = "198.51.100.11";
 pub const ROUTER_V6: &str = "2001:db8::1";
@@ -150,4 +153,27 @@ pub async fn wait_for<T>(what: &str, limit: Duration, mut f: impl FnMut() -> Opt
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
+}
+
+/// The engine's side of a test session: router id 198.51.100.11, hold time
+/// 3 s and a connect retry of 1 s, so failures show within seconds.
+pub fn peer(my_asn: u32, peer_asn: u32, addr: &str) -> PeerConfig {
+    let mut p = PeerConfig::new(
+        my_asn,
+        PeerAsn::Exact(peer_asn),
+        addr.parse().expect("ip"),
+        std::net::Ipv4Addr::new(198, 51, 100, 11),
+    );
+    p.hold_time = 3;
+    p.connect_time = Some(1);
+    p
+}
+
+/// Waits until session `name` is up, or panics after `limit` with its status.
+pub async fn wait_up(speaker: &Speaker, name: &str, limit: Duration) {
+    let mut rx = speaker.status();
+    tokio::time::timeout(limit, rx.wait_for(|m| m.get(name).is_some_and(|s| s.session_up)))
+        .await
+        .unwrap_or_else(|_| panic!("session {name} not up within {limit:?}: {:?}", speaker.status().borrow().get(name)))
+        .expect("status channel");
 }
