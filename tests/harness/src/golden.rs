@@ -1,8 +1,9 @@
 //! Golden-file replays: every `NAME.in` in a directory is run and its
 //! output must equal `NAME.out` line for line. With `FERROLB_UPDATE_REPLAY`
 //! set the `.out` files are rewritten instead (read the diff before
-//! committing). Used by the controller's replay tests; the l2 and
-//! membership crates carry the same loop of their own.
+//! committing). Used by the replay tests of the controller, bgp, bfd and
+//! the speaker's BGP decision; the l2 and membership crates still carry the
+//! same loop of their own.
 
 use std::path::{Path, PathBuf};
 
