@@ -1,8 +1,9 @@
 //! ferrolb's speaker (speaker.md): one per node. It never allocates; it reads
 //! the addresses the controller wrote and decides, with the pure [`decide`]
 //! module, what this node announces, then drives the protocol crates
-//! (`ferrolb-l2`, later BGP) that put those decisions on the wire.
+//! (`ferrolb-l2`, `ferrolb-bgp`, `ferrolb-bfd`) that put those decisions on the wire.
 
+mod bgp_sessions;
 pub mod cluster;
 pub mod config_load;
 pub mod decide;

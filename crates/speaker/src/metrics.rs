@@ -3,6 +3,7 @@
 //! with the controller; the protocol crates register their own families.
 
 use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::Registry;
@@ -17,9 +18,43 @@ pub struct AnnouncedLabels {
     pub ip: String,
 }
 
+/// MetalLB native's label of its BGP families: `<address>:<port>`.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct BgpPeerLabels {
+    pub peer: String,
+}
+
+/// The BGP families of MetalLB's native speaker (observability.md §2.3).
+#[derive(Clone, Default)]
+pub struct BgpMetrics {
+    pub session_up: Family<BgpPeerLabels, Gauge>,
+    pub updates: Family<BgpPeerLabels, Counter>,
+    pub announced_prefixes: Family<BgpPeerLabels, Gauge>,
+    pub pending_prefixes: Family<BgpPeerLabels, Gauge>,
+}
+
+impl BgpMetrics {
+    fn register(&self, metallb: &mut Registry) {
+        let bgp = metallb.sub_registry_with_prefix("bgp");
+        bgp.register("session_up", "BGP session state (1 is up, 0 is down)", self.session_up.clone());
+        bgp.register("updates", "Number of BGP UPDATE messages sent", self.updates.clone());
+        bgp.register("announced_prefixes_total", "Number of prefixes currently being advertised on the BGP session", self.announced_prefixes.clone());
+        bgp.register("pending_prefixes_total", "Number of prefixes that should be advertised on the BGP session", self.pending_prefixes.clone());
+    }
+
+    /// Deletes a closed session's series, as MetalLB does.
+    pub fn forget(&self, labels: &BgpPeerLabels) {
+        self.session_up.remove(labels);
+        self.updates.remove(labels);
+        self.announced_prefixes.remove(labels);
+        self.pending_prefixes.remove(labels);
+    }
+}
+
 #[derive(Clone, Default)]
 pub struct SpeakerMetrics {
     pub announced: Family<AnnouncedLabels, Gauge>,
+    pub bgp: BgpMetrics,
     pub k8s: K8sClientMetrics,
 }
 
@@ -33,6 +68,7 @@ impl SpeakerMetrics {
             "Services being announced from this node. This is desired state, it does not guarantee that the routing protocols have converged.",
             m.announced.clone(),
         );
+        m.bgp.register(metallb);
         m
     }
 }
@@ -54,6 +90,11 @@ mod tests {
             })
             .set(1);
         m.k8s.updates.inc();
+        let peer = BgpPeerLabels { peer: "203.0.113.1:179".into() };
+        m.bgp.session_up.get_or_create(&peer).set(1);
+        m.bgp.updates.get_or_create(&peer).inc_by(3);
+        m.bgp.announced_prefixes.get_or_create(&peer).set(2);
+        m.bgp.pending_prefixes.get_or_create(&peer).set(2);
         let mut text = String::new();
         prometheus_client::encoding::text::encode(&mut text, &registry).unwrap();
         assert!(text.contains(
@@ -61,5 +102,13 @@ mod tests {
         ));
         assert!(text.contains("metallb_k8s_client_updates_total 1"));
         assert!(text.contains("metallb_k8s_client_config_stale_bool 0"));
+        for line in [
+            "metallb_bgp_session_up{peer=\"203.0.113.1:179\"} 1",
+            "metallb_bgp_updates_total{peer=\"203.0.113.1:179\"} 3",
+            "metallb_bgp_announced_prefixes_total{peer=\"203.0.113.1:179\"} 2",
+            "metallb_bgp_pending_prefixes_total{peer=\"203.0.113.1:179\"} 2",
+        ] {
+            assert!(text.contains(line), "{line} missing from\n{text}");
+        }
     }
 }

@@ -37,8 +37,10 @@ use tokio::task::JoinSet;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
+use crate::bgp_sessions::{self, BgpSessions};
 use crate::cluster::{self, L2StatusFacts};
 use crate::config_load::{self, ConfigSources};
+use crate::decide::bgp::{BgpInput, decide_bgp};
 use crate::decide::{self, DecideInput, Decision, InterfaceScope, MemberNetworks};
 use crate::error::SpeakerError;
 use crate::l2status::{self, L2StatusOp};
@@ -83,6 +85,8 @@ pub async fn run(opts: SpeakerOptions, shutdown: CancellationToken) -> Result<()
 
     let mut registry = Registry::default();
     let metrics = SpeakerMetrics::register(&mut registry);
+    let bfd = ferrolb_bfd::Bfd::new();
+    bfd.register_metrics(&mut registry);
     let config = ferrolb_runtime::client::load_config(opts.kubeconfig.as_deref()).await?;
     let client = ferrolb_runtime::client::build(config, ferrolb_api::labels::COMPONENT_SPEAKER, |_, _| {})?;
 
@@ -156,6 +160,8 @@ pub async fn run(opts: SpeakerOptions, shutdown: CancellationToken) -> Result<()
     ready.store(true, Ordering::Relaxed);
     tracing::info!("caches synced, announcing");
 
+    let bgp = BgpSessions::start(&node, &namespace, metrics.clone(), recorder.clone(), bfd)
+        .map_err(|e| SpeakerError::Startup(format!("starting the BGP engine: {e}")))?;
     let owner = ferrolb_runtime::owner::pod_owner(&client, &namespace, opts.pod_name.as_deref()).await;
     let config_state = ConfigStateWriter::new(Api::namespaced(client.clone(), &namespace), identity, owner.clone());
     let mut speaker = Speaker {
@@ -165,6 +171,7 @@ pub async fn run(opts: SpeakerOptions, shutdown: CancellationToken) -> Result<()
         secret_passthrough: opts.frrk8s_secret_passthrough,
         ignore_exclude_lb: opts.ignore_exclude_lb,
         responder,
+        bgp,
         metrics,
         recorder,
         config_state,
@@ -221,6 +228,7 @@ pub async fn run(opts: SpeakerOptions, shutdown: CancellationToken) -> Result<()
                 passes.urgent(Instant::now());
             }
             Some(report) = reports.recv() => speaker.report(report),
+            event = speaker.bgp.next_event() => speaker.bgp.handle(event),
             Ok(()) = seeds.changed() => {
                 let listed = seeds.borrow_and_update().clone();
                 if let (Some(m), Some(listed)) = (&membership, listed) {
@@ -246,6 +254,7 @@ pub async fn run(opts: SpeakerOptions, shutdown: CancellationToken) -> Result<()
     // take over without waiting for a timeout, then flush pending events.
     tracing::info!("shutting down: withdrawing every announcement");
     speaker.responder.set_announced(BTreeMap::new());
+    speaker.bgp.shutdown().await;
     if let Some(m) = membership {
         m.leave(LEAVE_TIMEOUT).await;
     }
@@ -359,6 +368,7 @@ struct Speaker {
     secret_passthrough: bool,
     ignore_exclude_lb: bool,
     responder: Responder,
+    bgp: BgpSessions,
     metrics: SpeakerMetrics,
     recorder: Recorder,
     config_state: ConfigStateWriter,
@@ -448,6 +458,17 @@ impl Speaker {
             ignore_exclude_lb: self.ignore_exclude_lb,
         });
         let by_key: BTreeMap<&ServiceKey, &decide::ServiceState> = services.iter().map(|s| (&s.key, s)).collect();
+        // BGP needs no election: every eligible node advertises (ECMP).
+        let bgp = decide_bgp(&BgpInput {
+            node: &self.node,
+            mode: self.mode,
+            config,
+            services: &services,
+            nodes: &nodes,
+            ignore_exclude_lb: self.ignore_exclude_lb,
+        });
+        let secrets = caches.config.secrets.read(|m| bgp_sessions::referenced_secrets(config, m.values()));
+        self.bgp.apply(&bgp, config, ifaces, &secrets);
         self.apply_announcements(&decision, &by_key, ifaces);
         self.plan_statuses(&decision, caches);
     }
@@ -660,7 +681,7 @@ fn l2_status_writer(client: &Client, namespace: &str, node: &str, owner: Option<
     })
 }
 
-fn service_reference(key: &ServiceKey) -> ObjectReference {
+pub(crate) fn service_reference(key: &ServiceKey) -> ObjectReference {
     ObjectReference {
         kind: Some("Service".into()),
         api_version: Some("v1".into()),

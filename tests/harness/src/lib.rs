@@ -28,6 +28,7 @@ mod arp;
 mod binary;
 mod error;
 mod fixture;
+pub mod frr;
 pub mod golden;
 pub mod identity;
 pub mod kubelet;

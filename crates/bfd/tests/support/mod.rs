@@ -11,11 +11,10 @@
 #![allow(dead_code)] // each test binary uses a part
 
 use std::net::IpAddr;
-use std::path::PathBuf;
 use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
-use ferrolb_test_harness::netns;
+use ferrolb_test_harness::{frr, netns};
 
 use ferrolb_bfd::{Bfd, BfdError, Hop, Profile, SessionConfig, SessionStatus};
 use tokio::sync::watch;
@@ -24,7 +23,7 @@ pub const ROUTER4: &str = "198.51.100.1";
 pub const NODE4: &str = "198.51.100.11";
 pub const ROUTER6: &str = "2001:db8::1";
 pub const NODE6: &str = "2001:db8::11";
-pub const BFDD: &str = "/usr/lib/frr/bfdd";
+pub use frr::BFDD;
 
 fn run(args: &[&str]) -> Output {
     Command::new(args[0]).args(&args[1..]).output().unwrap_or_else(|e| panic!("{args:?}: {e}"))
@@ -136,57 +135,18 @@ pub fn wait_for(what: &str, limit: Duration, mut ok: impl FnMut() -> bool) {
 }
 
 /// FRR's bfdd alone in the router namespace with static sessions
-/// (test-peers.md §6: as user frr, in a directory it owns).
-pub struct Bfdd {
-    pub dir: PathBuf,
-    process: Option<netns::NsProcess>,
-}
-
-impl Drop for Bfdd {
-    fn drop(&mut self) {
-        drop(self.process.take());
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
-}
+/// (the harness's `frr::Daemon::bfdd`).
+pub struct Bfdd(frr::Daemon);
 
 impl Bfdd {
     /// `peers`: (peer, local-address, extra lines such as `passive-mode`).
     pub fn start(ns: &str, tag: &str, peers: &[(&str, &str, &str)], interval_ms: u32) -> Bfdd {
         need_bfdd();
-        let dir = PathBuf::from(format!("/tmp/ferrolb-bfdd-{tag}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).expect("bfdd dir");
-        let mut conf = String::from("log stdout informational\n!\nbfd\n");
-        for (peer, local, extra) in peers {
-            conf.push_str(&format!(
-                " peer {peer} local-address {local}\n  receive-interval {interval_ms}\n  transmit-interval {interval_ms}\n  detect-multiplier 3\n"
-            ));
-            for line in extra.lines() {
-                conf.push_str(&format!("  {line}\n"));
-            }
-            conf.push_str(" !\n");
-        }
-        conf.push_str("!\n");
-        std::fs::write(dir.join("bfdd.conf"), conf).expect("bfdd.conf");
-        let chown = run(&["chown", "-R", "frr:frr", dir.to_str().expect("utf-8")]);
-        assert!(chown.status.success(), "chown frr: {chown:?}");
-        let d = dir.to_str().expect("utf-8").to_string();
-        let mut cmd = Command::new(BFDD);
-        cmd.args(["-P", "0", "-f", &format!("{d}/bfdd.conf"), "-i", &format!("{d}/bfdd.pid")])
-            .args(["-z", &format!("{d}/zserv.api"), "--bfdctl", &format!("{d}/bfdd.sock"), "--vty_socket", &d]);
-        let process = netns::NetNs::named(ns).spawn(&cmd, &dir.join("bfdd.log")).expect("spawn bfdd");
-        let b = Bfdd { dir, process: Some(process) };
-        wait_for("bfdd vty socket", Duration::from_secs(10), || b.dir.join("bfdd.vty").exists());
-        b
+        Bfdd(frr::Daemon::bfdd(&netns::NetNs::named(ns), &format!("bfdd-{tag}"), peers, interval_ms))
     }
 
     pub fn vtysh(&self, commands: &[&str]) -> String {
-        let mut args = vec!["vtysh", "--vty_socket", self.dir.to_str().expect("utf-8")];
-        for c in commands {
-            args.push("-c");
-            args.push(c);
-        }
-        String::from_utf8_lossy(&run(&args).stdout).into_owned()
+        self.0.vtysh(commands)
     }
 
     /// `show bfd peer X json` as text (the JSON is flat; fields are read by
@@ -196,7 +156,7 @@ impl Bfdd {
     }
 
     pub fn log(&self) -> String {
-        std::fs::read_to_string(self.dir.join("bfdd.log")).unwrap_or_default()
+        self.0.log()
     }
 }
 

@@ -31,6 +31,8 @@ pub const CEASE_ADMIN_RESET: u8 = 4;
 pub const CEASE_CONNECTION_REJECTED: u8 = 5;
 pub const CEASE_OTHER_CONFIG_CHANGE: u8 = 6;
 pub const CEASE_COLLISION: u8 = 7;
+/// RFC 9384: BFD declared the path down.
+pub const CEASE_BFD_DOWN: u8 = 10;
 
 impl Notification {
     pub fn new(code: u8, subcode: u8, data: Vec<u8>) -> Self {

@@ -75,9 +75,12 @@ impl SessionConfig {
                 .map(|t| crate::packet::GracefulRestart {
                     restarting: false,
                     restart_time: t,
-                    // The F bit stays clear: we keep no forwarding state of our
-                    // own; the router is the helper that keeps our routes.
-                    families: self.families.iter().map(|f| (*f, false)).collect(),
+                    // The F bit is set: what forwards a Service's traffic on
+                    // the node (kube-proxy, the CNI) outlives a restart of
+                    // the speaker. With it clear, the helper must drop our
+                    // stale routes as soon as the new OPEN arrives (RFC 4724
+                    // §4.2), before we have re-advertised them.
+                    families: self.families.iter().map(|f| (*f, true)).collect(),
                 }),
         }
     }

@@ -143,16 +143,38 @@ impl Speaker {
 
     /// Removes a peer: Cease (peer de-configured) and the connection closed.
     pub async fn remove_peer(&self, name: &str) {
-        let h = lock(&self.peers).remove(name);
-        if let Some(h) = h {
-            if h.cfg.password.is_some() {
-                self.set_listener_keys(h.cfg.address, None);
-            }
-            let _ = h.tx.send(PeerCmd::Stop(
-                crate::packet::notification::CEASE_PEER_DECONFIGURED,
-            ));
-            let _ = h.task.await;
+        if let Some(task) = self.forget_peer(name) {
+            let _ = task.await;
         }
+    }
+
+    /// [`Self::remove_peer`] without waiting: the peer's task sends its
+    /// Cease and ends on its own. Returns the task, for a caller that wants
+    /// to wait after all.
+    pub fn forget_peer(&self, name: &str) -> Option<JoinHandle<()>> {
+        let h = lock(&self.peers).remove(name)?;
+        if h.cfg.password.is_some() {
+            self.set_listener_keys(h.cfg.address, None);
+        }
+        let _ = h.tx.send(PeerCmd::Stop(
+            crate::packet::notification::CEASE_PEER_DECONFIGURED,
+        ));
+        Some(h.task)
+    }
+
+    /// Tears a session down with a Cease of `subcode` (e.g. BFD down) and
+    /// lets it come up again as usual.
+    pub fn reset_peer(&self, name: &str, subcode: u8) {
+        if let Some(h) = lock(&self.peers).get(name) {
+            let _ = h.tx.send(PeerCmd::Reset(subcode));
+        }
+    }
+
+    /// The names of the configured peers.
+    pub fn peer_names(&self) -> Vec<String> {
+        let mut names: Vec<String> = lock(&self.peers).keys().cloned().collect();
+        names.sort();
+        names
     }
 
     /// The routes to advertise to a peer (replacing the previous set).
@@ -162,13 +184,19 @@ impl Speaker {
         }
     }
 
-    /// Stops every session (Cease, administrative shutdown) and waits.
+    /// Stops every session and waits. A session with graceful restart
+    /// configured is closed without a NOTIFICATION, so that a helper router
+    /// keeps our routes until we are back (a speaker restarting during an
+    /// upgrade); the others get Cease, administrative shutdown.
     pub async fn shutdown(self) {
         let handles: Vec<PeerHandle> = lock(&self.peers).drain().map(|(_, h)| h).collect();
         for h in handles {
-            let _ = h.tx.send(PeerCmd::Stop(
-                crate::packet::notification::CEASE_ADMIN_SHUTDOWN,
-            ));
+            let cmd = if h.cfg.graceful_restart.is_some() {
+                PeerCmd::Abandon
+            } else {
+                PeerCmd::Stop(crate::packet::notification::CEASE_ADMIN_SHUTDOWN)
+            };
+            let _ = h.tx.send(cmd);
             let _ = h.task.await;
         }
         for (_, _, t) in &self.listeners {

@@ -25,6 +25,11 @@ pub(crate) enum PeerCmd {
     Incoming(TcpStream),
     /// Stop with this Cease subcode and end the task.
     Stop(u8),
+    /// Tear the session down with this Cease subcode and start over.
+    Reset(u8),
+    /// Close the connection without a NOTIFICATION and end the task: a
+    /// graceful restart helper then keeps our routes (RFC 4724 §4.2).
+    Abandon,
 }
 
 enum ConnEvent {
@@ -101,6 +106,8 @@ impl PeerTask {
                 cmd = cmds.recv() => match cmd {
                     None => { self.stop(3).await; break; }
                     Some(PeerCmd::Stop(sub)) => { self.stop(sub).await; break; }
+                    Some(PeerCmd::Reset(sub)) => self.restart(sub).await,
+                    Some(PeerCmd::Abandon) => { self.apply(Action::Close).await; break; }
                     Some(PeerCmd::Config(new)) => self.reconfigure(*new).await,
                     Some(PeerCmd::Routes(ads)) => { self.ads = ads; self.readvertise().await; }
                     Some(PeerCmd::Incoming(stream)) => self.incoming(stream),
@@ -129,14 +136,20 @@ impl PeerTask {
         self.drain().await;
     }
 
+    /// Stops the session with a Cease and starts a fresh one from the
+    /// current configuration.
+    async fn restart(&mut self, subcode: u8) {
+        self.stop(subcode).await;
+        self.session = Session::new(self.cfg.session());
+        self.queue.push_back(Event::Start);
+    }
+
     async fn reconfigure(&mut self, new: PeerConfig) {
         if self.cfg.needs_reset(&new) {
             info!(peer = %self.name, "configuration change needs a new session");
-            self.stop(crate::packet::notification::CEASE_OTHER_CONFIG_CHANGE)
-                .await;
             self.cfg = new;
-            self.session = Session::new(self.cfg.session());
-            self.queue.push_back(Event::Start);
+            self.restart(crate::packet::notification::CEASE_OTHER_CONFIG_CHANGE)
+                .await;
         } else {
             self.cfg = new;
             self.readvertise().await;

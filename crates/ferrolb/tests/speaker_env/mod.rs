@@ -18,7 +18,8 @@ use std::path::PathBuf;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use ferrolb_api::v1beta1::{IPAddressPool, L2Advertisement, ServiceL2Status};
+use ferrolb_api::v1beta1::{BFDProfile, BGPAdvertisement, IPAddressPool, L2Advertisement, ServiceL2Status};
+use ferrolb_api::v1beta2::BGPPeer;
 use ferrolb_test_harness::identity::{self, Identity};
 use ferrolb_test_harness::kubelet::{self, EndpointOnNode};
 use ferrolb_test_harness::netns::{NsProcess, Topology, unique_prefix};
@@ -50,6 +51,8 @@ pub struct Cluster {
     slot: u8,
     relays: Vec<Relay>,
     speakers: Vec<Option<NsProcess>>,
+    /// More environment for every speaker (e.g. METALLB_BGP_TYPE).
+    speaker_env: Vec<(String, String)>,
     dir: tempfile::TempDir,
     kubeconfig: PathBuf,
 }
@@ -97,10 +100,16 @@ impl Cluster {
     /// `slot` (0..8) picks this cluster's addresses, so clusters of one test
     /// binary never share a pool range (overlapping pools are invalid).
     pub async fn start(tag: &str, nodes: usize, slot: u8) -> Cluster {
+        Cluster::start_with_env(tag, nodes, slot, &[]).await
+    }
+
+    /// [`Cluster::start`] with more environment for the speakers.
+    pub async fn start_with_env(tag: &str, nodes: usize, slot: u8, env: &[(&str, &str)]) -> Cluster {
         let fixture = shared().await.expect("API server fixture");
         let admin = fixture.client().expect("admin client");
         install_crds(&admin, &ferrolb_api::crds::render_yaml()).await.expect("CRDs");
         identity::apply_deploy_rbac(&admin).await.expect("deploy RBAC");
+        remove_bgp_leftovers(&admin).await;
         let prefix = unique_prefix(tag);
         let topo = Topology::new(&prefix, nodes).expect("topology");
         let ns = prefix.clone();
@@ -109,7 +118,8 @@ impl Cluster {
         std::fs::write(dir.path().join("secretkey"), b"ferrolb-test-key-22chr").expect("secret key");
         let kubeconfig = Identity::speaker().write_kubeconfig(fixture, &dir.path().join("speaker.kubeconfig")).expect("kubeconfig");
         let port = relay::server_port(fixture.server_url()).expect("API port");
-        let mut c = Cluster { fixture, admin, topo, prefix, ns, slot, relays: vec![], speakers: vec![], dir, kubeconfig };
+        let speaker_env = env.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        let mut c = Cluster { fixture, admin, topo, prefix, ns, slot, relays: vec![], speakers: vec![], speaker_env, dir, kubeconfig };
         for i in 1..=nodes {
             let host = c.topo.node(i).clone();
             // The Service addresses live on lo (so a connection to them is
@@ -142,6 +152,11 @@ impl Cluster {
         }
         c.wait_members(nodes).await;
         c
+    }
+
+    /// This cluster's address block (see [`Cluster::start`]).
+    pub fn slot(&self) -> u8 {
+        self.slot
     }
 
     pub fn node_name(&self, i: usize) -> String {
@@ -216,7 +231,8 @@ impl Cluster {
             .arg("--excludel2-path")
             .arg(self.dir.path().join("no-excludel2.yaml"))
             .args(["--health-probe-port", "0", "--log-format", "text", "--log-level", "info"])
-            .env("METALLB_NAMESPACE", METALLB_NS);
+            .env("METALLB_NAMESPACE", METALLB_NS)
+            .envs(self.speaker_env.iter().map(|(k, v)| (k, v)));
         let log = self.dir.path().join(format!("speaker-node{i}.log"));
         let process = host.ns.spawn(&cmd, &log).expect("speaker starts");
         self.speakers[i - 1] = Some(process);
@@ -436,6 +452,11 @@ impl Cluster {
             let _ = self.ads().delete(&format!("{}-a{p}", self.prefix), &DeleteParams::default()).await;
             let _ = pools.delete(&format!("{}-p{p}", self.prefix), &DeleteParams::default()).await;
         }
+        self.delete_own::<BGPPeer>().await;
+        self.delete_own::<BGPAdvertisement>().await;
+        self.delete_own::<BFDProfile>().await;
+        self.delete_own::<IPAddressPool>().await;
+        self.delete_own::<k8s_openapi::api::core::v1::Secret>().await;
         let nodes: Api<Node> = Api::all(self.admin.clone());
         let pods: Api<Pod> = Api::namespaced(self.admin.clone(), METALLB_NS);
         for i in 1..=self.topo.nodes().len() {
@@ -448,6 +469,42 @@ impl Cluster {
             .await;
         let _ = Api::<k8s_openapi::api::core::v1::Namespace>::all(self.admin.clone()).delete(&self.ns, &DeleteParams::default()).await;
     }
+}
+
+impl Cluster {
+    /// Deletes the objects of kind `K` in the MetalLB namespace whose names
+    /// start with this cluster's prefix (what a test added beyond the pools).
+    async fn delete_own<K>(&self)
+    where
+        K: kube::Resource<Scope = k8s_openapi::NamespaceResourceScope> + Clone + serde::de::DeserializeOwned + std::fmt::Debug,
+        K::DynamicType: Default,
+    {
+        let api: Api<K> = Api::namespaced(self.admin.clone(), METALLB_NS);
+        let Ok(list) = api.list(&ListParams::default()).await else { return };
+        for obj in list.items {
+            if let Some(name) = obj.meta().name.as_deref().filter(|n| n.starts_with(&self.prefix)) {
+                let _ = api.delete(name, &DeleteParams::default()).await;
+            }
+        }
+    }
+}
+
+/// BGP objects a failed test of this binary left behind (a panic skips
+/// [`Cluster::shutdown`]): in another mode they would make every later
+/// speaker's configuration invalid. Tests of one binary run one at a time.
+async fn remove_bgp_leftovers(admin: &Client) {
+    let ads: Api<BGPAdvertisement> = Api::namespaced(admin.clone(), METALLB_NS);
+    let pools: Api<IPAddressPool> = Api::namespaced(admin.clone(), METALLB_NS);
+    if let Ok(list) = ads.list(&ListParams::default()).await {
+        for ad in list.items {
+            for pool in &ad.spec.ip_address_pools {
+                let _ = pools.delete(pool, &DeleteParams::default()).await;
+            }
+            let _ = ads.delete(&ad.metadata.name.unwrap_or_default(), &DeleteParams::default()).await;
+        }
+    }
+    let _ = Api::<BGPPeer>::namespaced(admin.clone(), METALLB_NS).delete_collection(&DeleteParams::default(), &ListParams::default()).await;
+    let _ = Api::<BFDProfile>::namespaced(admin.clone(), METALLB_NS).delete_collection(&DeleteParams::default(), &ListParams::default()).await;
 }
 
 fn tail(text: &str, lines: usize) -> String {

@@ -1,0 +1,239 @@
+//! `ferrolb speaker` in BGP mode, end to end: the real API server, node
+//! network namespaces each running the speaker binary as the
+//! `metallb-system/speaker` ServiceAccount under the shipped RBAC, and FRR's
+//! bgpd (and bfdd) in the router namespace, whose RIB is read as JSON.
+//!
+//! Needs root, iproute2 and the Debian package frr (scripts/test.sh installs
+//! them); a missing bgpd fails the tests.
+
+mod speaker_env;
+
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::time::{Duration, Instant};
+
+use ferrolb_test_harness::apply_yaml;
+use ferrolb_test_harness::frr::Daemon;
+use k8s_openapi::api::core::v1::Service;
+use kube::api::{Api, DeleteParams};
+use speaker_env::{Cluster, METALLB_NS, ServiceSpec};
+
+const WAIT: Duration = Duration::from_secs(30);
+const ROUTER_ASN: u32 = 64512;
+const NODE_ASN: u32 = 64513;
+
+/// Polls `ok` every 200 ms until it holds; panics with `what` and the
+/// speakers' logs after `timeout`.
+async fn wait_until(c: &Cluster, what: &str, timeout: Duration, mut ok: impl FnMut() -> bool) {
+    let deadline = Instant::now() + timeout;
+    while !ok() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}\n{}", c.logs());
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// This cluster's BGP addresses: one /28 and one /124 per slot, apart from
+/// the layer 2 pools of speaker_env.
+fn bgp_vip(c: &Cluster, i: u8) -> Ipv4Addr {
+    Ipv4Addr::new(203, 0, 113, 16 * c.slot() + i)
+}
+
+fn bgp_vip6(c: &Cluster, i: u16) -> Ipv6Addr {
+    Ipv6Addr::new(0x2001, 0xdb8, 0xb0, 0, 0, 0, 0, 0x10 * u16::from(c.slot()) + i)
+}
+
+/// A pool of this cluster's BGP addresses (IPv4, and IPv6 with `v6`: native
+/// mode refuses BGP for pools with IPv6) and its advertisement.
+async fn bgp_pool(c: &Cluster, name: &str, first: u8, count: u8, v6: bool, ad_spec: &str) {
+    let mut ranges = format!("{}-{}", bgp_vip(c, first), bgp_vip(c, first + count - 1));
+    if v6 {
+        ranges.push_str(&format!(", {}-{}", bgp_vip6(c, u16::from(first)), bgp_vip6(c, u16::from(first + count - 1))));
+    }
+    let yaml = format!(
+        "apiVersion: metallb.io/v1beta1\nkind: IPAddressPool\nmetadata: {{name: {prefix}-{name}, namespace: {METALLB_NS}}}\n\
+         spec: {{addresses: [{ranges}], autoAssign: false}}\n---\n\
+         apiVersion: metallb.io/v1beta1\nkind: BGPAdvertisement\nmetadata: {{name: {prefix}-{name}, namespace: {METALLB_NS}}}\n\
+         spec: {{ipAddressPools: [{prefix}-{name}], {ad_spec}}}\n",
+        prefix = c.prefix,
+    );
+    apply_yaml(&c.admin, &yaml).await.expect("pool and BGP advertisement");
+}
+
+async fn bgp_peer(c: &Cluster, name: &str, spec: &str) {
+    let yaml = format!(
+        "apiVersion: metallb.io/v1beta2\nkind: BGPPeer\nmetadata: {{name: {prefix}-{name}, namespace: {METALLB_NS}}}\nspec: {{{spec}}}\n",
+        prefix = c.prefix
+    );
+    apply_yaml(&c.admin, &yaml).await.expect("BGP peer");
+}
+
+/// bgpd in the router namespace: AS 64512, every node a passive neighbor
+/// (the speakers dial) in both families, ECMP over up to 8 paths.
+fn router(c: &Cluster, tag: &str, neighbor_extra: &str, global_extra: &str) -> Daemon {
+    let r = c.topo.router();
+    let mut neighbors = String::new();
+    let mut activate = String::new();
+    for node in c.topo.nodes() {
+        for addr in [IpAddr::V4(node.ipv4), IpAddr::V6(node.ipv6)] {
+            neighbors.push_str(&format!(" neighbor {addr} remote-as {NODE_ASN}\n neighbor {addr} passive\n"));
+            for line in neighbor_extra.lines() {
+                neighbors.push_str(&format!(" neighbor {addr} {line}\n"));
+            }
+            activate.push_str(&format!("  neighbor {addr} activate\n"));
+        }
+    }
+    let conf = format!(
+        "frr defaults traditional\nhostname router\nlog stdout informational\n!\nrouter bgp {ROUTER_ASN}\n bgp router-id {id}\n\
+         no bgp ebgp-requires-policy\n no bgp default ipv4-unicast\n bgp bestpath as-path multipath-relax\n{global_extra}{neighbors} !\n\
+         address-family ipv4 unicast\n{activate}  maximum-paths 8\n exit-address-family\n !\n\
+         address-family ipv6 unicast\n{activate}  maximum-paths 8\n exit-address-family\n!\n",
+        id = r.ipv4,
+    );
+    Daemon::bgpd(&r.ns, &format!("{}-{tag}", c.prefix), &conf)
+}
+
+/// Next hops of `prefix`'s paths in the router's RIB, sorted.
+fn next_hops(frr: &Daemon, afi: &str, prefix: &str) -> Vec<String> {
+    let mut hops: Vec<String> = frr
+        .paths(afi, prefix)
+        .iter()
+        .filter_map(|p| p["nexthops"].as_array()?.first()?["ip"].as_str().map(str::to_string))
+        .collect();
+    hops.sort();
+    hops
+}
+
+fn established_counts(c: &Cluster, frr: &Daemon) -> Vec<u64> {
+    c.topo.nodes().iter().map(|n| frr.established_count(&n.ipv4.to_string())).collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn native_mode_ecmp_from_every_eligible_node_and_changes_without_a_session_reset() {
+    let _serial = speaker_env::serial().await;
+    let c = Cluster::start("bgpa", 2, 0).await;
+    let frr = router(&c, "frr", "", "");
+    let router_v4 = c.topo.router().ipv4;
+    bgp_pool(&c, "web", 1, 4, false, "communities: [\"64512:100\"]").await;
+    bgp_peer(&c, "router", &format!("myASN: {NODE_ASN}, peerASN: {ROUTER_ASN}, peerAddress: {router_v4}, holdTime: 9s")).await;
+    let nodes: Vec<String> = c.topo.nodes().iter().map(|n| n.ipv4.to_string()).collect();
+    wait_until(&c, "both speakers established with the router", WAIT, || nodes.iter().all(|n| frr.established(n))).await;
+
+    // externalTrafficPolicy Cluster: every node advertises, the router has
+    // one path per node (ECMP) with the advertisement's community.
+    let web = bgp_vip(&c, 1);
+    c.create_service(&ServiceSpec::new("web", &[IpAddr::V4(web)]).endpoints_on(&[1])).await;
+    let web_prefix = format!("{web}/32");
+    wait_until(&c, "a path from each node", WAIT, || next_hops(&frr, "ipv4", &web_prefix) == nodes).await;
+    for path in frr.paths("ipv4", &web_prefix) {
+        assert_eq!(path["community"]["string"], "64512:100", "community on {path}");
+        assert_eq!(path["aspath"]["string"], NODE_ASN.to_string(), "eBGP AS_PATH {path}");
+    }
+    let sessions = established_counts(&c, &frr);
+
+    // Local: only the node with a ready endpoint advertises.
+    let local = bgp_vip(&c, 2);
+    c.create_service(&ServiceSpec::new("local", &[IpAddr::V4(local)]).endpoints_on(&[2]).local()).await;
+    let local_prefix = format!("{local}/32");
+    wait_until(&c, "the Local Service only from node 2", WAIT, || next_hops(&frr, "ipv4", &local_prefix) == vec![nodes[1].clone()]).await;
+
+    // A new pool with its own advertisement (aggregated to /31) and a
+    // Service of it: the route appears, no session is reset.
+    bgp_pool(&c, "agg", 8, 2, false, "aggregationLength: 31").await;
+    let agg = bgp_vip(&c, 9);
+    c.create_service(&ServiceSpec::new("agg", &[IpAddr::V4(agg)]).endpoints_on(&[1, 2])).await;
+    let agg_prefix = format!("{}/31", bgp_vip(&c, 8));
+    wait_until(&c, "the aggregated route", WAIT, || next_hops(&frr, "ipv4", &agg_prefix) == nodes).await;
+    assert!(frr.paths("ipv4", &format!("{agg}/32")).is_empty(), "only the aggregate is advertised");
+
+    // What the speaker says about it.
+    let metrics = c.metrics(1);
+    let peer_label = format!("peer=\"{router_v4}:179\"");
+    assert!(metrics.lines().any(|l| l.starts_with("metallb_bgp_session_up") && l.contains(&peer_label) && l.ends_with(" 1")), "{metrics}");
+    assert!(metrics.lines().any(|l| l.starts_with("metallb_bgp_announced_prefixes_total") && l.contains(&peer_label) && l.ends_with(" 2")), "{metrics}");
+    assert!(metrics.contains(&format!("metallb_speaker_announced{{service=\"{}/web\",protocol=\"bgp\"", c.ns)), "{metrics}");
+    c.wait_event("web", "nodeAssigned", "with protocol \"bgp\"").await.expect("nodeAssigned event");
+
+    // Deleting a Service withdraws its prefix, from every node.
+    let services: Api<Service> = Api::namespaced(c.admin.clone(), &c.ns);
+    services.delete("web", &DeleteParams::default()).await.expect("delete web");
+    wait_until(&c, "web's prefix withdrawn", WAIT, || frr.paths("ipv4", &web_prefix).is_empty()).await;
+    assert_eq!(next_hops(&frr, "ipv4", &local_prefix), vec![nodes[1].clone()], "the other routes stay");
+    assert_eq!(established_counts(&c, &frr), sessions, "no session was reset by the changes");
+    c.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn frr_mode_ipv6_ibgp_local_pref_large_communities_and_md5_from_a_secret() {
+    let _serial = speaker_env::serial().await;
+    let c = Cluster::start_with_env("bgpb", 1, 1, &[("METALLB_BGP_TYPE", "frr")]).await;
+    let r = c.topo.router();
+    let node = &c.topo.nodes()[0];
+    // The IPv4 neighbor wants an MD5 password; over IPv6 the node presents
+    // the router's own AS (localASN), so the session is iBGP and carries
+    // LOCAL_PREF.
+    let conf = format!(
+        "frr defaults traditional\nhostname router\nlog stdout informational\n!\nrouter bgp {ROUTER_ASN}\n bgp router-id {id}\n\
+         no bgp ebgp-requires-policy\n no bgp default ipv4-unicast\n\
+         neighbor {n4} remote-as {NODE_ASN}\n neighbor {n4} passive\n neighbor {n4} password s3cret-pw\n\
+         neighbor {n6} remote-as {ROUTER_ASN}\n neighbor {n6} passive\n !\n\
+         address-family ipv4 unicast\n  neighbor {n4} activate\n exit-address-family\n !\n\
+         address-family ipv6 unicast\n  neighbor {n6} activate\n exit-address-family\n!\n",
+        id = r.ipv4,
+        n4 = node.ipv4,
+        n6 = node.ipv6,
+    );
+    let frr = Daemon::bgpd(&r.ns, &format!("{}-frr", c.prefix), &conf);
+    let secret = format!("{}-bgp-password", c.prefix);
+    apply_yaml(
+        &c.admin,
+        &format!("apiVersion: v1\nkind: Secret\nmetadata: {{name: {secret}, namespace: {METALLB_NS}}}\ntype: kubernetes.io/basic-auth\nstringData: {{password: s3cret-pw}}\n"),
+    )
+    .await
+    .expect("secret");
+    bgp_pool(
+        &c,
+        "dual",
+        1,
+        2,
+        true,
+        "localPref: 150, communities: [\"large:64512:7:9\", \"64512:200\"]",
+    )
+    .await;
+    bgp_peer(&c, "v4", &format!("myASN: {NODE_ASN}, peerASN: {ROUTER_ASN}, peerAddress: {}, passwordSecret: {{name: {secret}}}", r.ipv4)).await;
+    // localASN: the node presents the router's own AS to it, so iBGP.
+    bgp_peer(&c, "v6", &format!("myASN: {NODE_ASN}, localASN: {ROUTER_ASN}, peerASN: {ROUTER_ASN}, peerAddress: \"{}\"", r.ipv6)).await;
+    let (n4, n6) = (node.ipv4.to_string(), node.ipv6.to_string());
+    wait_until(&c, "both sessions established (MD5 over IPv4)", WAIT, || frr.established(&n4) && frr.established(&n6)).await;
+
+    let (v4, v6) = (bgp_vip(&c, 1), bgp_vip6(&c, 1));
+    c.create_service(&ServiceSpec::new("dual", &[IpAddr::V4(v4), IpAddr::V6(v6)]).endpoints_on(&[1])).await;
+    let (p4, p6) = (format!("{v4}/32"), format!("{v6}/128"));
+    wait_until(&c, "both prefixes in the RIB", WAIT, || !frr.paths("ipv4", &p4).is_empty() && !frr.paths("ipv6", &p6).is_empty()).await;
+    // FRR mode: each family only to the peer of its own family.
+    let ebgp = &frr.paths("ipv4", &p4)[0];
+    assert_eq!(ebgp["community"]["string"], "64512:200", "{ebgp}");
+    assert_eq!(ebgp["largeCommunity"]["string"], "64512:7:9", "{ebgp}");
+    assert!(ebgp.get("locPrf").is_none_or(|l| l != 150), "no LOCAL_PREF toward eBGP: {ebgp}");
+    let ibgp = &frr.paths("ipv6", &p6)[0];
+    assert_eq!(ibgp["locPrf"], 150, "LOCAL_PREF toward iBGP: {ibgp}");
+    assert_eq!(ibgp["largeCommunity"]["string"], "64512:7:9", "{ibgp}");
+
+    // A wrong password in the Secret: the session goes down and stays down.
+    let wrong = format!(
+        "apiVersion: v1\nkind: Secret\nmetadata: {{name: {secret}, namespace: {METALLB_NS}}}\ntype: kubernetes.io/basic-auth\nstringData: {{password: not-it}}\n"
+    );
+    apply_yaml(&c.admin, &wrong).await.expect("secret");
+    wait_until(&c, "the IPv4 session down after the password changed", WAIT, || !frr.established(&n4)).await;
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    assert!(!frr.established(&n4), "a session with the wrong MD5 password came up");
+    assert!(frr.established(&n6), "the other session is untouched");
+    // Put right again: it comes back with its route.
+    apply_yaml(
+        &c.admin,
+        &format!("apiVersion: v1\nkind: Secret\nmetadata: {{name: {secret}, namespace: {METALLB_NS}}}\ntype: kubernetes.io/basic-auth\nstringData: {{password: s3cret-pw}}\n"),
+    )
+    .await
+    .expect("secret");
+    wait_until(&c, "the IPv4 session and route back", WAIT, || frr.established(&n4) && !frr.paths("ipv4", &p4).is_empty()).await;
+    drop(frr);
+    c.shutdown().await;
+}

@@ -1,0 +1,428 @@
+//! Puts the BGP decision (`decide::bgp`) on the wire: tells the engine
+//! (`ferrolb-bgp`) which sessions to run and which routes each carries, runs
+//! BFD beside the sessions that name a profile, and turns what the engine
+//! reports into MetalLB's metrics, events and log lines.
+//!
+//! Only differences reach the engine: a route change is a `set_routes` of
+//! that peer alone, and a peer whose configuration did not change is not
+//! touched, so a new pool, advertisement or Service never resets a session
+//! (issue 7 "Incremental change"). Whether a changed peer needs a new
+//! session is the engine's call (`PeerConfig::needs_reset`).
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::{IpAddr, Ipv4Addr};
+
+use ferrolb_allocator::ServiceKey;
+use ferrolb_bfd::{Bfd, Hop, Profile, SessionConfig as BfdSessionConfig, SessionKey as BfdKey};
+use ferrolb_bgp::packet::notification::CEASE_BFD_DOWN;
+use ferrolb_bgp::speaker::{PeerConfig, PeerStatus, Speaker as Engine};
+use ferrolb_config::assemble::{BfdProfile, Config};
+use ferrolb_l2::InterfaceInfo;
+use ferrolb_runtime::events::{EventSpec, EventType, Recorder};
+use ipnet::IpNet;
+use k8s_openapi::api::core::v1::ObjectReference;
+use tokio::sync::{mpsc, watch};
+
+use crate::decide::bgp::engine::{PeerEnv, engine_peer, engine_routes};
+use crate::decide::bgp::{BgpDecision, PeerSession, Route};
+use crate::metrics::{AnnouncedLabels, BgpPeerLabels, SpeakerMetrics};
+
+pub const PROTOCOL_BGP: &str = "bgp";
+
+/// What happened that the runner must hand back to [`BgpSessions`].
+#[derive(Debug)]
+pub enum BgpEvent {
+    /// A session's state or counters changed.
+    Status,
+    /// BFD declared the path to this peer down.
+    BfdDown(String),
+}
+
+/// One peer as the engine was last told.
+struct Applied {
+    config: PeerConfig,
+    routes: BTreeMap<IpNet, Route>,
+    /// MetalLB native's `peer` label: `<address>:<port>`.
+    label: BgpPeerLabels,
+    bfd: Option<(BfdKey, Profile)>,
+}
+
+pub struct BgpSessions {
+    node: String,
+    namespace: String,
+    engine: Engine,
+    status: watch::Receiver<BTreeMap<String, PeerStatus>>,
+    bfd: Bfd,
+    bfd_down_tx: mpsc::UnboundedSender<String>,
+    bfd_down_rx: mpsc::UnboundedReceiver<String>,
+    peers: BTreeMap<String, Applied>,
+    /// Why a peer could not be configured, so the same reason is logged once.
+    refused: BTreeMap<String, String>,
+    /// What the metrics and events last showed of each session.
+    seen: BTreeMap<String, SeenStatus>,
+    /// Services advertised from this node, with their addresses.
+    advertised: BTreeMap<ServiceKey, Vec<IpAddr>>,
+    metrics: SpeakerMetrics,
+    recorder: Recorder,
+}
+
+#[derive(Default)]
+struct SeenStatus {
+    up: bool,
+    updates_sent: u64,
+}
+
+impl BgpSessions {
+    /// The engine dials every peer and listens for none, as MetalLB's
+    /// native speaker does (speaker.md §4.5): no port 179 to bind on the
+    /// host, and routers configured active or passive both work.
+    pub fn start(node: &str, namespace: &str, metrics: SpeakerMetrics, recorder: Recorder, bfd: Bfd) -> std::io::Result<Self> {
+        let engine = Engine::start(&[])?;
+        let status = engine.status();
+        let (bfd_down_tx, bfd_down_rx) = mpsc::unbounded_channel();
+        Ok(BgpSessions {
+            node: node.to_string(),
+            namespace: namespace.to_string(),
+            engine,
+            status,
+            bfd,
+            bfd_down_tx,
+            bfd_down_rx,
+            peers: BTreeMap::new(),
+            refused: BTreeMap::new(),
+            seen: BTreeMap::new(),
+            advertised: BTreeMap::new(),
+            metrics,
+            recorder,
+        })
+    }
+
+    /// Waits for the next thing to hand to [`Self::handle`].
+    pub async fn next_event(&mut self) -> BgpEvent {
+        tokio::select! {
+            changed = self.status.changed() => match changed {
+                Ok(()) => BgpEvent::Status,
+                // The engine lives as long as `self`: never ends.
+                Err(_) => std::future::pending().await,
+            },
+            Some(peer) = self.bfd_down_rx.recv() => BgpEvent::BfdDown(peer),
+        }
+    }
+
+    pub fn handle(&mut self, event: BgpEvent) {
+        match event {
+            BgpEvent::Status => self.publish_status(),
+            BgpEvent::BfdDown(peer) => {
+                if self.peers.contains_key(&peer) {
+                    tracing::warn!(peer = %peer, "BFD declared the path down: resetting the BGP session");
+                    self.engine.reset_peer(&peer, CEASE_BFD_DOWN);
+                }
+            }
+        }
+    }
+
+    /// Makes the engine run `decision`'s sessions with its routes, and
+    /// reports Services that start or stop being advertised.
+    pub fn apply(&mut self, decision: &BgpDecision, config: &Config, ifaces: &[InterfaceInfo], secrets: &BTreeMap<(String, String), String>) {
+        let link_local = BTreeMap::new();
+        let env = PeerEnv { node: &self.node, node_ipv4: node_ipv4(ifaces), link_local: &link_local, secrets };
+        let mut wanted: BTreeMap<&String, (PeerConfig, &PeerSession)> = BTreeMap::new();
+        for (name, session) in &decision.sessions {
+            match engine_peer(session, &env) {
+                Ok(cfg) => {
+                    self.refused.remove(name);
+                    wanted.insert(name, (cfg, session));
+                }
+                Err(error) => {
+                    let text = error.to_string();
+                    if self.refused.get(name) != Some(&text) {
+                        tracing::error!(peer = %name, %error, "BGP session not started");
+                        self.refused.insert(name.clone(), text);
+                    }
+                }
+            }
+        }
+        self.refused.retain(|name, _| decision.sessions.contains_key(name));
+
+        let gone: Vec<String> = self.peers.keys().filter(|n| !wanted.contains_key(n)).cloned().collect();
+        for name in gone {
+            self.remove(&name);
+        }
+        let no_routes = BTreeMap::new();
+        for (name, (cfg, session)) in wanted {
+            let routes = decision.routes.get(name).unwrap_or(&no_routes);
+            let bfd = session.bfd_profile.as_deref().and_then(|p| bfd_session(&cfg, config.bfd_profile(p)?));
+            match self.peers.get_mut(name) {
+                Some(applied) => {
+                    if applied.config != cfg {
+                        self.engine.set_peer(name, cfg.clone());
+                        self.metrics.bgp.forget(&applied.label);
+                        applied.label = peer_label(&cfg);
+                        applied.config = cfg;
+                    }
+                    if applied.routes != *routes {
+                        self.engine.set_routes(name, engine_routes(routes));
+                        applied.routes = routes.clone();
+                    }
+                }
+                None => {
+                    tracing::info!(peer = %name, address = %cfg.address, "starting BGP session");
+                    self.engine.set_peer(name, cfg.clone());
+                    self.engine.set_routes(name, engine_routes(routes));
+                    let label = peer_label(&cfg);
+                    self.metrics.bgp.session_up.get_or_create(&label).set(0);
+                    self.peers.insert(name.clone(), Applied { config: cfg, routes: routes.clone(), label, bfd: None });
+                }
+            }
+            self.apply_bfd(name, bfd);
+        }
+        self.apply_services(decision);
+        self.publish_status();
+    }
+
+    fn remove(&mut self, name: &str) {
+        let Some(applied) = self.peers.remove(name) else { return };
+        tracing::info!(peer = %name, "closing BGP session: peer no longer configured for this node");
+        // The task sends its Cease and ends on its own.
+        drop(self.engine.forget_peer(name));
+        self.metrics.bgp.forget(&applied.label);
+        self.seen.remove(name);
+        if let Some((key, _)) = applied.bfd {
+            self.remove_bfd(key);
+        }
+    }
+
+    /// Starts, changes or stops the BFD session beside peer `name`.
+    fn apply_bfd(&mut self, name: &str, wanted: Option<BfdSessionConfig>) {
+        let Some(applied) = self.peers.get_mut(name) else { return };
+        let current = applied.bfd.clone();
+        match (current, wanted) {
+            (None, None) => {}
+            (Some((key, profile)), Some(cfg)) if key == cfg.key() => {
+                if profile != cfg.profile {
+                    if let Err(error) = self.bfd.update(&key, cfg.profile.clone()) {
+                        tracing::warn!(peer = %name, %error, "changing the BFD profile failed");
+                    }
+                    applied.bfd = Some((key, cfg.profile));
+                }
+            }
+            (current, wanted) => {
+                applied.bfd = None;
+                if let Some((key, _)) = current {
+                    self.remove_bfd(key);
+                }
+                if let Some(cfg) = wanted {
+                    let (key, profile) = (cfg.key(), cfg.profile.clone());
+                    match self.bfd.add(cfg) {
+                        Ok(status) => {
+                            tokio::spawn(watch_bfd(name.to_string(), status, self.bfd_down_tx.clone()));
+                            if let Some(applied) = self.peers.get_mut(name) {
+                                applied.bfd = Some((key, profile));
+                            }
+                        }
+                        Err(error) => tracing::error!(peer = %name, %error, "BFD session not started"),
+                    }
+                }
+            }
+        }
+    }
+
+    fn remove_bfd(&self, key: BfdKey) {
+        let bfd = self.bfd.clone();
+        tokio::spawn(async move {
+            if let Err(error) = bfd.remove(&key).await {
+                tracing::debug!(%error, "BFD session already gone");
+            }
+        });
+    }
+
+    /// `nodeAssigned` and `metallb_speaker_announced` for Services that
+    /// start being advertised (or whose addresses changed); log lines for
+    /// those that stop.
+    fn apply_services(&mut self, decision: &BgpDecision) {
+        for (key, announce) in &decision.advertised {
+            if self.advertised.get(key) == Some(&announce.ips) {
+                continue;
+            }
+            if let Some(old) = self.advertised.get(key) {
+                self.forget_announced(key, old);
+            }
+            for ip in &announce.ips {
+                self.metrics.announced.get_or_create(&self.announced_labels(key, ip)).set(1);
+            }
+            tracing::info!(service = %key, ips = ?announce.ips, protocol = PROTOCOL_BGP, peers = ?announce.peers, event = "serviceAnnounced", "service has IP, announcing");
+            self.recorder.record(&crate::runner::service_reference(key), EventSpec {
+                type_: EventType::Normal,
+                reason: "nodeAssigned".into(),
+                message: format!("announcing from node \"{}\" with protocol \"bgp\"", self.node),
+            });
+            self.advertised.insert(key.clone(), announce.ips.clone());
+        }
+        let gone: Vec<ServiceKey> = self.advertised.keys().filter(|k| !decision.advertised.contains_key(*k)).cloned().collect();
+        for key in gone {
+            if let Some(ips) = self.advertised.remove(&key) {
+                let reason = decision.withdrawn.get(&key).map(|r| r.as_str()).unwrap_or("serviceDeleted");
+                tracing::info!(service = %key, ips = ?ips, reason, protocol = PROTOCOL_BGP, event = "serviceWithdrawn", "withdrawing service announcement");
+                self.forget_announced(&key, &ips);
+            }
+        }
+        for refused in &decision.refused {
+            tracing::error!(peer = %refused.peer, prefix = %refused.prefix, error = %refused.message(), "route not advertised");
+        }
+    }
+
+    fn announced_labels(&self, key: &ServiceKey, ip: &IpAddr) -> AnnouncedLabels {
+        AnnouncedLabels { service: key.to_string(), protocol: PROTOCOL_BGP.into(), node: self.node.clone(), ip: ip.to_string() }
+    }
+
+    fn forget_announced(&self, key: &ServiceKey, ips: &[IpAddr]) {
+        for ip in ips {
+            self.metrics.announced.remove(&self.announced_labels(key, ip));
+        }
+    }
+
+    /// MetalLB's per-session metrics, and an event and a log line when a
+    /// session comes up or goes down.
+    fn publish_status(&mut self) {
+        let status = self.status.borrow_and_update().clone();
+        for (name, applied) in &self.peers {
+            let Some(s) = status.get(name) else { continue };
+            let m = &self.metrics.bgp;
+            m.session_up.get_or_create(&applied.label).set(i64::from(s.session_up));
+            m.announced_prefixes.get_or_create(&applied.label).set(gauge(s.prefixes_advertised));
+            m.pending_prefixes.get_or_create(&applied.label).set(gauge(s.pending_prefixes));
+            let seen = self.seen.entry(name.clone()).or_default();
+            m.updates.get_or_create(&applied.label).inc_by(s.updates_sent.saturating_sub(seen.updates_sent));
+            seen.updates_sent = s.updates_sent;
+            if s.session_up != seen.up {
+                seen.up = s.session_up;
+                let peer = peer_reference(&self.namespace, name);
+                if s.session_up {
+                    tracing::info!(peer = %name, address = %applied.config.address, event = "sessionUp", "BGP session established");
+                    self.recorder.record(&peer, EventSpec {
+                        type_: EventType::Normal,
+                        reason: "sessionUp".into(),
+                        message: format!("BGP session with {} established on node \"{}\"", applied.label.peer, self.node),
+                    });
+                } else {
+                    let why = s.last_error.clone().unwrap_or_else(|| "unknown".into());
+                    tracing::warn!(peer = %name, address = %applied.config.address, reason = %why, event = "sessionDown", "BGP session down");
+                    self.recorder.record(&peer, EventSpec {
+                        type_: EventType::Warning,
+                        reason: "sessionDown".into(),
+                        message: format!("BGP session with {} on node \"{}\" went down: {why}", applied.label.peer, self.node),
+                    });
+                }
+            }
+        }
+    }
+
+    /// Every session closed: without a NOTIFICATION where graceful restart
+    /// is on, so the routers keep the routes while this speaker restarts.
+    pub async fn shutdown(self) {
+        self.engine.shutdown().await;
+    }
+}
+
+fn gauge(n: usize) -> i64 {
+    i64::try_from(n).unwrap_or(i64::MAX)
+}
+
+fn peer_label(cfg: &PeerConfig) -> BgpPeerLabels {
+    let peer = match cfg.address {
+        IpAddr::V6(a) => format!("[{a}]:{}", cfg.port),
+        IpAddr::V4(a) => format!("{a}:{}", cfg.port),
+    };
+    BgpPeerLabels { peer }
+}
+
+fn peer_reference(namespace: &str, name: &str) -> ObjectReference {
+    ObjectReference {
+        kind: Some("BGPPeer".into()),
+        api_version: Some("metallb.io/v1beta2".into()),
+        namespace: Some(namespace.into()),
+        name: Some(name.into()),
+        ..ObjectReference::default()
+    }
+}
+
+/// The router ID when a peer sets none: the first IPv4 address of a usable
+/// interface other than loopback, by interface index (stable across
+/// restarts, unlike a set's order).
+fn node_ipv4(ifaces: &[InterfaceInfo]) -> Option<Ipv4Addr> {
+    let mut usable: Vec<&InterfaceInfo> = ifaces.iter().filter(|i| i.up && i.name != "lo").collect();
+    usable.sort_by_key(|i| i.index);
+    usable.iter().flat_map(|i| i.ipv4.iter()).map(|n| n.addr()).find(|a| !a.is_loopback())
+}
+
+/// The BFD session beside a BGP session: same peer, same source, single
+/// hop unless the peer is reached over several (`ebgpMultiHop`).
+fn bfd_session(cfg: &PeerConfig, profile: &BfdProfile) -> Option<BfdSessionConfig> {
+    Some(BfdSessionConfig {
+        peer: cfg.address,
+        local: cfg.source,
+        interface: cfg.interface.clone(),
+        hop: if cfg.ebgp_multihop { Hop::Multi } else { Hop::Single },
+        profile: bfd_profile(profile),
+        vrf: cfg.vrf.clone().unwrap_or_default(),
+    })
+}
+
+/// A BFDProfile in the engine's units, FRR's defaults for what it leaves
+/// unset (crds.md §6).
+pub fn bfd_profile(p: &BfdProfile) -> Profile {
+    let d = Profile::default();
+    let ms = |v: Option<u32>, default: std::time::Duration| v.map_or(default, |ms| std::time::Duration::from_millis(u64::from(ms)));
+    let small = |v: Option<u32>, default: u8| v.map_or(default, |n| u8::try_from(n).unwrap_or(u8::MAX));
+    Profile {
+        receive_interval: ms(p.receive_interval, d.receive_interval),
+        transmit_interval: ms(p.transmit_interval, d.transmit_interval),
+        detect_multiplier: small(p.detect_multiplier, d.detect_multiplier),
+        passive: p.passive_mode,
+        minimum_ttl: small(p.minimum_ttl, d.minimum_ttl),
+        echo_mode: p.echo_mode,
+        echo_interval: ms(p.echo_interval, d.echo_interval),
+    }
+}
+
+/// Reports each fall of the BFD session from Up to anything else.
+async fn watch_bfd(peer: String, mut status: watch::Receiver<ferrolb_bfd::SessionStatus>, down: mpsc::UnboundedSender<String>) {
+    let mut was_up = false;
+    while status.changed().await.is_ok() {
+        let up = status.borrow_and_update().state == ferrolb_bfd::packet::State::Up;
+        if was_up && !up && down.send(peer.clone()).is_err() {
+            return;
+        }
+        was_up = up;
+    }
+}
+
+/// Passwords of Secrets named by peers (`passwordSecret` kept as a
+/// reference: FRR-K8s secret passthrough), by (namespace, name). ferrolb's
+/// engine runs in this process, so it reads them itself.
+pub fn referenced_secrets<'a>(
+    config: &Config,
+    secrets: impl Iterator<Item = &'a k8s_openapi::api::core::v1::Secret>,
+) -> BTreeMap<(String, String), String> {
+    let wanted: BTreeSet<(String, String)> = config
+        .peers
+        .iter()
+        .filter_map(|p| match &p.password {
+            ferrolb_config::assemble::Password::SecretRef { name, namespace } => Some((namespace.clone(), name.clone())),
+            _ => None,
+        })
+        .collect();
+    if wanted.is_empty() {
+        return BTreeMap::new();
+    }
+    secrets
+        .filter_map(|s| {
+            let key = (s.metadata.namespace.clone()?, s.metadata.name.clone()?);
+            if !wanted.contains(&key) {
+                return None;
+            }
+            let password = s.data.as_ref()?.get("password")?;
+            Some((key, String::from_utf8_lossy(&password.0).into_owned()))
+        })
+        .collect()
+}

@@ -1,0 +1,137 @@
+//! FRR daemons in a test's network namespace, started alone as
+//! test-peers.md §4.1 and §6 show: `bgpd -Z` (no zebra: the test reads its
+//! RIB, not the kernel's) and `bfdd` with static sessions, each in a private
+//! directory holding its configuration, sockets, pid file and log, queried
+//! through `vtysh --vty_socket`.
+//!
+//! A missing daemon fails the test (scripts/test.sh installs `frr`).
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use crate::netns::{NetNs, NsProcess};
+
+pub const BGPD: &str = "/usr/lib/frr/bgpd";
+pub const BFDD: &str = "/usr/lib/frr/bfdd";
+
+/// One FRR daemon; dropping it kills the daemon and removes its directory.
+pub struct Daemon {
+    pub dir: PathBuf,
+    log_name: &'static str,
+    process: Option<NsProcess>,
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        drop(self.process.take());
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+fn private_dir(tag: &str) -> PathBuf {
+    let dir = PathBuf::from(format!("/tmp/ferrolb-frr-{tag}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap_or_else(|e| panic!("{}: {e}", dir.display()));
+    dir
+}
+
+fn need(binary: &str) {
+    assert!(Path::new(binary).exists(), "{binary} missing: install the Debian package frr (scripts/test.sh does)");
+}
+
+fn path_str(p: &Path) -> &str {
+    p.to_str().expect("utf-8 path")
+}
+
+impl Daemon {
+    /// bgpd alone in `ns` with `conf`; returns once its vty socket exists.
+    pub fn bgpd(ns: &NetNs, tag: &str, conf: &str) -> Daemon {
+        need(BGPD);
+        let dir = private_dir(tag);
+        std::fs::write(dir.join("bgpd.conf"), conf).expect("bgpd.conf");
+        let d = path_str(&dir).to_string();
+        let mut cmd = Command::new(BGPD);
+        cmd.args(["-Z", "-S", "-P", "0", "-f", &format!("{d}/bgpd.conf"), "-i", &format!("{d}/bgpd.pid"), "--vty_socket", &d]);
+        Daemon::spawn(ns, dir, cmd, "bgpd.log", "bgpd.vty")
+    }
+
+    /// bfdd in `ns` with static sessions: `peers` are (peer, local address,
+    /// extra lines such as `passive-mode`), at `interval_ms` both ways and a
+    /// detect multiplier of 3. As user frr, in a directory it owns (§6).
+    pub fn bfdd(ns: &NetNs, tag: &str, peers: &[(&str, &str, &str)], interval_ms: u32) -> Daemon {
+        need(BFDD);
+        let dir = private_dir(tag);
+        let mut conf = String::from("log stdout informational\n!\nbfd\n");
+        for (peer, local, extra) in peers {
+            conf.push_str(&format!(
+                " peer {peer} local-address {local}\n  receive-interval {interval_ms}\n  transmit-interval {interval_ms}\n  detect-multiplier 3\n"
+            ));
+            for line in extra.lines() {
+                conf.push_str(&format!("  {line}\n"));
+            }
+            conf.push_str(" !\n");
+        }
+        conf.push_str("!\n");
+        std::fs::write(dir.join("bfdd.conf"), conf).expect("bfdd.conf");
+        let chown = Command::new("chown").args(["-R", "frr:frr", path_str(&dir)]).output().expect("chown");
+        assert!(chown.status.success(), "chown frr: {chown:?}");
+        let d = path_str(&dir).to_string();
+        let mut cmd = Command::new(BFDD);
+        cmd.args(["-P", "0", "-f", &format!("{d}/bfdd.conf"), "-i", &format!("{d}/bfdd.pid")])
+            .args(["-z", &format!("{d}/zserv.api"), "--bfdctl", &format!("{d}/bfdd.sock"), "--vty_socket", &d]);
+        Daemon::spawn(ns, dir, cmd, "bfdd.log", "bfdd.vty")
+    }
+
+    fn spawn(ns: &NetNs, dir: PathBuf, cmd: Command, log_name: &'static str, vty: &str) -> Daemon {
+        let process = ns.spawn(&cmd, &dir.join(log_name)).expect("spawn FRR daemon");
+        let mut d = Daemon { dir, log_name, process: Some(process) };
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while !d.dir.join(vty).exists() {
+            let exited = d.process.as_mut().and_then(|p| p.try_wait().ok().flatten());
+            assert!(exited.is_none() && Instant::now() < deadline, "{log_name}: the daemon did not start:\n{}", d.log());
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        d
+    }
+
+    /// vtysh with one `-c` per command.
+    pub fn vtysh(&self, commands: &[&str]) -> String {
+        let mut cmd = Command::new("vtysh");
+        cmd.env("HOME", &self.dir).args(["--vty_socket", path_str(&self.dir)]);
+        for c in commands {
+            cmd.args(["-c", c]);
+        }
+        let out = cmd.output().expect("vtysh: install the Debian package frr");
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    /// One command's JSON output (`Null` when it printed none).
+    pub fn json(&self, command: &str) -> serde_json::Value {
+        serde_json::from_str(&self.vtysh(&[command])).unwrap_or(serde_json::Value::Null)
+    }
+
+    /// bgpd: whether the session with `neighbor` is Established.
+    pub fn established(&self, neighbor: &str) -> bool {
+        self.json(&format!("show bgp neighbors {neighbor} json"))[neighbor]["bgpState"] == "Established"
+    }
+
+    /// bgpd: how many times the session with `neighbor` was established.
+    pub fn established_count(&self, neighbor: &str) -> u64 {
+        self.json(&format!("show bgp neighbors {neighbor} json"))[neighbor]["connectionsEstablished"].as_u64().unwrap_or(0)
+    }
+
+    /// bgpd: every path of `prefix` (`afi` = ipv4 or ipv6) in the RIB.
+    pub fn paths(&self, afi: &str, prefix: &str) -> Vec<serde_json::Value> {
+        self.json(&format!("show bgp {afi} unicast {prefix} json"))["paths"].as_array().cloned().unwrap_or_default()
+    }
+
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.join(self.log_name)).unwrap_or_default()
+    }
+
+    /// SIGKILLs the daemon (a router crash).
+    pub fn kill(&mut self) {
+        drop(self.process.take());
+    }
+}
