@@ -237,3 +237,116 @@ async fn frr_mode_ipv6_ibgp_local_pref_large_communities_and_md5_from_a_secret()
     drop(frr);
     c.shutdown().await;
 }
+
+/// `metallb_bgp_session_up` of speaker `i` toward `peer` (`addr:port`).
+fn session_up(c: &Cluster, i: usize, peer: &str) -> Option<bool> {
+    let label = format!("peer=\"{peer}\"");
+    c.metrics(i)
+        .lines()
+        .find(|l| l.starts_with("metallb_bgp_session_up{") && l.contains(&label))
+        .map(|l| l.ends_with(" 1"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bfd_down_takes_the_bgp_session_down_long_before_the_hold_timer() {
+    let _serial = speaker_env::serial().await;
+    let c = Cluster::start_with_env("bgpc", 1, 2, &[("METALLB_BGP_TYPE", "frr")]).await;
+    let r = c.topo.router();
+    let node = &c.topo.nodes()[0];
+    let frr = router(&c, "frr", "", "");
+    let (n4, r4) = (node.ipv4.to_string(), r.ipv4.to_string());
+    let bfdd = Daemon::bfdd(&r.ns, &format!("{}-bfdd", c.prefix), &[(&n4, &r4, "")], 100);
+    apply_yaml(
+        &c.admin,
+        &format!(
+            "apiVersion: metallb.io/v1beta1\nkind: BFDProfile\nmetadata: {{name: {}-fast, namespace: {METALLB_NS}}}\n\
+             spec: {{receiveInterval: 100, transmitInterval: 100, detectMultiplier: 3}}\n",
+            c.prefix
+        ),
+    )
+    .await
+    .expect("BFD profile");
+    bgp_pool(&c, "web", 1, 2, false, "aggregationLength: 32").await;
+    // FRR mode's default hold time (180 s) applies: only BFD can take the
+    // session down within the wait below.
+    bgp_peer(&c, "router", &format!("myASN: {NODE_ASN}, peerASN: {ROUTER_ASN}, peerAddress: {r4}, bfdProfile: {}-fast", c.prefix)).await;
+    let peer = format!("{r4}:179");
+    wait_until(&c, "BGP established and BFD up", WAIT, || {
+        frr.established(&n4) && c.metrics(1).lines().any(|l| l.starts_with("metallb_bfd_session_up{") && l.contains(&r4) && l.ends_with(" 1"))
+    })
+    .await;
+    assert!(bfdd.vtysh(&[&format!("show bfd peer {n4} local-address {r4} json")]).contains("\"status\":\"up\""));
+    c.topo.router().ns.set_link("eth0", false).expect("router link down");
+    let down_at = Instant::now();
+    wait_until(&c, "the BGP session down through BFD", WAIT, || session_up(&c, 1, &peer) == Some(false)).await;
+    eprintln!("BGP session down {:?} after the link went down (BFD detect time 300 ms)", down_at.elapsed());
+    assert!(c.log(1).contains("BFD declared the path down"), "{}", c.logs());
+    // The link comes back: BFD and BGP come back up, the route with them.
+    c.topo.router().ns.set_link("eth0", true).expect("router link up");
+    let prefix = format!("{}/32", bgp_vip(&c, 1));
+    c.create_service(&ServiceSpec::new("web", &[IpAddr::V4(bgp_vip(&c, 1))]).endpoints_on(&[1])).await;
+    wait_until(&c, "session and route back after the link", Duration::from_secs(60), || {
+        session_up(&c, 1, &peer) == Some(true) && !frr.paths("ipv4", &prefix).is_empty()
+    })
+    .await;
+    drop((frr, bfdd));
+    c.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn graceful_restart_keeps_the_routes_through_a_speaker_restart() {
+    let _serial = speaker_env::serial().await;
+    let mut c = Cluster::start_with_env("bgpd", 1, 3, &[("METALLB_BGP_TYPE", "frr")]).await;
+    let r4 = c.topo.router().ipv4.to_string();
+    let n4 = c.topo.nodes()[0].ipv4.to_string();
+    let frr = router(&c, "frr", "", " bgp graceful-restart\n");
+    bgp_pool(&c, "web", 1, 2, false, "aggregationLength: 32").await;
+    bgp_peer(&c, "router", &format!("myASN: {NODE_ASN}, peerASN: {ROUTER_ASN}, peerAddress: {r4}, enableGracefulRestart: true")).await;
+    let vip = bgp_vip(&c, 1);
+    c.create_service(&ServiceSpec::new("web", &[IpAddr::V4(vip)]).endpoints_on(&[1])).await;
+    let prefix = format!("{vip}/32");
+    wait_until(&c, "the route in the RIB", WAIT, || frr.established(&n4) && !frr.paths("ipv4", &prefix).is_empty()).await;
+    let remote_gr = |frr: &Daemon| frr.json(&format!("show bgp neighbors {n4} json"))[&n4]["gracefulRestartInfo"]["remoteGrMode"].clone();
+    assert_eq!(remote_gr(&frr), "Restart", "the router sees our graceful restart capability");
+
+    // SIGTERM (a rolling upgrade) and a new speaker: the router keeps the
+    // route (stale) the whole time, and takes it fresh afterwards.
+    let before = frr.established_count(&n4);
+    c.stop_speaker(1);
+    let restart_at = Instant::now();
+    let mut missing = 0;
+    let mut started = false;
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        if frr.paths("ipv4", &prefix).is_empty() {
+            missing += 1;
+        }
+        if !started && restart_at.elapsed() > Duration::from_secs(2) {
+            c.start_speaker(1);
+            started = true;
+        }
+        if started && frr.established_count(&n4) > before && frr.paths("ipv4", &prefix).iter().all(|p| p.get("stale").is_none()) {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the speaker did not come back\n{}", c.logs());
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(missing, 0, "the route left the RIB during the restart");
+    assert_eq!(frr.paths("ipv4", &prefix).len(), 1, "no duplicate path after the restart");
+
+    // Without graceful restart a stop withdraws at once (Cease). The field
+    // cannot change on an existing peer (CEL), so the peer is replaced.
+    Api::<ferrolb_api::v1beta2::BGPPeer>::namespaced(c.admin.clone(), METALLB_NS)
+        .delete(&format!("{}-router", c.prefix), &DeleteParams::default())
+        .await
+        .expect("delete peer");
+    bgp_peer(&c, "plain", &format!("myASN: {NODE_ASN}, peerASN: {ROUTER_ASN}, peerAddress: {r4}")).await;
+    wait_until(&c, "the route back over a session without graceful restart", WAIT, || {
+        frr.established(&n4) && !frr.paths("ipv4", &prefix).is_empty() && remote_gr(&frr) != "Restart"
+    })
+    .await;
+    c.stop_speaker(1);
+    wait_until(&c, "the route withdrawn after a stop without graceful restart", Duration::from_secs(5), || frr.paths("ipv4", &prefix).is_empty()).await;
+    drop(frr);
+    c.shutdown().await;
+}
