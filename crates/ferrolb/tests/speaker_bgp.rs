@@ -8,7 +8,7 @@
 
 mod speaker_env;
 
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::net::IpAddr;
 use std::time::{Duration, Instant};
 
 use ferrolb_test_harness::apply_yaml;
@@ -29,41 +29,6 @@ async fn wait_until(c: &Cluster, what: &str, timeout: Duration, mut ok: impl FnM
         assert!(Instant::now() < deadline, "timed out waiting for {what}\n{}", c.logs());
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
-}
-
-/// This cluster's BGP addresses: one /28 and one /124 per slot, apart from
-/// the layer 2 pools of speaker_env.
-fn bgp_vip(c: &Cluster, i: u8) -> Ipv4Addr {
-    Ipv4Addr::new(203, 0, 113, 16 * c.slot() + i)
-}
-
-fn bgp_vip6(c: &Cluster, i: u16) -> Ipv6Addr {
-    Ipv6Addr::new(0x2001, 0xdb8, 0xb0, 0, 0, 0, 0, 0x10 * u16::from(c.slot()) + i)
-}
-
-/// A pool of this cluster's BGP addresses (IPv4, and IPv6 with `v6`: native
-/// mode refuses BGP for pools with IPv6) and its advertisement.
-async fn bgp_pool(c: &Cluster, name: &str, first: u8, count: u8, v6: bool, ad_spec: &str) {
-    let mut ranges = format!("{}-{}", bgp_vip(c, first), bgp_vip(c, first + count - 1));
-    if v6 {
-        ranges.push_str(&format!(", {}-{}", bgp_vip6(c, u16::from(first)), bgp_vip6(c, u16::from(first + count - 1))));
-    }
-    let yaml = format!(
-        "apiVersion: metallb.io/v1beta1\nkind: IPAddressPool\nmetadata: {{name: {prefix}-{name}, namespace: {METALLB_NS}}}\n\
-         spec: {{addresses: [{ranges}], autoAssign: false}}\n---\n\
-         apiVersion: metallb.io/v1beta1\nkind: BGPAdvertisement\nmetadata: {{name: {prefix}-{name}, namespace: {METALLB_NS}}}\n\
-         spec: {{ipAddressPools: [{prefix}-{name}], {ad_spec}}}\n",
-        prefix = c.prefix,
-    );
-    apply_yaml(&c.admin, &yaml).await.expect("pool and BGP advertisement");
-}
-
-async fn bgp_peer(c: &Cluster, name: &str, spec: &str) {
-    let yaml = format!(
-        "apiVersion: metallb.io/v1beta2\nkind: BGPPeer\nmetadata: {{name: {prefix}-{name}, namespace: {METALLB_NS}}}\nspec: {{{spec}}}\n",
-        prefix = c.prefix
-    );
-    apply_yaml(&c.admin, &yaml).await.expect("BGP peer");
 }
 
 /// bgpd in the router namespace: AS 64512, every node a passive neighbor
@@ -112,14 +77,14 @@ async fn native_mode_ecmp_from_every_eligible_node_and_changes_without_a_session
     let c = Cluster::start("bgpa", 2, 0).await;
     let frr = router(&c, "frr", "", "");
     let router_v4 = c.topo.router().ipv4;
-    bgp_pool(&c, "web", 1, 4, false, "communities: [\"64512:100\"]").await;
-    bgp_peer(&c, "router", &format!("myASN: {NODE_ASN}, peerASN: {ROUTER_ASN}, peerAddress: {router_v4}, holdTime: 9s")).await;
+    c.bgp_pool("web", 1, 4, false, "communities: [\"64512:100\"]").await;
+    c.bgp_peer("router", &format!("myASN: {NODE_ASN}, peerASN: {ROUTER_ASN}, peerAddress: {router_v4}, holdTime: 9s")).await;
     let nodes: Vec<String> = c.topo.nodes().iter().map(|n| n.ipv4.to_string()).collect();
     wait_until(&c, "both speakers established with the router", WAIT, || nodes.iter().all(|n| frr.established(n))).await;
 
     // externalTrafficPolicy Cluster: every node advertises, the router has
     // one path per node (ECMP) with the advertisement's community.
-    let web = bgp_vip(&c, 1);
+    let web = c.bgp_vip(1);
     c.create_service(&ServiceSpec::new("web", &[IpAddr::V4(web)]).endpoints_on(&[1])).await;
     let web_prefix = format!("{web}/32");
     wait_until(&c, "a path from each node", WAIT, || next_hops(&frr, "ipv4", &web_prefix) == nodes).await;
@@ -128,19 +93,22 @@ async fn native_mode_ecmp_from_every_eligible_node_and_changes_without_a_session
         assert_eq!(path["aspath"]["string"], NODE_ASN.to_string(), "eBGP AS_PATH {path}");
     }
     let sessions = established_counts(&c, &frr);
+    // Each advertising node keeps its own ServiceBGPStatus naming the peer.
+    c.wait_bgp_status("web", &[(1, &["router"]), (2, &["router"])]).await;
 
     // Local: only the node with a ready endpoint advertises.
-    let local = bgp_vip(&c, 2);
+    let local = c.bgp_vip(2);
     c.create_service(&ServiceSpec::new("local", &[IpAddr::V4(local)]).endpoints_on(&[2]).local()).await;
     let local_prefix = format!("{local}/32");
     wait_until(&c, "the Local Service only from node 2", WAIT, || next_hops(&frr, "ipv4", &local_prefix) == vec![nodes[1].clone()]).await;
+    c.wait_bgp_status("local", &[(2, &["router"])]).await;
 
     // A new pool with its own advertisement (aggregated to /31) and a
     // Service of it: the route appears, no session is reset.
-    bgp_pool(&c, "agg", 8, 2, false, "aggregationLength: 31").await;
-    let agg = bgp_vip(&c, 9);
+    c.bgp_pool("agg", 8, 2, false, "aggregationLength: 31").await;
+    let agg = c.bgp_vip(9);
     c.create_service(&ServiceSpec::new("agg", &[IpAddr::V4(agg)]).endpoints_on(&[1, 2])).await;
-    let agg_prefix = format!("{}/31", bgp_vip(&c, 8));
+    let agg_prefix = format!("{}/31", c.bgp_vip(8));
     wait_until(&c, "the aggregated route", WAIT, || next_hops(&frr, "ipv4", &agg_prefix) == nodes).await;
     assert!(frr.paths("ipv4", &format!("{agg}/32")).is_empty(), "only the aggregate is advertised");
 
@@ -156,6 +124,7 @@ async fn native_mode_ecmp_from_every_eligible_node_and_changes_without_a_session
     let services: Api<Service> = Api::namespaced(c.admin.clone(), &c.ns);
     services.delete("web", &DeleteParams::default()).await.expect("delete web");
     wait_until(&c, "web's prefix withdrawn", WAIT, || frr.paths("ipv4", &web_prefix).is_empty()).await;
+    c.wait_bgp_status("web", &[]).await;
     assert_eq!(next_hops(&frr, "ipv4", &local_prefix), vec![nodes[1].clone()], "the other routes stay");
     assert_eq!(established_counts(&c, &frr), sessions, "no session was reset by the changes");
     c.shutdown().await;
@@ -189,8 +158,7 @@ async fn frr_mode_ipv6_ibgp_local_pref_large_communities_and_md5_from_a_secret()
     )
     .await
     .expect("secret");
-    bgp_pool(
-        &c,
+    c.bgp_pool(
         "dual",
         1,
         2,
@@ -198,13 +166,13 @@ async fn frr_mode_ipv6_ibgp_local_pref_large_communities_and_md5_from_a_secret()
         "localPref: 150, communities: [\"large:64512:7:9\", \"64512:200\"]",
     )
     .await;
-    bgp_peer(&c, "v4", &format!("myASN: {NODE_ASN}, peerASN: {ROUTER_ASN}, peerAddress: {}, passwordSecret: {{name: {secret}}}", r.ipv4)).await;
+    c.bgp_peer("v4", &format!("myASN: {NODE_ASN}, peerASN: {ROUTER_ASN}, peerAddress: {}, passwordSecret: {{name: {secret}}}", r.ipv4)).await;
     // localASN: the node presents the router's own AS to it, so iBGP.
-    bgp_peer(&c, "v6", &format!("myASN: {NODE_ASN}, localASN: {ROUTER_ASN}, peerASN: {ROUTER_ASN}, peerAddress: \"{}\"", r.ipv6)).await;
+    c.bgp_peer("v6", &format!("myASN: {NODE_ASN}, localASN: {ROUTER_ASN}, peerASN: {ROUTER_ASN}, peerAddress: \"{}\"", r.ipv6)).await;
     let (n4, n6) = (node.ipv4.to_string(), node.ipv6.to_string());
     wait_until(&c, "both sessions established (MD5 over IPv4)", WAIT, || frr.established(&n4) && frr.established(&n6)).await;
 
-    let (v4, v6) = (bgp_vip(&c, 1), bgp_vip6(&c, 1));
+    let (v4, v6) = (c.bgp_vip(1), c.bgp_vip6(1));
     c.create_service(&ServiceSpec::new("dual", &[IpAddr::V4(v4), IpAddr::V6(v6)]).endpoints_on(&[1])).await;
     let (p4, p6) = (format!("{v4}/32"), format!("{v6}/128"));
     wait_until(&c, "both prefixes in the RIB", WAIT, || !frr.paths("ipv4", &p4).is_empty() && !frr.paths("ipv6", &p6).is_empty()).await;
@@ -266,10 +234,10 @@ async fn bfd_down_takes_the_bgp_session_down_long_before_the_hold_timer() {
     )
     .await
     .expect("BFD profile");
-    bgp_pool(&c, "web", 1, 2, false, "aggregationLength: 32").await;
+    c.bgp_pool("web", 1, 2, false, "aggregationLength: 32").await;
     // FRR mode's default hold time (180 s) applies: only BFD can take the
     // session down within the wait below.
-    bgp_peer(&c, "router", &format!("myASN: {NODE_ASN}, peerASN: {ROUTER_ASN}, peerAddress: {r4}, bfdProfile: {}-fast", c.prefix)).await;
+    c.bgp_peer("router", &format!("myASN: {NODE_ASN}, peerASN: {ROUTER_ASN}, peerAddress: {r4}, bfdProfile: {}-fast", c.prefix)).await;
     let peer = format!("{r4}:179");
     wait_until(&c, "BGP established and BFD up", WAIT, || {
         frr.established(&n4) && c.metrics(1).lines().any(|l| l.starts_with("metallb_bfd_session_up{") && l.contains(&r4) && l.ends_with(" 1"))
@@ -283,8 +251,8 @@ async fn bfd_down_takes_the_bgp_session_down_long_before_the_hold_timer() {
     assert!(c.log(1).contains("BFD declared the path down"), "{}", c.logs());
     // The link comes back: BFD and BGP come back up, the route with them.
     c.topo.router().ns.set_link("eth0", true).expect("router link up");
-    let prefix = format!("{}/32", bgp_vip(&c, 1));
-    c.create_service(&ServiceSpec::new("web", &[IpAddr::V4(bgp_vip(&c, 1))]).endpoints_on(&[1])).await;
+    let prefix = format!("{}/32", c.bgp_vip(1));
+    c.create_service(&ServiceSpec::new("web", &[IpAddr::V4(c.bgp_vip(1))]).endpoints_on(&[1])).await;
     wait_until(&c, "session and route back after the link", Duration::from_secs(60), || {
         session_up(&c, 1, &peer) == Some(true) && !frr.paths("ipv4", &prefix).is_empty()
     })
@@ -300,9 +268,9 @@ async fn graceful_restart_keeps_the_routes_through_a_speaker_restart() {
     let r4 = c.topo.router().ipv4.to_string();
     let n4 = c.topo.nodes()[0].ipv4.to_string();
     let frr = router(&c, "frr", "", " bgp graceful-restart\n");
-    bgp_pool(&c, "web", 1, 2, false, "aggregationLength: 32").await;
-    bgp_peer(&c, "router", &format!("myASN: {NODE_ASN}, peerASN: {ROUTER_ASN}, peerAddress: {r4}, enableGracefulRestart: true")).await;
-    let vip = bgp_vip(&c, 1);
+    c.bgp_pool("web", 1, 2, false, "aggregationLength: 32").await;
+    c.bgp_peer("router", &format!("myASN: {NODE_ASN}, peerASN: {ROUTER_ASN}, peerAddress: {r4}, enableGracefulRestart: true")).await;
+    let vip = c.bgp_vip(1);
     c.create_service(&ServiceSpec::new("web", &[IpAddr::V4(vip)]).endpoints_on(&[1])).await;
     let prefix = format!("{vip}/32");
     wait_until(&c, "the route in the RIB", WAIT, || frr.established(&n4) && !frr.paths("ipv4", &prefix).is_empty()).await;
@@ -340,7 +308,7 @@ async fn graceful_restart_keeps_the_routes_through_a_speaker_restart() {
         .delete(&format!("{}-router", c.prefix), &DeleteParams::default())
         .await
         .expect("delete peer");
-    bgp_peer(&c, "plain", &format!("myASN: {NODE_ASN}, peerASN: {ROUTER_ASN}, peerAddress: {r4}")).await;
+    c.bgp_peer("plain", &format!("myASN: {NODE_ASN}, peerASN: {ROUTER_ASN}, peerAddress: {r4}")).await;
     wait_until(&c, "the route back over a session without graceful restart", WAIT, || {
         frr.established(&n4) && !frr.paths("ipv4", &prefix).is_empty() && remote_gr(&frr) != "Restart"
     })
