@@ -23,7 +23,7 @@ use ferrolb_runtime::config_state::{ConfigStateWriter, Identity, Verdict};
 use ferrolb_runtime::events::{EventCounters, EventSpec, EventType, Recorder, RecorderConfig};
 use ferrolb_runtime::http_server::{self, Endpoints, Health};
 use ferrolb_runtime::retry::{backoff, sleep_until};
-use k8s_openapi::api::core::v1::{Namespace, Node, ObjectReference, Pod, Secret, Service};
+use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Node, ObjectReference, Pod, Secret, Service};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 use kube::api::{Api, ListParams};
 use kube::runtime::watcher;
@@ -57,6 +57,9 @@ const LEAVE_TIMEOUT: Duration = Duration::from_secs(1);
 /// Retry spacing of a configuration refused by the safety check (speaker.md §1.2 step 1).
 const CONFIG_RETRY_BASE: Duration = Duration::from_millis(500);
 const CONFIG_RETRY_MAX: Duration = Duration::from_secs(30);
+/// MetalLB's ConfigMap of raw FRR configuration (crds.md §11), and its key.
+const BGP_EXTRAS: &str = "bgpextras";
+const BGP_EXTRAS_KEY: &str = "extras";
 /// `ConfigurationState` message when a valid configuration could not be
 /// applied (crds.md §9: MetalLB's words; the log says which addresses).
 const SYNC_STATE_ERROR: &str = "general handler sync state error";
@@ -283,6 +286,8 @@ struct Caches {
     bgp_statuses: watches::Projected<StatusFacts>,
     /// This speaker's own ConfigurationState, so a deleted or edited one is rewritten.
     own_state: watches::Projected<ConfigurationState>,
+    /// The `extras` text of the `bgpextras` ConfigMap (raw FRR configuration).
+    bgp_extras: watches::Projected<String>,
     config: ConfigSources,
 }
 
@@ -331,6 +336,14 @@ impl Caches {
                 config_load::whole,
                 changed.clone(),
             ),
+            bgp_extras: watches::spawn(
+                tasks,
+                "configmaps",
+                Api::<ConfigMap>::namespaced(c.clone(), &n),
+                watcher::Config::default().fields(&format!("metadata.name={BGP_EXTRAS}")),
+                |cm: &ConfigMap| Some(cm.data.as_ref().and_then(|d| d.get(BGP_EXTRAS_KEY)).cloned().unwrap_or_default()),
+                config_changed.clone(),
+            ),
             config: ConfigSources {
                 pools: watches::spawn(tasks, "ipaddresspools", Api::<IPAddressPool>::namespaced(c.clone(), &n), all.clone(), config_load::whole, config_changed.clone()),
                 l2_advertisements: watches::spawn(tasks, "l2advertisements", Api::<L2Advertisement>::namespaced(c.clone(), &n), all.clone(), config_load::whole, config_changed.clone()),
@@ -351,11 +364,17 @@ impl Caches {
         self.l2_statuses.synced().await;
         self.bgp_statuses.synced().await;
         self.own_state.synced().await;
+        self.bgp_extras.synced().await;
         self.config.synced().await;
     }
 
     fn own_state(&self, namespace: &str, name: &str) -> Option<ConfigurationState> {
         self.own_state.get(&(namespace.to_string(), name.to_string()))
+    }
+
+    /// The raw FRR text of the `bgpextras` ConfigMap, when it has any.
+    fn bgp_extras(&self) -> Option<String> {
+        self.bgp_extras.values().into_iter().find(|text| !text.trim().is_empty())
     }
 }
 
@@ -395,7 +414,7 @@ impl Speaker {
         self.metrics.k8s.updates.inc();
         match caches.config.build(self.mode, &self.namespace, self.secret_passthrough) {
             Ok(config) => {
-                let stranded = config_load::stranded(&config, self.addresses.keys());
+                let stranded = config_load::stranded(&config, self.addresses.keys().chain(self.bgp.advertised_ips()));
                 if !stranded.is_empty() {
                     self.config_refusals = self.config_refusals.saturating_add(1);
                     let delay = backoff(CONFIG_RETRY_BASE, CONFIG_RETRY_MAX, self.config_refusals);
@@ -413,7 +432,20 @@ impl Speaker {
                 }
                 self.config = Some(config);
                 self.metrics.k8s.applied();
-                self.config_state.set(Verdict::Valid);
+                match caches.bgp_extras() {
+                    // MetalLB's FRR mode appends it to frr.conf. There is no
+                    // FRR here to read it: say so, and apply everything else.
+                    Some(text) => {
+                        let message = format!(
+                            "ConfigMap {}/{BGP_EXTRAS} holds raw FRR configuration ({} bytes), which ferrolb cannot honour: it speaks BGP in-process, without FRR; the rest of the configuration is applied",
+                            self.namespace,
+                            text.len()
+                        );
+                        tracing::error!(configmap = BGP_EXTRAS, bytes = text.len(), "{message}");
+                        self.config_state.set(Verdict::Invalid(message));
+                    }
+                    None => self.config_state.set(Verdict::Valid),
+                }
             }
             Err(errors) => {
                 // Not retried: only a change of the objects can fix it.
