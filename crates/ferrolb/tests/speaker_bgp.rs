@@ -249,6 +249,10 @@ async fn bfd_down_takes_the_bgp_session_down_long_before_the_hold_timer() {
     wait_until(&c, "the BGP session down through BFD", WAIT, || session_up(&c, 1, &peer) == Some(false)).await;
     eprintln!("BGP session down {:?} after the link went down (BFD detect time 300 ms)", down_at.elapsed());
     assert!(c.log(1).contains("BFD declared the path down"), "{}", c.logs());
+    let up = c.wait_peer_event("router", "sessionUp").await.expect("sessionUp event");
+    assert!(up.contains(&peer), "{up}");
+    let down = c.wait_peer_event("router", "sessionDown").await.expect("sessionDown event");
+    assert!(down.contains("went down"), "{down}");
     // The link comes back: BFD and BGP come back up, the route with them.
     c.topo.router().ns.set_link("eth0", true).expect("router link up");
     let prefix = format!("{}/32", c.bgp_vip(1));
@@ -264,7 +268,8 @@ async fn bfd_down_takes_the_bgp_session_down_long_before_the_hold_timer() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn graceful_restart_keeps_the_routes_through_a_speaker_restart() {
     let _serial = speaker_env::serial().await;
-    let mut c = Cluster::start_with_env("bgpd", 1, 3, &[("METALLB_BGP_TYPE", "frr")]).await;
+    // FRR-K8s mode: served by the same engine, in process.
+    let mut c = Cluster::start_with_env("bgpd", 1, 3, &[("METALLB_BGP_TYPE", "frr-k8s")]).await;
     let r4 = c.topo.router().ipv4.to_string();
     let n4 = c.topo.nodes()[0].ipv4.to_string();
     let frr = router(&c, "frr", "", " bgp graceful-restart\n");

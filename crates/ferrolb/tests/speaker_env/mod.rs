@@ -480,6 +480,11 @@ impl Cluster {
         self.wait_event_in(&self.ns, service, reason, contains).await
     }
 
+    /// An event on BGPPeer `peer` (its name without this cluster's prefix).
+    pub async fn wait_peer_event(&self, peer: &str, reason: &str) -> Result<String, String> {
+        self.wait_event_in(METALLB_NS, &format!("{}-{peer}", self.prefix), reason, "").await
+    }
+
     pub async fn wait_node_event(&self, i: usize, reason: &str) -> Result<String, String> {
         self.wait_event_in("default", &self.node_name(i), reason, "").await
     }
