@@ -112,11 +112,20 @@ async fn native_mode_ecmp_from_every_eligible_node_and_changes_without_a_session
     wait_until(&c, "the aggregated route", WAIT, || next_hops(&frr, "ipv4", &agg_prefix) == nodes).await;
     assert!(frr.paths("ipv4", &format!("{agg}/32")).is_empty(), "only the aggregate is advertised");
 
+    // An advertisement limited to node 1 by nodeSelectors.
+    let pinned_ad = format!("nodeSelectors: [{{matchLabels: {{kubernetes.io/hostname: {}}}}}]", c.node_name(1));
+    c.bgp_pool("pinned", 11, 2, false, &pinned_ad).await;
+    let pinned = c.bgp_vip(11);
+    c.create_service(&ServiceSpec::new("pinned", &[IpAddr::V4(pinned)]).endpoints_on(&[1, 2])).await;
+    let pinned_prefix = format!("{pinned}/32");
+    wait_until(&c, "the pinned route from node 1 only", WAIT, || next_hops(&frr, "ipv4", &pinned_prefix) == vec![nodes[0].clone()]).await;
+    c.wait_bgp_status("pinned", &[(1, &["router"])]).await;
+
     // What the speaker says about it.
     let metrics = c.metrics(1);
     let peer_label = format!("peer=\"{router_v4}:179\"");
     assert!(metrics.lines().any(|l| l.starts_with("metallb_bgp_session_up") && l.contains(&peer_label) && l.ends_with(" 1")), "{metrics}");
-    assert!(metrics.lines().any(|l| l.starts_with("metallb_bgp_announced_prefixes_total") && l.contains(&peer_label) && l.ends_with(" 2")), "{metrics}");
+    assert!(metrics.lines().any(|l| l.starts_with("metallb_bgp_announced_prefixes_total") && l.contains(&peer_label) && l.ends_with(" 3")), "{metrics}");
     assert!(metrics.contains(&format!("metallb_speaker_announced{{service=\"{}/web\",protocol=\"bgp\"", c.ns)), "{metrics}");
     c.wait_event("web", "nodeAssigned", "with protocol \"bgp\"").await.expect("nodeAssigned event");
 
