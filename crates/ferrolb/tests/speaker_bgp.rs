@@ -12,7 +12,7 @@ use std::net::IpAddr;
 use std::time::{Duration, Instant};
 
 use ferrolb_test_harness::apply_yaml;
-use ferrolb_test_harness::frr::Daemon;
+use ferrolb_test_harness::routers::Daemon;
 use k8s_openapi::api::core::v1::Service;
 use kube::api::{Api, DeleteParams};
 use speaker_env::{Cluster, METALLB_NS, ServiceSpec};
@@ -330,5 +330,107 @@ async fn graceful_restart_keeps_the_routes_through_a_speaker_restart() {
     c.stop_speaker(1);
     wait_until(&c, "the route withdrawn after a stop without graceful restart", Duration::from_secs(5), || frr.paths("ipv4", &prefix).is_empty()).await;
     drop(frr);
+    c.shutdown().await;
+}
+
+/// GoBGP's listening port: BIRD has 179 in the same router namespace.
+const GOBGP_PORT: u16 = 1790;
+/// GoBGP's own router addresses: in FRR mode two BGPPeers selecting one
+/// node may not share an address.
+const GOBGP_V4: &str = "198.51.100.2";
+const GOBGP_V6: &str = "2001:db8::2";
+
+/// BIRD and GoBGP in the router namespace, each with a passive eBGP
+/// neighbor per node and family.
+fn bird_and_gobgp(c: &Cluster) -> (Daemon, Daemon) {
+    let r = c.topo.router();
+    let mut bird = format!(
+        "log stderr all;\nrouter id {id};\nprotocol device {{ }}\n\
+         template bgp node {{ local as {ROUTER_ASN}; passive on; connect retry time 1; error wait time 1, 10; }}\n",
+        id = r.ipv4
+    );
+    let mut gobgp = format!("[global.config]\n  as = {ROUTER_ASN}\n  router-id = \"{}\"\n  port = {GOBGP_PORT}\n", r.ipv4);
+    for (i, node) in c.topo.nodes().iter().enumerate() {
+        for (family, addr) in [("ipv4", IpAddr::V4(node.ipv4)), ("ipv6", IpAddr::V6(node.ipv6))] {
+            bird.push_str(&format!(
+                "protocol bgp n{i}_{family} from node {{ neighbor {addr} as {NODE_ASN}; {family} {{ import all; export none; }}; }}\n"
+            ));
+            gobgp.push_str(&format!(
+                "\n[[neighbors]]\n  [neighbors.config]\n    neighbor-address = \"{addr}\"\n    peer-as = {NODE_ASN}\n\
+                 [neighbors.transport.config]\n    passive-mode = true\n\
+                 [[neighbors.afi-safis]]\n    [neighbors.afi-safis.config]\n      afi-safi-name = \"{family}-unicast\"\n"
+            ));
+        }
+    }
+    (Daemon::bird(&r.ns, &format!("{}-bird", c.prefix), &bird), Daemon::gobgpd(&r.ns, &format!("{}-gobgp", c.prefix), &gobgp))
+}
+
+/// The next hops BIRD holds for `prefix` (one route per neighbor).
+fn bird_next_hops(bird: &Daemon, prefix: &str) -> Vec<String> {
+    let text = bird.birdc(&format!("show route all for {prefix}"));
+    let mut hops: Vec<String> = text
+        .lines()
+        .filter_map(|l| l.trim().strip_prefix("BGP.next_hop:"))
+        .filter_map(|h| h.split_whitespace().next().map(str::to_string))
+        .collect();
+    hops.sort();
+    hops
+}
+
+/// The neighbors GoBGP has a path of `prefix` from.
+fn gobgp_sources(gobgp: &Daemon, afi: &str, prefix: &str) -> Vec<String> {
+    let rib = gobgp.gobgp(&format!("global rib -a {afi}"));
+    let mut sources: Vec<String> = rib
+        .get(prefix)
+        .and_then(|paths| paths.as_array())
+        .map(|paths| paths.iter().filter_map(|p| p["neighbor-ip"].as_str().map(str::to_string)).collect())
+        .unwrap_or_default();
+    sources.sort();
+    sources
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bird_and_gobgp_receive_every_node_over_ipv4_and_ipv6() {
+    let _serial = speaker_env::serial().await;
+    let c = Cluster::start_with_env("bgpe", 2, 4, &[("METALLB_BGP_TYPE", "frr")]).await;
+    let r = c.topo.router();
+    r.ns.add_address("eth0", GOBGP_V4.parse().expect("ip"), 24).expect("GoBGP's IPv4 address");
+    r.ns.add_address("eth0", GOBGP_V6.parse().expect("ip"), 64).expect("GoBGP's IPv6 address");
+    let (bird, gobgp) = bird_and_gobgp(&c);
+    c.bgp_pool("dual", 1, 2, true, "communities: [\"64512:300\", \"large:64512:3:4\"]").await;
+    for (name, bird_addr, gobgp_addr) in [("v4", r.ipv4.to_string(), GOBGP_V4), ("v6", r.ipv6.to_string(), GOBGP_V6)] {
+        let peer = |addr: &str| format!("myASN: {NODE_ASN}, peerASN: {ROUTER_ASN}, peerAddress: \"{addr}\"");
+        c.bgp_peer(&format!("bird-{name}"), &peer(&bird_addr)).await;
+        c.bgp_peer(&format!("gobgp-{name}"), &format!("{}, peerPort: {GOBGP_PORT}", peer(gobgp_addr))).await;
+    }
+    let (v4, v6) = (c.bgp_vip(1), c.bgp_vip6(1));
+    c.create_service(&ServiceSpec::new("dual", &[IpAddr::V4(v4), IpAddr::V6(v6)]).endpoints_on(&[1])).await;
+    let (p4, p6) = (format!("{v4}/32"), format!("{v6}/128"));
+    let mut nodes4: Vec<String> = c.topo.nodes().iter().map(|n| n.ipv4.to_string()).collect();
+    let mut nodes6: Vec<String> = c.topo.nodes().iter().map(|n| n.ipv6.to_string()).collect();
+    nodes4.sort();
+    nodes6.sort();
+    wait_until(&c, "BIRD holds both prefixes from both nodes", WAIT, || {
+        bird_next_hops(&bird, &p4) == nodes4 && bird_next_hops(&bird, &p6) == nodes6
+    })
+    .await;
+    wait_until(&c, "GoBGP holds both prefixes from both nodes", WAIT, || {
+        gobgp_sources(&gobgp, "ipv4", &p4) == nodes4 && gobgp_sources(&gobgp, "ipv6", &p6) == nodes6
+    })
+    .await;
+    let route = bird.birdc(&format!("show route all for {p6}"));
+    assert!(route.contains("(64512,300)"), "standard community at BIRD: {route}");
+    assert!(route.contains("(64512, 3, 4)"), "large community at BIRD: {route}");
+    c.wait_bgp_status("dual", &[(1, &["bird-v4", "bird-v6", "gobgp-v4", "gobgp-v6"]), (2, &["bird-v4", "bird-v6", "gobgp-v4", "gobgp-v6"])]).await;
+
+    Api::<Service>::namespaced(c.admin.clone(), &c.ns).delete("dual", &DeleteParams::default()).await.expect("delete");
+    wait_until(&c, "both routers withdraw both prefixes", WAIT, || {
+        bird_next_hops(&bird, &p4).is_empty()
+            && bird_next_hops(&bird, &p6).is_empty()
+            && gobgp_sources(&gobgp, "ipv4", &p4).is_empty()
+            && gobgp_sources(&gobgp, "ipv6", &p6).is_empty()
+    })
+    .await;
+    drop((bird, gobgp));
     c.shutdown().await;
 }
