@@ -168,6 +168,11 @@ impl Daemon {
         self.json(&format!("show bgp neighbors {neighbor} json"))[neighbor]["connectionsEstablished"].as_u64().unwrap_or(0)
     }
 
+    /// bgpd: the first path of `prefix` in the RIB, if any.
+    pub fn path(&self, afi: &str, prefix: &str) -> Option<serde_json::Value> {
+        self.paths(afi, prefix).into_iter().next()
+    }
+
     /// bgpd: every path of `prefix` (`afi` = ipv4 or ipv6) in the RIB.
     pub fn paths(&self, afi: &str, prefix: &str) -> Vec<serde_json::Value> {
         self.json(&format!("show bgp {afi} unicast {prefix} json"))["paths"].as_array().cloned().unwrap_or_default()
