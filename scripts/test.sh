@@ -25,6 +25,7 @@ command -v objcopy >/dev/null || need_apt+=(binutils)
 # (the packages' own services are not used).
 [ -x /usr/lib/frr/bgpd ] && [ -x /usr/lib/frr/bfdd ] || need_apt+=(frr)
 command -v bird >/dev/null || need_apt+=(bird2)
+command -v radvd >/dev/null || need_apt+=(radvd)
 command -v gobgpd >/dev/null || need_apt+=(gobgpd)
 command -v cargo >/dev/null || { echo "cargo (Rust) is required: https://rustup.rs" >&2; exit 1; }
 if [ ${#need_apt[@]} -gt 0 ]; then

@@ -434,3 +434,50 @@ async fn bird_and_gobgp_receive_every_node_over_ipv4_and_ipv6() {
     drop((bird, gobgp));
     c.shutdown().await;
 }
+
+/// The link-local address of `dev` in namespace `ns`.
+fn link_local(ns: &ferrolb_test_harness::netns::NetNs, dev: &str) -> String {
+    let out = ns.output("ip", &["-6", "-o", "addr", "show", "dev", dev, "scope", "link"]).expect("ip addr");
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    text.split_whitespace()
+        .skip_while(|w| *w != "inet6")
+        .nth(1)
+        .and_then(|a| a.split('/').next())
+        .map(str::to_string)
+        .unwrap_or_else(|| panic!("no link-local address on {dev}: {text}"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unnumbered_peer_found_through_router_advertisements() {
+    let _serial = speaker_env::serial().await;
+    let c = Cluster::start_with_env("bgpf", 1, 5, &[("METALLB_BGP_TYPE", "frr")]).await;
+    let r = c.topo.router();
+    let node_ll = link_local(&c.topo.nodes()[0].ns, "eth0");
+    let _radvd = Daemon::radvd(&r.ns, &format!("{}-radvd", c.prefix), "eth0");
+    let bird = Daemon::bird(
+        &r.ns,
+        &format!("{}-bird", c.prefix),
+        &format!(
+            "log stderr all;\nrouter id {};\nprotocol device {{ }}\n\
+             protocol bgp node {{ local as {ROUTER_ASN}; neighbor {node_ll} as {NODE_ASN}; interface \"eth0\"; passive on;\n\
+             connect retry time 1; error wait time 1, 10; ipv6 {{ import all; export none; }}; }}\n",
+            r.ipv4
+        ),
+    );
+    c.bgp_pool("v6", 1, 2, true, "aggregationLength: 32").await;
+    // No address: the router's link-local address on eth0 is learned from
+    // its Router Advertisements.
+    c.bgp_peer("unnumbered", &format!("myASN: {NODE_ASN}, peerASN: {ROUTER_ASN}, interface: eth0")).await;
+    let v6 = c.bgp_vip6(1);
+    c.create_service(&ServiceSpec::new("v6", &[IpAddr::V6(v6)]).endpoints_on(&[1])).await;
+    let prefix = format!("{v6}/128");
+    wait_until(&c, "BIRD learns the prefix over the unnumbered session", Duration::from_secs(60), || {
+        bird.birdc(&format!("show route all for {prefix}")).contains("BGP.next_hop")
+    })
+    .await;
+    let router_ll = link_local(&r.ns, "eth0");
+    let peer = format!("[{router_ll}]:179");
+    assert_eq!(session_up(&c, 1, &peer), Some(true), "the session is with the router's link-local address\n{}", c.metrics(1));
+    drop(bird);
+    c.shutdown().await;
+}

@@ -10,7 +10,8 @@
 //! session is the engine's call (`PeerConfig::needs_reset`).
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::net::{IpAddr, Ipv4Addr};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::time::Duration;
 
 use ferrolb_allocator::ServiceKey;
 use ferrolb_bfd::{Bfd, Hop, Profile, SessionConfig as BfdSessionConfig, SessionKey as BfdKey};
@@ -36,7 +37,12 @@ pub enum BgpEvent {
     Status,
     /// BFD declared the path to this peer down.
     BfdDown(String),
+    /// The routers' link-local addresses on unnumbered interfaces changed.
+    Neighbors,
 }
+
+/// How often the neighbour table is read while an unnumbered peer waits.
+const NEIGHBOR_POLL: Duration = Duration::from_secs(2);
 
 /// One peer as the engine was last told.
 struct Applied {
@@ -56,6 +62,12 @@ pub struct BgpSessions {
     bfd_down_tx: mpsc::UnboundedSender<String>,
     bfd_down_rx: mpsc::UnboundedReceiver<String>,
     peers: BTreeMap<String, Applied>,
+    /// Interfaces of unnumbered peers, for the neighbour task.
+    unnumbered: watch::Sender<BTreeSet<String>>,
+    /// The router's link-local address per unnumbered interface, as the
+    /// neighbour task last found it.
+    neighbors: watch::Receiver<BTreeMap<String, Ipv6Addr>>,
+    link_local: BTreeMap<String, Ipv6Addr>,
     /// Why a peer could not be configured, so the same reason is logged once.
     refused: BTreeMap<String, String>,
     /// What the metrics and events last showed of each session.
@@ -80,6 +92,9 @@ impl BgpSessions {
         let engine = Engine::start(&[])?;
         let status = engine.status();
         let (bfd_down_tx, bfd_down_rx) = mpsc::unbounded_channel();
+        let (unnumbered, interfaces) = watch::channel(BTreeSet::new());
+        let (found, neighbors) = watch::channel(BTreeMap::new());
+        tokio::spawn(find_neighbors(interfaces, found));
         Ok(BgpSessions {
             node: node.to_string(),
             namespace: namespace.to_string(),
@@ -89,6 +104,9 @@ impl BgpSessions {
             bfd_down_tx,
             bfd_down_rx,
             peers: BTreeMap::new(),
+            unnumbered,
+            neighbors,
+            link_local: BTreeMap::new(),
             refused: BTreeMap::new(),
             seen: BTreeMap::new(),
             advertised: BTreeMap::new(),
@@ -106,10 +124,13 @@ impl BgpSessions {
                 Err(_) => std::future::pending().await,
             },
             Some(peer) = self.bfd_down_rx.recv() => BgpEvent::BfdDown(peer),
+            Ok(()) = self.neighbors.changed() => BgpEvent::Neighbors,
         }
     }
 
-    pub fn handle(&mut self, event: BgpEvent) {
+    /// Returns whether the decision must be applied again (an unnumbered
+    /// peer's address was found or changed).
+    pub fn handle(&mut self, event: BgpEvent) -> bool {
         match event {
             BgpEvent::Status => self.publish_status(),
             BgpEvent::BfdDown(peer) => {
@@ -118,14 +139,29 @@ impl BgpSessions {
                     self.engine.reset_peer(&peer, CEASE_BFD_DOWN);
                 }
             }
+            BgpEvent::Neighbors => {
+                let found = self.neighbors.borrow_and_update().clone();
+                if found != self.link_local {
+                    tracing::info!(routers = ?found, "link-local routers of unnumbered peers");
+                    self.link_local = found;
+                    return true;
+                }
+            }
         }
+        false
     }
 
     /// Makes the engine run `decision`'s sessions with its routes, and
     /// reports Services that start or stop being advertised.
     pub fn apply(&mut self, decision: &BgpDecision, config: &Config, ifaces: &[InterfaceInfo], secrets: &BTreeMap<(String, String), String>) {
-        let link_local = BTreeMap::new();
-        let env = PeerEnv { node: &self.node, node_ipv4: node_ipv4(ifaces), link_local: &link_local, secrets };
+        let unnumbered: BTreeSet<String> =
+            decision.sessions.values().filter(|s| s.address.is_none()).filter_map(|s| s.interface.clone()).collect();
+        self.unnumbered.send_if_modified(|current| {
+            let changed = *current != unnumbered;
+            *current = unnumbered;
+            changed
+        });
+        let env = PeerEnv { node: &self.node, node_ipv4: node_ipv4(ifaces), link_local: &self.link_local, secrets };
         let mut wanted: BTreeMap<&String, (PeerConfig, &PeerSession)> = BTreeMap::new();
         for (name, session) in &decision.sessions {
             match engine_peer(session, &env) {
@@ -387,6 +423,36 @@ pub fn bfd_profile(p: &BfdProfile) -> Profile {
         minimum_ttl: small(p.minimum_ttl, d.minimum_ttl),
         echo_mode: p.echo_mode,
         echo_interval: ms(p.echo_interval, d.echo_interval),
+    }
+}
+
+/// Reads the kernel's neighbour table for the routers of the interfaces in
+/// `interfaces` (BGP unnumbered) until the speaker drops its sender.
+async fn find_neighbors(mut interfaces: watch::Receiver<BTreeSet<String>>, found: watch::Sender<BTreeMap<String, Ipv6Addr>>) {
+    loop {
+        let wanted = interfaces.borrow_and_update().clone();
+        let mut routers = BTreeMap::new();
+        for name in &wanted {
+            match ferrolb_bgp::network::neighbors::routers_on(name).await {
+                // Several routers on one link: the lowest address, so every
+                // pass picks the same one.
+                Ok(list) => {
+                    if let Some(first) = list.first() {
+                        routers.insert(name.clone(), *first);
+                    }
+                }
+                Err(error) => tracing::warn!(interface = %name, %error, "reading the neighbour table failed"),
+            }
+        }
+        found.send_if_modified(|current| {
+            let changed = *current != routers;
+            *current = routers;
+            changed
+        });
+        tokio::select! {
+            changed = interfaces.changed() => if changed.is_err() { return },
+            _ = tokio::time::sleep(NEIGHBOR_POLL), if !wanted.is_empty() => {}
+        }
     }
 }
 

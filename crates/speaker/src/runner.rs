@@ -219,7 +219,11 @@ pub async fn run(opts: SpeakerOptions, shutdown: CancellationToken) -> Result<()
                 passes.urgent(Instant::now());
             }
             Some(report) = reports.recv() => speaker.report(report),
-            event = speaker.bgp.next_event() => speaker.bgp.handle(event),
+            event = speaker.bgp.next_event() => {
+                if speaker.bgp.handle(event) {
+                    passes.urgent(Instant::now());
+                }
+            }
             Ok(()) = seeds.changed() => {
                 let listed = seeds.borrow_and_update().clone();
                 if let (Some(m), Some(listed)) = (&membership, listed) {

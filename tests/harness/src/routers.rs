@@ -18,6 +18,7 @@ pub const BGPD: &str = "/usr/lib/frr/bgpd";
 pub const BFDD: &str = "/usr/lib/frr/bfdd";
 pub const BIRD: &str = "/usr/sbin/bird";
 pub const GOBGPD: &str = "/usr/bin/gobgpd";
+pub const RADVD: &str = "/usr/sbin/radvd";
 
 /// One daemon; dropping it kills the daemon and removes its directory.
 pub struct Daemon {
@@ -108,6 +109,22 @@ impl Daemon {
         cmd.args(["-f", &format!("{d}/gobgpd.toml"), "-t", "toml", "--api-hosts", &format!("unix://{d}/gobgp.sock")])
             .args(["--pprof-disable", "-p", "-l", "info"]);
         Daemon::spawn(ns, dir, cmd, "gobgpd.log", "gobgp.sock")
+    }
+
+    /// radvd in `ns` sending Router Advertisements on `interface` every few
+    /// seconds (hosts on the link then list this router in their neighbour
+    /// tables, as BGP unnumbered needs). Turns IPv6 forwarding on in `ns`,
+    /// which radvd requires.
+    pub fn radvd(ns: &NetNs, tag: &str, interface: &str) -> Daemon {
+        need(RADVD);
+        ns.sysctl(&[("net.ipv6.conf.all.forwarding", "1")]).expect("IPv6 forwarding for radvd");
+        let dir = private_dir(tag);
+        let conf = format!("interface {interface} {{\n  AdvSendAdvert on;\n  MinRtrAdvInterval 3;\n  MaxRtrAdvInterval 4;\n}};\n");
+        std::fs::write(dir.join("radvd.conf"), conf).expect("radvd.conf");
+        let d = path_str(&dir).to_string();
+        let mut cmd = Command::new(RADVD);
+        cmd.args(["-n", "-m", "stderr", "-C", &format!("{d}/radvd.conf"), "-p", &format!("{d}/radvd.pid")]);
+        Daemon::spawn(ns, dir, cmd, "radvd.log", "radvd.pid")
     }
 
     /// birdc's text answer to `command`.

@@ -3,6 +3,7 @@
 //! the byte stream into messages.
 
 pub mod md5;
+pub mod neighbors;
 
 use std::io;
 use std::net::{IpAddr, SocketAddr};
@@ -12,6 +13,15 @@ use tokio::io::{AsyncRead, AsyncReadExt};
 use tokio::net::{TcpListener, TcpSocket, TcpStream};
 
 use crate::packet::{self, DecodeError, HEADER_LEN, MAX_MESSAGE_LEN};
+
+/// The index of a named interface (0 if none).
+pub fn if_index(name: &str) -> u32 {
+    match std::ffi::CString::new(name) {
+        // SAFETY: a NUL-terminated string alive for the call.
+        Ok(c) => unsafe { libc::if_nametoindex(c.as_ptr()) },
+        Err(_) => 0,
+    }
+}
 
 /// How to reach one peer.
 #[derive(Debug, Clone, PartialEq, Eq)]

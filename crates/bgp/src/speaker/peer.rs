@@ -214,14 +214,7 @@ impl PeerTask {
     }
 
     fn scope_id(&self) -> u32 {
-        let Some(ifname) = &self.cfg.interface else {
-            return 0;
-        };
-        let Ok(c) = std::ffi::CString::new(ifname.as_str()) else {
-            return 0;
-        };
-        // SAFETY: a NUL-terminated string alive for the call.
-        unsafe { libc::if_nametoindex(c.as_ptr()) }
+        self.cfg.interface.as_deref().map_or(0, network::if_index)
     }
 
     fn install(&mut self, stream: TcpStream) {
