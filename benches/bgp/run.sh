@@ -14,7 +14,7 @@
 #
 # Usage: benches/bgp/run.sh [FERROLB_BINARY]
 #   default binary: target/release/ferrolb, built with cargo.
-# Environment: KINDS (metallb,ferrolb), SIZES (1000,10000), SAMPLES (5),
+# Environment: KINDS (metallb,ferrolb), SIZES (1000,10000), SAMPLES (5), QUIET_MAX (120),
 # PREFIX (network namespace prefix, default bb), OUT (results directory,
 # default ${TMPDIR:-/tmp}/ferrolb-bench-bgp/<time>), METALLB_SPEAKER (skip
 # benches/metallb/build.sh), CARGO_TARGET_DIR (as cargo reads it).
