@@ -7,8 +7,7 @@ mod common;
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use common::daemons::Daemon;
-use common::{NODE_V4, NODE_V6, ROUTER_V4, ROUTER_V6, Topology, wait_for, wait_up};
+use common::{Daemon, NODE_V4, NODE_V6, ROUTER_V4, ROUTER_V6, Topology, wait_for, wait_up};
 use ferrolb_bgp::packet::Family;
 use ferrolb_bgp::rib_out::Advertisement;
 use ferrolb_bgp::speaker::{PeerConfig, Speaker};
@@ -61,7 +60,7 @@ protocol bgp node_v6 from speaker {
 #[test]
 fn bird_ebgp_ipv4_ipv6_communities_and_withdraw() {
     let topo = Topology::new();
-    let bird = std::sync::Arc::new(Daemon::bird(&topo, BIRD_CONF));
+    let bird = std::sync::Arc::new(topo.bird(BIRD_CONF));
     let b = bird.clone();
     Topology::in_netns(&topo.node, move || {
         Box::pin(async move {
@@ -116,7 +115,7 @@ fn bird_ibgp_local_pref() {
         "protocol bgp node_v4 from speaker {\n  neighbor 198.51.100.11 as 64512;",
         "protocol bgp node_v4 from speaker {\n  neighbor 198.51.100.11 as 64500;\n  direct;",
     );
-    let bird = std::sync::Arc::new(Daemon::bird(&topo, &conf));
+    let bird = std::sync::Arc::new(topo.bird(&conf));
     let b = bird.clone();
     Topology::in_netns(&topo.node, move || {
         Box::pin(async move {
@@ -172,7 +171,7 @@ const GOBGP_CONF: &str = r#"
 
 /// Attributes of the first path of `prefix` by type code.
 fn gobgp_attrs(d: &Daemon, afi: &str, prefix: &str) -> Option<BTreeMap<u64, serde_json::Value>> {
-    let v = d.gobgp_json(&format!("global rib -a {afi}"));
+    let v = d.gobgp(&format!("global rib -a {afi}"));
     let attrs = v.get(prefix)?.get(0)?.get("attrs")?.as_array()?.clone();
     Some(
         attrs
@@ -185,7 +184,7 @@ fn gobgp_attrs(d: &Daemon, afi: &str, prefix: &str) -> Option<BTreeMap<u64, serd
 #[test]
 fn gobgp_ebgp_ipv4_ipv6_communities_and_withdraw() {
     let topo = Topology::new();
-    let g = std::sync::Arc::new(Daemon::gobgp(&topo, GOBGP_CONF));
+    let g = std::sync::Arc::new(topo.gobgpd(GOBGP_CONF));
     let gd = g.clone();
     Topology::in_netns(&topo.node, move || {
         Box::pin(async move {

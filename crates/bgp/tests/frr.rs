@@ -9,7 +9,6 @@ use std::collections::BTreeMap;
 use std::net::Ipv4Addr;
 use std::time::Duration;
 
-use common::frr::Frr;
 use common::{NODE_V4, NODE_V6, ROUTER_V4, ROUTER_V6, Topology, peer, wait_for, wait_up};
 use ferrolb_bgp::packet::Family;
 use ferrolb_bgp::rib_out::Advertisement;
@@ -55,7 +54,7 @@ fn frr_ebgp_ipv4_and_ipv6_with_communities_then_withdraw() {
         &[NODE_V4],
         &[NODE_V6],
     );
-    let frr = Frr::start(&topo, "frr", &conf);
+    let frr = topo.bgpd("frr", &conf);
     let frr = std::sync::Arc::new(frr);
     let f = frr.clone();
     Topology::in_netns(&topo.node, move || {
@@ -143,9 +142,7 @@ fn frr_ebgp_ipv4_and_ipv6_with_communities_then_withdraw() {
 #[test]
 fn frr_ibgp_local_pref_and_next_hop() {
     let topo = Topology::new();
-    let frr = std::sync::Arc::new(Frr::start(
-        &topo,
-        "frr",
+    let frr = std::sync::Arc::new(topo.bgpd("frr",
         &frr_conf(&neighbor(NODE_V4, "internal", ""), &[NODE_V4], &[]),
     ));
     let f = frr.clone();
@@ -193,14 +190,14 @@ fn frr_ibgp_local_pref_and_next_hop() {
 fn frr_hold_timer_expiry_and_router_restart_readvertise() {
     let topo = Topology::new();
     let conf = frr_conf(&neighbor(NODE_V4, "64512", ""), &[NODE_V4], &[]);
-    let frr = std::sync::Arc::new(std::sync::Mutex::new(Frr::start(&topo, "frr", &conf)));
+    let frr = std::sync::Arc::new(std::sync::Mutex::new(topo.bgpd("frr", &conf)));
     let f = frr.clone();
     let router = topo.router.clone();
     let topo = std::sync::Arc::new(topo);
     let t = topo.clone();
     Topology::in_netns(&topo.node, move || {
         Box::pin(async move {
-            let path = |f: &std::sync::Arc<std::sync::Mutex<Frr>>| {
+            let path = |f: &std::sync::Arc<std::sync::Mutex<common::Daemon>>| {
                 f.lock().expect("frr").path("ipv4", "203.0.113.10/32")
             };
             let speaker = Speaker::start(&[]).expect("speaker");
@@ -242,7 +239,7 @@ fn frr_hold_timer_expiry_and_router_restart_readvertise() {
                 .await
                 .expect("session down after router death")
                 .expect("status");
-            *f.lock().expect("frr") = Frr::start(&t, "frr2", &conf);
+            *f.lock().expect("frr") = t.bgpd("frr2", &conf);
             tokio::time::timeout(LONG, rx.wait_for(|m| m["r"].established_count >= 3))
                 .await
                 .expect("back up")
@@ -270,7 +267,7 @@ fn frr_md5_matching_comes_up_wrong_never_does() {
         &[NODE_V4],
         &[NODE_V6],
     );
-    let frr = std::sync::Arc::new(Frr::start(&topo, "frr", &conf));
+    let frr = std::sync::Arc::new(topo.bgpd("frr", &conf));
     let f = frr.clone();
     Topology::in_netns(&topo.node, move || {
         Box::pin(async move {
@@ -334,9 +331,7 @@ async fn malformed_peer(listener: tokio::net::TcpListener, bad: Vec<u8>) -> (u8,
 #[test]
 fn malformed_peers_get_the_right_notification_while_frr_stays_up() {
     let topo = Topology::new();
-    let frr = std::sync::Arc::new(Frr::start(
-        &topo,
-        "frr",
+    let frr = std::sync::Arc::new(topo.bgpd("frr",
         &frr_conf(&neighbor(NODE_V4, "64512", ""), &[NODE_V4], &[]),
     ));
     let marker = {

@@ -9,7 +9,7 @@
 //! election, memberlist Secret and own Pod, assigning and failing to assign
 //! addresses, writing events, pool status and its ConfigurationState,
 //! answering admission reviews of every kind, then stopping (Lease
-//! released); the speakers electing, announcing, writing ServiceL2Status,
+//! released); the speakers electing, announcing, writing ServiceL2Status and ServiceBGPStatus,
 //! events and ConfigurationState, and withdrawing a deleted Service.
 //!
 //! From the audit log, for each ServiceAccount, every
@@ -321,6 +321,15 @@ async fn speaker_scenario() {
     let services: Api<Service> = Api::namespaced(c.admin.clone(), &c.ns);
     services.delete("gone", &DeleteParams::default()).await.expect("delete service");
     c.wait_l2_status("gone", None).await;
+    // BGP: every node keeps a ServiceBGPStatus naming the peer (whatever the
+    // session's state: no router answers here), and deletes it with the Service.
+    c.bgp_pool("bgp", 1, 2, false, "aggregationLength: 32").await;
+    c.bgp_peer("router", &format!("myASN: 64513, peerASN: 64512, peerAddress: {}", c.topo.router().ipv4)).await;
+    let bgp_ip = IpAddr::V4(c.bgp_vip(1));
+    c.create_service(&ServiceSpec::new("routed", &[bgp_ip]).endpoints_on(&[1])).await;
+    c.wait_bgp_status("routed", &[(1, &["router"]), (2, &["router"]), (3, &["router"])]).await;
+    services.delete("routed", &DeleteParams::default()).await.expect("delete service");
+    c.wait_bgp_status("routed", &[]).await;
     c.shutdown().await;
 }
 

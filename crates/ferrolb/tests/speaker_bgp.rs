@@ -8,11 +8,11 @@
 
 mod speaker_env;
 
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::net::IpAddr;
 use std::time::{Duration, Instant};
 
 use ferrolb_test_harness::apply_yaml;
-use ferrolb_test_harness::frr::Daemon;
+use ferrolb_test_harness::routers::Daemon;
 use k8s_openapi::api::core::v1::Service;
 use kube::api::{Api, DeleteParams};
 use speaker_env::{Cluster, METALLB_NS, ServiceSpec};
@@ -29,41 +29,6 @@ async fn wait_until(c: &Cluster, what: &str, timeout: Duration, mut ok: impl FnM
         assert!(Instant::now() < deadline, "timed out waiting for {what}\n{}", c.logs());
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
-}
-
-/// This cluster's BGP addresses: one /28 and one /124 per slot, apart from
-/// the layer 2 pools of speaker_env.
-fn bgp_vip(c: &Cluster, i: u8) -> Ipv4Addr {
-    Ipv4Addr::new(203, 0, 113, 16 * c.slot() + i)
-}
-
-fn bgp_vip6(c: &Cluster, i: u16) -> Ipv6Addr {
-    Ipv6Addr::new(0x2001, 0xdb8, 0xb0, 0, 0, 0, 0, 0x10 * u16::from(c.slot()) + i)
-}
-
-/// A pool of this cluster's BGP addresses (IPv4, and IPv6 with `v6`: native
-/// mode refuses BGP for pools with IPv6) and its advertisement.
-async fn bgp_pool(c: &Cluster, name: &str, first: u8, count: u8, v6: bool, ad_spec: &str) {
-    let mut ranges = format!("{}-{}", bgp_vip(c, first), bgp_vip(c, first + count - 1));
-    if v6 {
-        ranges.push_str(&format!(", {}-{}", bgp_vip6(c, u16::from(first)), bgp_vip6(c, u16::from(first + count - 1))));
-    }
-    let yaml = format!(
-        "apiVersion: metallb.io/v1beta1\nkind: IPAddressPool\nmetadata: {{name: {prefix}-{name}, namespace: {METALLB_NS}}}\n\
-         spec: {{addresses: [{ranges}], autoAssign: false}}\n---\n\
-         apiVersion: metallb.io/v1beta1\nkind: BGPAdvertisement\nmetadata: {{name: {prefix}-{name}, namespace: {METALLB_NS}}}\n\
-         spec: {{ipAddressPools: [{prefix}-{name}], {ad_spec}}}\n",
-        prefix = c.prefix,
-    );
-    apply_yaml(&c.admin, &yaml).await.expect("pool and BGP advertisement");
-}
-
-async fn bgp_peer(c: &Cluster, name: &str, spec: &str) {
-    let yaml = format!(
-        "apiVersion: metallb.io/v1beta2\nkind: BGPPeer\nmetadata: {{name: {prefix}-{name}, namespace: {METALLB_NS}}}\nspec: {{{spec}}}\n",
-        prefix = c.prefix
-    );
-    apply_yaml(&c.admin, &yaml).await.expect("BGP peer");
 }
 
 /// bgpd in the router namespace: AS 64512, every node a passive neighbor
@@ -112,14 +77,14 @@ async fn native_mode_ecmp_from_every_eligible_node_and_changes_without_a_session
     let c = Cluster::start("bgpa", 2, 0).await;
     let frr = router(&c, "frr", "", "");
     let router_v4 = c.topo.router().ipv4;
-    bgp_pool(&c, "web", 1, 4, false, "communities: [\"64512:100\"]").await;
-    bgp_peer(&c, "router", &format!("myASN: {NODE_ASN}, peerASN: {ROUTER_ASN}, peerAddress: {router_v4}, holdTime: 9s")).await;
+    c.bgp_pool("web", 1, 4, false, "communities: [\"64512:100\"]").await;
+    c.bgp_peer("router", &format!("myASN: {NODE_ASN}, peerASN: {ROUTER_ASN}, peerAddress: {router_v4}, holdTime: 9s")).await;
     let nodes: Vec<String> = c.topo.nodes().iter().map(|n| n.ipv4.to_string()).collect();
     wait_until(&c, "both speakers established with the router", WAIT, || nodes.iter().all(|n| frr.established(n))).await;
 
     // externalTrafficPolicy Cluster: every node advertises, the router has
     // one path per node (ECMP) with the advertisement's community.
-    let web = bgp_vip(&c, 1);
+    let web = c.bgp_vip(1);
     c.create_service(&ServiceSpec::new("web", &[IpAddr::V4(web)]).endpoints_on(&[1])).await;
     let web_prefix = format!("{web}/32");
     wait_until(&c, "a path from each node", WAIT, || next_hops(&frr, "ipv4", &web_prefix) == nodes).await;
@@ -128,27 +93,39 @@ async fn native_mode_ecmp_from_every_eligible_node_and_changes_without_a_session
         assert_eq!(path["aspath"]["string"], NODE_ASN.to_string(), "eBGP AS_PATH {path}");
     }
     let sessions = established_counts(&c, &frr);
+    // Each advertising node keeps its own ServiceBGPStatus naming the peer.
+    c.wait_bgp_status("web", &[(1, &["router"]), (2, &["router"])]).await;
 
     // Local: only the node with a ready endpoint advertises.
-    let local = bgp_vip(&c, 2);
+    let local = c.bgp_vip(2);
     c.create_service(&ServiceSpec::new("local", &[IpAddr::V4(local)]).endpoints_on(&[2]).local()).await;
     let local_prefix = format!("{local}/32");
     wait_until(&c, "the Local Service only from node 2", WAIT, || next_hops(&frr, "ipv4", &local_prefix) == vec![nodes[1].clone()]).await;
+    c.wait_bgp_status("local", &[(2, &["router"])]).await;
 
     // A new pool with its own advertisement (aggregated to /31) and a
     // Service of it: the route appears, no session is reset.
-    bgp_pool(&c, "agg", 8, 2, false, "aggregationLength: 31").await;
-    let agg = bgp_vip(&c, 9);
+    c.bgp_pool("agg", 8, 2, false, "aggregationLength: 31").await;
+    let agg = c.bgp_vip(9);
     c.create_service(&ServiceSpec::new("agg", &[IpAddr::V4(agg)]).endpoints_on(&[1, 2])).await;
-    let agg_prefix = format!("{}/31", bgp_vip(&c, 8));
+    let agg_prefix = format!("{}/31", c.bgp_vip(8));
     wait_until(&c, "the aggregated route", WAIT, || next_hops(&frr, "ipv4", &agg_prefix) == nodes).await;
     assert!(frr.paths("ipv4", &format!("{agg}/32")).is_empty(), "only the aggregate is advertised");
+
+    // An advertisement limited to node 1 by nodeSelectors.
+    let pinned_ad = format!("nodeSelectors: [{{matchLabels: {{kubernetes.io/hostname: {}}}}}]", c.node_name(1));
+    c.bgp_pool("pinned", 11, 2, false, &pinned_ad).await;
+    let pinned = c.bgp_vip(11);
+    c.create_service(&ServiceSpec::new("pinned", &[IpAddr::V4(pinned)]).endpoints_on(&[1, 2])).await;
+    let pinned_prefix = format!("{pinned}/32");
+    wait_until(&c, "the pinned route from node 1 only", WAIT, || next_hops(&frr, "ipv4", &pinned_prefix) == vec![nodes[0].clone()]).await;
+    c.wait_bgp_status("pinned", &[(1, &["router"])]).await;
 
     // What the speaker says about it.
     let metrics = c.metrics(1);
     let peer_label = format!("peer=\"{router_v4}:179\"");
     assert!(metrics.lines().any(|l| l.starts_with("metallb_bgp_session_up") && l.contains(&peer_label) && l.ends_with(" 1")), "{metrics}");
-    assert!(metrics.lines().any(|l| l.starts_with("metallb_bgp_announced_prefixes_total") && l.contains(&peer_label) && l.ends_with(" 2")), "{metrics}");
+    assert!(metrics.lines().any(|l| l.starts_with("metallb_bgp_announced_prefixes_total") && l.contains(&peer_label) && l.ends_with(" 3")), "{metrics}");
     assert!(metrics.contains(&format!("metallb_speaker_announced{{service=\"{}/web\",protocol=\"bgp\"", c.ns)), "{metrics}");
     c.wait_event("web", "nodeAssigned", "with protocol \"bgp\"").await.expect("nodeAssigned event");
 
@@ -156,6 +133,7 @@ async fn native_mode_ecmp_from_every_eligible_node_and_changes_without_a_session
     let services: Api<Service> = Api::namespaced(c.admin.clone(), &c.ns);
     services.delete("web", &DeleteParams::default()).await.expect("delete web");
     wait_until(&c, "web's prefix withdrawn", WAIT, || frr.paths("ipv4", &web_prefix).is_empty()).await;
+    c.wait_bgp_status("web", &[]).await;
     assert_eq!(next_hops(&frr, "ipv4", &local_prefix), vec![nodes[1].clone()], "the other routes stay");
     assert_eq!(established_counts(&c, &frr), sessions, "no session was reset by the changes");
     c.shutdown().await;
@@ -189,8 +167,7 @@ async fn frr_mode_ipv6_ibgp_local_pref_large_communities_and_md5_from_a_secret()
     )
     .await
     .expect("secret");
-    bgp_pool(
-        &c,
+    c.bgp_pool(
         "dual",
         1,
         2,
@@ -198,13 +175,13 @@ async fn frr_mode_ipv6_ibgp_local_pref_large_communities_and_md5_from_a_secret()
         "localPref: 150, communities: [\"large:64512:7:9\", \"64512:200\"]",
     )
     .await;
-    bgp_peer(&c, "v4", &format!("myASN: {NODE_ASN}, peerASN: {ROUTER_ASN}, peerAddress: {}, passwordSecret: {{name: {secret}}}", r.ipv4)).await;
+    c.bgp_peer("v4", &format!("myASN: {NODE_ASN}, peerASN: {ROUTER_ASN}, peerAddress: {}, passwordSecret: {{name: {secret}}}", r.ipv4)).await;
     // localASN: the node presents the router's own AS to it, so iBGP.
-    bgp_peer(&c, "v6", &format!("myASN: {NODE_ASN}, localASN: {ROUTER_ASN}, peerASN: {ROUTER_ASN}, peerAddress: \"{}\"", r.ipv6)).await;
+    c.bgp_peer("v6", &format!("myASN: {NODE_ASN}, localASN: {ROUTER_ASN}, peerASN: {ROUTER_ASN}, peerAddress: \"{}\"", r.ipv6)).await;
     let (n4, n6) = (node.ipv4.to_string(), node.ipv6.to_string());
     wait_until(&c, "both sessions established (MD5 over IPv4)", WAIT, || frr.established(&n4) && frr.established(&n6)).await;
 
-    let (v4, v6) = (bgp_vip(&c, 1), bgp_vip6(&c, 1));
+    let (v4, v6) = (c.bgp_vip(1), c.bgp_vip6(1));
     c.create_service(&ServiceSpec::new("dual", &[IpAddr::V4(v4), IpAddr::V6(v6)]).endpoints_on(&[1])).await;
     let (p4, p6) = (format!("{v4}/32"), format!("{v6}/128"));
     wait_until(&c, "both prefixes in the RIB", WAIT, || !frr.paths("ipv4", &p4).is_empty() && !frr.paths("ipv6", &p6).is_empty()).await;
@@ -266,10 +243,10 @@ async fn bfd_down_takes_the_bgp_session_down_long_before_the_hold_timer() {
     )
     .await
     .expect("BFD profile");
-    bgp_pool(&c, "web", 1, 2, false, "aggregationLength: 32").await;
+    c.bgp_pool("web", 1, 2, false, "aggregationLength: 32").await;
     // FRR mode's default hold time (180 s) applies: only BFD can take the
     // session down within the wait below.
-    bgp_peer(&c, "router", &format!("myASN: {NODE_ASN}, peerASN: {ROUTER_ASN}, peerAddress: {r4}, bfdProfile: {}-fast", c.prefix)).await;
+    c.bgp_peer("router", &format!("myASN: {NODE_ASN}, peerASN: {ROUTER_ASN}, peerAddress: {r4}, bfdProfile: {}-fast", c.prefix)).await;
     let peer = format!("{r4}:179");
     wait_until(&c, "BGP established and BFD up", WAIT, || {
         frr.established(&n4) && c.metrics(1).lines().any(|l| l.starts_with("metallb_bfd_session_up{") && l.contains(&r4) && l.ends_with(" 1"))
@@ -281,10 +258,14 @@ async fn bfd_down_takes_the_bgp_session_down_long_before_the_hold_timer() {
     wait_until(&c, "the BGP session down through BFD", WAIT, || session_up(&c, 1, &peer) == Some(false)).await;
     eprintln!("BGP session down {:?} after the link went down (BFD detect time 300 ms)", down_at.elapsed());
     assert!(c.log(1).contains("BFD declared the path down"), "{}", c.logs());
+    let up = c.wait_peer_event("router", "sessionUp").await.expect("sessionUp event");
+    assert!(up.contains(&peer), "{up}");
+    let down = c.wait_peer_event("router", "sessionDown").await.expect("sessionDown event");
+    assert!(down.contains("went down"), "{down}");
     // The link comes back: BFD and BGP come back up, the route with them.
     c.topo.router().ns.set_link("eth0", true).expect("router link up");
-    let prefix = format!("{}/32", bgp_vip(&c, 1));
-    c.create_service(&ServiceSpec::new("web", &[IpAddr::V4(bgp_vip(&c, 1))]).endpoints_on(&[1])).await;
+    let prefix = format!("{}/32", c.bgp_vip(1));
+    c.create_service(&ServiceSpec::new("web", &[IpAddr::V4(c.bgp_vip(1))]).endpoints_on(&[1])).await;
     wait_until(&c, "session and route back after the link", Duration::from_secs(60), || {
         session_up(&c, 1, &peer) == Some(true) && !frr.paths("ipv4", &prefix).is_empty()
     })
@@ -296,13 +277,14 @@ async fn bfd_down_takes_the_bgp_session_down_long_before_the_hold_timer() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn graceful_restart_keeps_the_routes_through_a_speaker_restart() {
     let _serial = speaker_env::serial().await;
-    let mut c = Cluster::start_with_env("bgpd", 1, 3, &[("METALLB_BGP_TYPE", "frr")]).await;
+    // FRR-K8s mode: served by the same engine, in process.
+    let mut c = Cluster::start_with_env("bgpd", 1, 3, &[("METALLB_BGP_TYPE", "frr-k8s")]).await;
     let r4 = c.topo.router().ipv4.to_string();
     let n4 = c.topo.nodes()[0].ipv4.to_string();
     let frr = router(&c, "frr", "", " bgp graceful-restart\n");
-    bgp_pool(&c, "web", 1, 2, false, "aggregationLength: 32").await;
-    bgp_peer(&c, "router", &format!("myASN: {NODE_ASN}, peerASN: {ROUTER_ASN}, peerAddress: {r4}, enableGracefulRestart: true")).await;
-    let vip = bgp_vip(&c, 1);
+    c.bgp_pool("web", 1, 2, false, "aggregationLength: 32").await;
+    c.bgp_peer("router", &format!("myASN: {NODE_ASN}, peerASN: {ROUTER_ASN}, peerAddress: {r4}, enableGracefulRestart: true")).await;
+    let vip = c.bgp_vip(1);
     c.create_service(&ServiceSpec::new("web", &[IpAddr::V4(vip)]).endpoints_on(&[1])).await;
     let prefix = format!("{vip}/32");
     wait_until(&c, "the route in the RIB", WAIT, || frr.established(&n4) && !frr.paths("ipv4", &prefix).is_empty()).await;
@@ -340,7 +322,7 @@ async fn graceful_restart_keeps_the_routes_through_a_speaker_restart() {
         .delete(&format!("{}-router", c.prefix), &DeleteParams::default())
         .await
         .expect("delete peer");
-    bgp_peer(&c, "plain", &format!("myASN: {NODE_ASN}, peerASN: {ROUTER_ASN}, peerAddress: {r4}")).await;
+    c.bgp_peer("plain", &format!("myASN: {NODE_ASN}, peerASN: {ROUTER_ASN}, peerAddress: {r4}")).await;
     wait_until(&c, "the route back over a session without graceful restart", WAIT, || {
         frr.established(&n4) && !frr.paths("ipv4", &prefix).is_empty() && remote_gr(&frr) != "Restart"
     })
@@ -348,5 +330,107 @@ async fn graceful_restart_keeps_the_routes_through_a_speaker_restart() {
     c.stop_speaker(1);
     wait_until(&c, "the route withdrawn after a stop without graceful restart", Duration::from_secs(5), || frr.paths("ipv4", &prefix).is_empty()).await;
     drop(frr);
+    c.shutdown().await;
+}
+
+/// GoBGP's listening port: BIRD has 179 in the same router namespace.
+const GOBGP_PORT: u16 = 1790;
+/// GoBGP's own router addresses: in FRR mode two BGPPeers selecting one
+/// node may not share an address.
+const GOBGP_V4: &str = "198.51.100.2";
+const GOBGP_V6: &str = "2001:db8::2";
+
+/// BIRD and GoBGP in the router namespace, each with a passive eBGP
+/// neighbor per node and family.
+fn bird_and_gobgp(c: &Cluster) -> (Daemon, Daemon) {
+    let r = c.topo.router();
+    let mut bird = format!(
+        "log stderr all;\nrouter id {id};\nprotocol device {{ }}\n\
+         template bgp node {{ local as {ROUTER_ASN}; passive on; connect retry time 1; error wait time 1, 10; }}\n",
+        id = r.ipv4
+    );
+    let mut gobgp = format!("[global.config]\n  as = {ROUTER_ASN}\n  router-id = \"{}\"\n  port = {GOBGP_PORT}\n", r.ipv4);
+    for (i, node) in c.topo.nodes().iter().enumerate() {
+        for (family, addr) in [("ipv4", IpAddr::V4(node.ipv4)), ("ipv6", IpAddr::V6(node.ipv6))] {
+            bird.push_str(&format!(
+                "protocol bgp n{i}_{family} from node {{ neighbor {addr} as {NODE_ASN}; {family} {{ import all; export none; }}; }}\n"
+            ));
+            gobgp.push_str(&format!(
+                "\n[[neighbors]]\n  [neighbors.config]\n    neighbor-address = \"{addr}\"\n    peer-as = {NODE_ASN}\n\
+                 [neighbors.transport.config]\n    passive-mode = true\n\
+                 [[neighbors.afi-safis]]\n    [neighbors.afi-safis.config]\n      afi-safi-name = \"{family}-unicast\"\n"
+            ));
+        }
+    }
+    (Daemon::bird(&r.ns, &format!("{}-bird", c.prefix), &bird), Daemon::gobgpd(&r.ns, &format!("{}-gobgp", c.prefix), &gobgp))
+}
+
+/// The next hops BIRD holds for `prefix` (one route per neighbor).
+fn bird_next_hops(bird: &Daemon, prefix: &str) -> Vec<String> {
+    let text = bird.birdc(&format!("show route all for {prefix}"));
+    let mut hops: Vec<String> = text
+        .lines()
+        .filter_map(|l| l.trim().strip_prefix("BGP.next_hop:"))
+        .filter_map(|h| h.split_whitespace().next().map(str::to_string))
+        .collect();
+    hops.sort();
+    hops
+}
+
+/// The neighbors GoBGP has a path of `prefix` from.
+fn gobgp_sources(gobgp: &Daemon, afi: &str, prefix: &str) -> Vec<String> {
+    let rib = gobgp.gobgp(&format!("global rib -a {afi}"));
+    let mut sources: Vec<String> = rib
+        .get(prefix)
+        .and_then(|paths| paths.as_array())
+        .map(|paths| paths.iter().filter_map(|p| p["neighbor-ip"].as_str().map(str::to_string)).collect())
+        .unwrap_or_default();
+    sources.sort();
+    sources
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bird_and_gobgp_receive_every_node_over_ipv4_and_ipv6() {
+    let _serial = speaker_env::serial().await;
+    let c = Cluster::start_with_env("bgpe", 2, 4, &[("METALLB_BGP_TYPE", "frr")]).await;
+    let r = c.topo.router();
+    r.ns.add_address("eth0", GOBGP_V4.parse().expect("ip"), 24).expect("GoBGP's IPv4 address");
+    r.ns.add_address("eth0", GOBGP_V6.parse().expect("ip"), 64).expect("GoBGP's IPv6 address");
+    let (bird, gobgp) = bird_and_gobgp(&c);
+    c.bgp_pool("dual", 1, 2, true, "communities: [\"64512:300\", \"large:64512:3:4\"]").await;
+    for (name, bird_addr, gobgp_addr) in [("v4", r.ipv4.to_string(), GOBGP_V4), ("v6", r.ipv6.to_string(), GOBGP_V6)] {
+        let peer = |addr: &str| format!("myASN: {NODE_ASN}, peerASN: {ROUTER_ASN}, peerAddress: \"{addr}\"");
+        c.bgp_peer(&format!("bird-{name}"), &peer(&bird_addr)).await;
+        c.bgp_peer(&format!("gobgp-{name}"), &format!("{}, peerPort: {GOBGP_PORT}", peer(gobgp_addr))).await;
+    }
+    let (v4, v6) = (c.bgp_vip(1), c.bgp_vip6(1));
+    c.create_service(&ServiceSpec::new("dual", &[IpAddr::V4(v4), IpAddr::V6(v6)]).endpoints_on(&[1])).await;
+    let (p4, p6) = (format!("{v4}/32"), format!("{v6}/128"));
+    let mut nodes4: Vec<String> = c.topo.nodes().iter().map(|n| n.ipv4.to_string()).collect();
+    let mut nodes6: Vec<String> = c.topo.nodes().iter().map(|n| n.ipv6.to_string()).collect();
+    nodes4.sort();
+    nodes6.sort();
+    wait_until(&c, "BIRD holds both prefixes from both nodes", WAIT, || {
+        bird_next_hops(&bird, &p4) == nodes4 && bird_next_hops(&bird, &p6) == nodes6
+    })
+    .await;
+    wait_until(&c, "GoBGP holds both prefixes from both nodes", WAIT, || {
+        gobgp_sources(&gobgp, "ipv4", &p4) == nodes4 && gobgp_sources(&gobgp, "ipv6", &p6) == nodes6
+    })
+    .await;
+    let route = bird.birdc(&format!("show route all for {p6}"));
+    assert!(route.contains("(64512,300)"), "standard community at BIRD: {route}");
+    assert!(route.contains("(64512, 3, 4)"), "large community at BIRD: {route}");
+    c.wait_bgp_status("dual", &[(1, &["bird-v4", "bird-v6", "gobgp-v4", "gobgp-v6"]), (2, &["bird-v4", "bird-v6", "gobgp-v4", "gobgp-v6"])]).await;
+
+    Api::<Service>::namespaced(c.admin.clone(), &c.ns).delete("dual", &DeleteParams::default()).await.expect("delete");
+    wait_until(&c, "both routers withdraw both prefixes", WAIT, || {
+        bird_next_hops(&bird, &p4).is_empty()
+            && bird_next_hops(&bird, &p6).is_empty()
+            && gobgp_sources(&gobgp, "ipv4", &p4).is_empty()
+            && gobgp_sources(&gobgp, "ipv6", &p6).is_empty()
+    })
+    .await;
+    drop((bird, gobgp));
     c.shutdown().await;
 }

@@ -2,7 +2,8 @@
 //! written by the real `ferrolb speaker` against the real API server: Valid
 //! after a load, Invalid naming the offending pool while the speaker keeps
 //! announcing on its previous configuration, Valid again once fixed, and
-//! rewritten when deleted or edited by hand.
+//! rewritten when deleted or edited by hand; Invalid while a `bgpextras`
+//! ConfigMap holds raw FRR configuration, with everything else applied.
 //!
 //! Needs root, iproute2, arping and python3 (scripts/test.sh installs them).
 
@@ -116,6 +117,29 @@ async fn speaker_reports_its_configuration_verdict_in_its_configuration_state() 
     wait_metric(&c, "metallb_k8s_client_config_stale_bool 0").await;
     wait_metric(&c, "metallb_k8s_client_config_loaded_bool 1").await;
     assert_eq!(c.wait_single_arp_owner(v4, WAIT).await, 1);
+
+    // Raw FRR configuration in the bgpextras ConfigMap cannot be honoured:
+    // the state says so, and the rest of the configuration still applies.
+    apply_yaml(
+        &c.admin,
+        &format!("apiVersion: v1\nkind: ConfigMap\nmetadata: {{name: bgpextras, namespace: {METALLB_NS}}}\ndata: {{extras: \"router bgp 64512\\n\"}}\n"),
+    )
+    .await
+    .expect("bgpextras");
+    let extras = wait_state(&c, &api, &name, "Invalid for bgpextras", |cs| {
+        cs.status.as_ref().is_some_and(|s| s.result == Some(ConfigurationResult::Invalid) && s.error_summary.contains("bgpextras"))
+    })
+    .await;
+    assert!(extras.status.expect("status").error_summary.contains("cannot honour"));
+    wait_metric(&c, "metallb_k8s_client_config_stale_bool 0").await;
+    let v4b = c.vip(1);
+    c.create_service(&ServiceSpec::new("after-extras", &[IpAddr::V4(v4b)]).endpoints_on(&[1])).await;
+    assert_eq!(c.wait_single_arp_owner(v4b, WAIT).await, 1, "new Services are still announced");
+    Api::<k8s_openapi::api::core::v1::ConfigMap>::namespaced(c.admin.clone(), METALLB_NS)
+        .delete("bgpextras", &DeleteParams::default())
+        .await
+        .expect("delete bgpextras");
+    wait_state(&c, &api, &name, "Valid without bgpextras", |cs| result(cs) == Some(ConfigurationResult::Valid)).await;
 
     c.shutdown().await;
     api.delete(&name, &DeleteParams::default()).await.expect("delete ConfigurationState");

@@ -1,7 +1,7 @@
 //! Replay tests: each `tests/replay/NAME.in` is a timed script run on the
 //! simulator (no loss, fixed seed, so the run is deterministic) and the
 //! membership changes and views it produces must equal `NAME.out` line for
-//! line. `BLESS=1 cargo test --test replay` rewrites the .out files; a
+//! line. `FERROLB_UPDATE_REPLAY=1 cargo test --test replay` rewrites the .out files; a
 //! rewritten file is read and checked by hand before it is committed.
 //!
 //! Script lines (times in ms, nodes by index; `#` starts a comment):
@@ -130,24 +130,5 @@ fn short(msg: &Message) -> String {
 
 #[test]
 fn replays() {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/replay");
-    let bless = std::env::var_os("BLESS").is_some();
-    let mut inputs: Vec<_> = std::fs::read_dir(&dir).unwrap().filter_map(|e| e.ok()).map(|e| e.path()).collect();
-    inputs.retain(|p| p.extension().is_some_and(|x| x == "in"));
-    inputs.sort();
-    assert!(inputs.len() >= 7, "replay scripts missing in {}", dir.display());
-    let mut failures = Vec::new();
-    for input in inputs {
-        let got = run(&std::fs::read_to_string(&input).unwrap()).unwrap_or_else(|e| panic!("{}: {e}", input.display()));
-        let expected_path = input.with_extension("out");
-        if bless {
-            std::fs::write(&expected_path, &got).unwrap();
-            continue;
-        }
-        let want = std::fs::read_to_string(&expected_path).unwrap_or_default();
-        if got != want {
-            failures.push(format!("{}:\n--- want\n{want}--- got\n{got}", input.display()));
-        }
-    }
-    assert!(failures.is_empty(), "{}", failures.join("\n"));
+    ferrolb_test_harness::golden::check_dir(&Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/replay"), 7, run);
 }

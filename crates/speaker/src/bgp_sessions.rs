@@ -317,6 +317,11 @@ impl BgpSessions {
         }
     }
 
+    /// The addresses of the Services this node advertises.
+    pub fn advertised_ips(&self) -> impl Iterator<Item = &IpAddr> {
+        self.advertised.values().flatten()
+    }
+
     /// Every session closed: without a NOTIFICATION where graceful restart
     /// is on, so the routers keep the routes while this speaker restarts.
     pub async fn shutdown(self) {

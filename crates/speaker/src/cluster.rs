@@ -5,8 +5,6 @@ use std::sync::{Arc, Mutex};
 
 use ferrolb_allocator::ServiceKey;
 use ferrolb_api::annotations::{ALLOW_SHARED_IP, ALLOW_SHARED_IP_DEPRECATED};
-use ferrolb_api::labels;
-use ferrolb_api::v1beta1::ServiceL2Status;
 use k8s_openapi::api::core::v1::{Node, Service};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 use kube::ResourceExt;
@@ -109,27 +107,6 @@ pub fn node_facts(node: &Node) -> Option<NodeState> {
         .and_then(|s| s.conditions.as_ref())
         .is_some_and(|conds| conds.iter().any(|c| c.type_ == "NetworkUnavailable" && c.status == "True"));
     Some(NodeState { labels: node.labels().clone(), network_unavailable })
-}
-
-/// One ServiceL2Status: who announces which Service.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct L2StatusFacts {
-    pub name: String,
-    /// The `metallb.io/node` label (the writer).
-    pub node: String,
-    pub service: ServiceKey,
-    pub interfaces: Vec<String>,
-}
-
-pub fn l2_status_facts(obj: &ServiceL2Status) -> Option<L2StatusFacts> {
-    let l = obj.labels();
-    let status = obj.status.clone().unwrap_or_default();
-    Some(L2StatusFacts {
-        name: obj.name_any(),
-        node: l.get(labels::NODE)?.clone(),
-        service: ServiceKey::new(l.get(labels::SERVICE_NAMESPACE)?.clone(), l.get(labels::SERVICE_NAME)?.clone()),
-        interfaces: status.interfaces.into_iter().map(|i| i.name).collect(),
-    })
 }
 
 #[cfg(test)]

@@ -5,7 +5,8 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use ferrolb_allocator::ServiceKey;
 
-use crate::cluster::{L2StatusFacts, SliceFacts};
+use crate::cluster::SliceFacts;
+use crate::svcstatus::StatusFacts;
 use crate::watch::ObjectKey;
 use crate::decide::{Endpoint, MemberNetworks, ServiceState};
 
@@ -46,7 +47,7 @@ pub fn services<'a>(
 /// objects. When several exist (a hand-over in progress) the live writer
 /// wins, and among live writers the smallest name, so every speaker reads the
 /// same owner from the same objects.
-pub fn sticky<'a>(statuses: impl IntoIterator<Item = &'a L2StatusFacts>, live: Option<&BTreeMap<String, MemberNetworks>>) -> BTreeMap<ServiceKey, String> {
+pub fn sticky<'a>(statuses: impl IntoIterator<Item = &'a StatusFacts>, live: Option<&BTreeMap<String, MemberNetworks>>) -> BTreeMap<ServiceKey, String> {
     let mut out: BTreeMap<ServiceKey, String> = BTreeMap::new();
     for s in statuses {
         if live.is_some_and(|l| !l.contains_key(&s.node)) {
@@ -66,8 +67,8 @@ pub fn sticky<'a>(statuses: impl IntoIterator<Item = &'a L2StatusFacts>, live: O
 mod tests {
     use super::*;
 
-    fn status(node: &str, svc: &str) -> L2StatusFacts {
-        L2StatusFacts { name: format!("l2-{node}"), node: node.into(), service: ServiceKey::new("d", svc), interfaces: vec![] }
+    fn status(node: &str, svc: &str) -> StatusFacts {
+        StatusFacts { name: format!("l2-{node}"), node: node.into(), service: ServiceKey::new("d", svc), items: vec![] }
     }
 
     #[test]

@@ -9,11 +9,12 @@ pub mod config_load;
 pub mod decide;
 pub mod error;
 pub mod inputs;
-pub mod l2status;
 pub mod metrics;
 pub mod netmeta;
 pub mod options;
 pub mod passes;
+mod status_sync;
+pub mod svcstatus;
 pub mod watch;
 
 mod runner;

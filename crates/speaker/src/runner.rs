@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use ferrolb_allocator::ServiceKey;
 use ferrolb_api::v1beta1::{
-    BFDProfile, BGPAdvertisement, Community, ConfigurationState, IPAddressPool, L2Advertisement, ServiceL2Status,
+    BFDProfile, BGPAdvertisement, Community, ConfigurationState, IPAddressPool, L2Advertisement, ServiceBGPStatus, ServiceL2Status,
 };
 use ferrolb_api::v1beta2::BGPPeer;
 use ferrolb_config::assemble::{BgpMode, Config};
@@ -23,11 +23,8 @@ use ferrolb_runtime::config_state::{ConfigStateWriter, Identity, Verdict};
 use ferrolb_runtime::events::{EventCounters, EventSpec, EventType, Recorder, RecorderConfig};
 use ferrolb_runtime::http_server::{self, Endpoints, Health};
 use ferrolb_runtime::retry::{backoff, sleep_until};
-use ferrolb_runtime::status::StatusWriter;
-use futures::FutureExt;
-use k8s_openapi::api::core::v1::{Namespace, Node, ObjectReference, Pod, Secret, Service};
+use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Node, ObjectReference, Pod, Secret, Service};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
 use kube::api::{Api, ListParams};
 use kube::runtime::watcher;
 use kube::Client;
@@ -38,12 +35,13 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use crate::bgp_sessions::{self, BgpSessions};
-use crate::cluster::{self, L2StatusFacts};
+use crate::cluster;
 use crate::config_load::{self, ConfigSources};
 use crate::decide::bgp::{BgpInput, decide_bgp};
 use crate::decide::{self, DecideInput, Decision, InterfaceScope, MemberNetworks};
 use crate::error::SpeakerError;
-use crate::l2status::{self, L2StatusOp};
+use crate::status_sync::StatusSync;
+use crate::svcstatus::{self, StatusFacts};
 use crate::metrics::{AnnouncedLabels, SpeakerMetrics};
 use crate::options::{ML_SECRET_KEY_FILE, SpeakerOptions};
 use crate::passes::PassSchedule;
@@ -56,17 +54,12 @@ const PROTOCOL_L2: &str = "layer2";
 const DISCOVERY_INTERVAL: Duration = Duration::from_secs(60);
 /// How long a graceful stop waits for the detector's goodbye to go out.
 const LEAVE_TIMEOUT: Duration = Duration::from_secs(1);
-/// ServiceL2Status requests in flight at once. Each holds a connection to the
-/// API server: unbounded, a burst of 1,000 Services opened 1,000 TLS
-/// connections and ~50 MiB (docs/benchmarks-speaker.md).
-const MAX_STATUS_WRITES: usize = 8;
-/// Retry spacing of a failed ServiceL2Status request.
-const STATUS_RETRY_BASE: Duration = Duration::from_millis(500);
-const STATUS_RETRY_MAX: Duration = Duration::from_secs(30);
-
 /// Retry spacing of a configuration refused by the safety check (speaker.md §1.2 step 1).
 const CONFIG_RETRY_BASE: Duration = Duration::from_millis(500);
 const CONFIG_RETRY_MAX: Duration = Duration::from_secs(30);
+/// MetalLB's ConfigMap of raw FRR configuration (crds.md §11), and its key.
+const BGP_EXTRAS: &str = "bgpextras";
+const BGP_EXTRAS_KEY: &str = "extras";
 /// `ConfigurationState` message when a valid configuration could not be
 /// applied (crds.md §9: MetalLB's words; the log says which addresses).
 const SYNC_STATE_ERROR: &str = "general handler sync state error";
@@ -160,6 +153,7 @@ pub async fn run(opts: SpeakerOptions, shutdown: CancellationToken) -> Result<()
     ready.store(true, Ordering::Relaxed);
     tracing::info!("caches synced, announcing");
 
+    let metrics_errors = metrics.k8s.update_errors.clone();
     let bgp = BgpSessions::start(&node, &namespace, metrics.clone(), recorder.clone(), bfd)
         .map_err(|e| SpeakerError::Startup(format!("starting the BGP engine: {e}")))?;
     let owner = ferrolb_runtime::owner::pod_owner(&client, &namespace, opts.pod_name.as_deref()).await;
@@ -182,11 +176,8 @@ pub async fn run(opts: SpeakerOptions, shutdown: CancellationToken) -> Result<()
         addresses: BTreeMap::new(),
         ip_owners: BTreeMap::new(),
         strict_arp: None,
-        status_writer: l2_status_writer(&client, &namespace, &node, owner),
-        status_wanted: BTreeMap::new(),
-        status_submitted: BTreeSet::new(),
-        status_failures: BTreeMap::new(),
-        unseen: l2status::Unseen::default(),
+        l2_status: StatusSync::new(&client, &namespace, &node, owner.clone(), metrics_errors.clone()),
+        bgp_status: StatusSync::new(&client, &namespace, &node, owner, metrics_errors),
     };
     let mut config_dirty = true;
     let mut strict_arp_tick = tokio::time::interval(Duration::from_secs(60));
@@ -235,7 +226,8 @@ pub async fn run(opts: SpeakerOptions, shutdown: CancellationToken) -> Result<()
                     m.set_seeds(listed);
                 }
             }
-            (service, results) = speaker.status_writer.next() => speaker.status_written(&caches, service, results),
+            (service, results) = speaker.l2_status.next() => speaker.l2_status.written(&caches.l2_statuses, service, results),
+            (service, results) = speaker.bgp_status.next() => speaker.bgp_status.written(&caches.bgp_statuses, service, results),
             result = speaker.config_state.next() => {
                 speaker.config_state.finished(result, Instant::now());
                 speaker.config_state.flush(caches.own_state(&namespace, speaker.config_state.name()).as_ref());
@@ -290,9 +282,12 @@ async fn serve_http(
 struct Caches {
     services: watches::Projected<decide::ServiceState>,
     slices: watches::Projected<cluster::SliceFacts>,
-    statuses: watches::Projected<L2StatusFacts>,
+    l2_statuses: watches::Projected<StatusFacts>,
+    bgp_statuses: watches::Projected<StatusFacts>,
     /// This speaker's own ConfigurationState, so a deleted or edited one is rewritten.
     own_state: watches::Projected<ConfigurationState>,
+    /// The `extras` text of the `bgpextras` ConfigMap (raw FRR configuration).
+    bgp_extras: watches::Projected<String>,
     config: ConfigSources,
 }
 
@@ -317,12 +312,20 @@ impl Caches {
                 let names = cluster::NodeNames::default();
                 watches::spawn(tasks, "endpointslices", Api::<EndpointSlice>::all(c.clone()), all.clone(), move |s| cluster::slice_facts(s, &names), changed.clone())
             },
-            statuses: watches::spawn(
+            l2_statuses: watches::spawn(
                 tasks,
                 "servicel2statuses",
                 Api::<ServiceL2Status>::namespaced(c.clone(), &n),
                 all.clone(),
-                cluster::l2_status_facts,
+                svcstatus::facts::<ServiceL2Status>,
+                changed.clone(),
+            ),
+            bgp_statuses: watches::spawn(
+                tasks,
+                "servicebgpstatuses",
+                Api::<ServiceBGPStatus>::namespaced(c.clone(), &n),
+                all.clone(),
+                svcstatus::facts::<ServiceBGPStatus>,
                 changed.clone(),
             ),
             own_state: watches::spawn(
@@ -332,6 +335,14 @@ impl Caches {
                 watcher::Config::default().fields(&format!("metadata.name={own_state}")),
                 config_load::whole,
                 changed.clone(),
+            ),
+            bgp_extras: watches::spawn(
+                tasks,
+                "configmaps",
+                Api::<ConfigMap>::namespaced(c.clone(), &n),
+                watcher::Config::default().fields(&format!("metadata.name={BGP_EXTRAS}")),
+                |cm: &ConfigMap| Some(cm.data.as_ref().and_then(|d| d.get(BGP_EXTRAS_KEY)).cloned().unwrap_or_default()),
+                config_changed.clone(),
             ),
             config: ConfigSources {
                 pools: watches::spawn(tasks, "ipaddresspools", Api::<IPAddressPool>::namespaced(c.clone(), &n), all.clone(), config_load::whole, config_changed.clone()),
@@ -350,13 +361,20 @@ impl Caches {
     async fn synced(&self) {
         self.services.synced().await;
         self.slices.synced().await;
-        self.statuses.synced().await;
+        self.l2_statuses.synced().await;
+        self.bgp_statuses.synced().await;
         self.own_state.synced().await;
+        self.bgp_extras.synced().await;
         self.config.synced().await;
     }
 
     fn own_state(&self, namespace: &str, name: &str) -> Option<ConfigurationState> {
         self.own_state.get(&(namespace.to_string(), name.to_string()))
+    }
+
+    /// The raw FRR text of the `bgpextras` ConfigMap, when it has any.
+    fn bgp_extras(&self) -> Option<String> {
+        self.bgp_extras.values().into_iter().find(|text| !text.trim().is_empty())
     }
 }
 
@@ -384,17 +402,9 @@ struct Speaker {
     /// Services per announced address, for reports about an address.
     ip_owners: BTreeMap<IpAddr, Vec<ServiceKey>>,
     strict_arp: Option<String>,
-    /// ServiceL2Status requests, per Service, a few in flight at once.
-    status_writer: L2StatusWriter,
-    /// The interfaces of each Service this node announces, as its
-    /// ServiceL2Status should show them (from the last decision).
-    status_wanted: BTreeMap<ServiceKey, Vec<String>>,
-    /// Services whose requests were handed to the writer by the last plan.
-    status_submitted: BTreeSet<ServiceKey>,
-    /// Failed attempts in a row per Service, for the retry delay; dropped on
-    /// success and when the Service needs no request any more.
-    status_failures: BTreeMap<ServiceKey, u32>,
-    unseen: l2status::Unseen,
+    /// ServiceL2Status and ServiceBGPStatus objects of this node.
+    l2_status: StatusSync<ServiceL2Status>,
+    bgp_status: StatusSync<ServiceBGPStatus>,
 }
 
 impl Speaker {
@@ -404,7 +414,7 @@ impl Speaker {
         self.metrics.k8s.updates.inc();
         match caches.config.build(self.mode, &self.namespace, self.secret_passthrough) {
             Ok(config) => {
-                let stranded = config_load::stranded(&config, self.addresses.keys());
+                let stranded = config_load::stranded(&config, self.addresses.keys().chain(self.bgp.advertised_ips()));
                 if !stranded.is_empty() {
                     self.config_refusals = self.config_refusals.saturating_add(1);
                     let delay = backoff(CONFIG_RETRY_BASE, CONFIG_RETRY_MAX, self.config_refusals);
@@ -422,7 +432,20 @@ impl Speaker {
                 }
                 self.config = Some(config);
                 self.metrics.k8s.applied();
-                self.config_state.set(Verdict::Valid);
+                match caches.bgp_extras() {
+                    // MetalLB's FRR mode appends it to frr.conf. There is no
+                    // FRR here to read it: say so, and apply everything else.
+                    Some(text) => {
+                        let message = format!(
+                            "ConfigMap {}/{BGP_EXTRAS} holds raw FRR configuration ({} bytes), which ferrolb cannot honour: it speaks BGP in-process, without FRR; the rest of the configuration is applied",
+                            self.namespace,
+                            text.len()
+                        );
+                        tracing::error!(configmap = BGP_EXTRAS, bytes = text.len(), "{message}");
+                        self.config_state.set(Verdict::Invalid(message));
+                    }
+                    None => self.config_state.set(Verdict::Valid),
+                }
             }
             Err(errors) => {
                 // Not retried: only a change of the objects can fix it.
@@ -443,8 +466,8 @@ impl Speaker {
         let nodes: BTreeMap<String, decide::NodeState> =
             caches.config.nodes.read(|m| m.iter().map(|((_, name), (_, st))| (name.clone(), st.clone())).collect());
         let now = std::time::Instant::now();
-        let unseen = &mut self.unseen;
-        let sticky = caches.statuses.read(|m| {
+        let unseen = &mut self.l2_status.unseen;
+        let sticky = caches.l2_statuses.read(|m| {
             unseen.settle(m.values(), now);
             inputs::sticky(unseen.effective(m.values()), live)
         });
@@ -469,6 +492,8 @@ impl Speaker {
         });
         let secrets = caches.config.secrets.read(|m| bgp_sessions::referenced_secrets(config, m.values()));
         self.bgp.apply(&bgp, config, ifaces, &secrets);
+        let peers = bgp.status_peers().into_iter().map(|(k, peers)| (k.clone(), peers.iter().cloned().collect())).collect();
+        self.bgp_status.plan(peers, &caches.bgp_statuses);
         self.apply_announcements(&decision, &by_key, ifaces);
         self.plan_statuses(&decision, caches);
     }
@@ -548,11 +573,9 @@ impl Speaker {
         self.ip_owners = ip_owners;
     }
 
-    /// Hands the writer what makes the ServiceL2Status objects agree with
-    /// `decision`. A Service with a request in flight is planned again when
-    /// the request returns ([`Self::status_written`]), from what it did.
+    /// Makes the ServiceL2Status objects agree with `decision`.
     fn plan_statuses(&mut self, decision: &Decision, caches: &Caches) {
-        self.status_wanted = decision
+        let wanted = decision
             .layer2
             .iter()
             .map(|(key, a)| {
@@ -563,56 +586,7 @@ impl Speaker {
                 (key.clone(), names)
             })
             .collect();
-        let (node, unseen, wanted) = (&self.node, &self.unseen, &self.status_wanted);
-        let plan = caches.statuses.read(|m| l2status::plan(node, wanted, unseen.effective(m.values())));
-        let submitted: BTreeSet<ServiceKey> = plan.keys().cloned().collect();
-        for stale in self.status_submitted.difference(&submitted) {
-            self.status_writer.cancel(stale);
-            self.status_failures.remove(stale);
-        }
-        for (service, ops) in plan {
-            if !self.status_writer.in_flight(&service) {
-                self.status_writer.submit(service, ops);
-            }
-        }
-        self.status_submitted = submitted;
-    }
-
-    /// A Service's requests returned: remember what they did until the
-    /// watch shows it, and plan that Service again (a failure is retried
-    /// after a growing delay).
-    fn status_written(&mut self, caches: &Caches, service: ServiceKey, results: Vec<(L2StatusOp, Result<Option<String>, kube::Error>)>) {
-        let now = Instant::now();
-        let mut failed = false;
-        for (op, result) in results {
-            match result {
-                Ok(created) => self.unseen.record(&self.node, &op, created, now.into_std()),
-                Err(error) => {
-                    failed = true;
-                    self.metrics.k8s.update_errors.inc();
-                    tracing::warn!(service = %service, ?op, %error, "ServiceL2Status write failed; will retry");
-                }
-            }
-        }
-        if failed {
-            let attempts = self.status_failures.entry(service.clone()).or_default();
-            *attempts = attempts.saturating_add(1);
-            self.status_writer.hold(&service, now + backoff(STATUS_RETRY_BASE, STATUS_RETRY_MAX, *attempts));
-        } else {
-            self.status_failures.remove(&service);
-        }
-        let (node, unseen) = (&self.node, &self.unseen);
-        let ops = caches.statuses.read(|m| {
-            let objects: Vec<&L2StatusFacts> = unseen.effective(m.values()).into_iter().filter(|f| f.service == service).collect();
-            l2status::plan_service(node, &service, self.status_wanted.get(&service).map(Vec::as_slice), &objects)
-        });
-        if ops.is_empty() {
-            self.status_submitted.remove(&service);
-            self.status_failures.remove(&service);
-        } else {
-            self.status_writer.submit(service.clone(), ops);
-            self.status_submitted.insert(service);
-        }
+        self.l2_status.plan(wanted, &caches.l2_statuses);
     }
 
     fn report(&mut self, report: L2Report) {
@@ -658,27 +632,6 @@ impl Speaker {
     fn event(&self, svc: &decide::ServiceState, type_: EventType, reason: &str, message: String) {
         self.recorder.record(&service_reference(&svc.key), EventSpec { type_, reason: reason.into(), message });
     }
-}
-
-type L2StatusResults = Vec<(L2StatusOp, Result<Option<String>, kube::Error>)>;
-type L2StatusWriter = StatusWriter<ServiceKey, Vec<L2StatusOp>, L2StatusResults>;
-
-/// Carries out a Service's requests in order, at most [`MAX_STATUS_WRITES`]
-/// Services at a time.
-fn l2_status_writer(client: &Client, namespace: &str, node: &str, owner: Option<OwnerReference>) -> L2StatusWriter {
-    let (client, namespace, node) = (client.clone(), namespace.to_string(), node.to_string());
-    StatusWriter::new(MAX_STATUS_WRITES, move |_, ops: Vec<L2StatusOp>| {
-        let (client, namespace, node, owner) = (client.clone(), namespace.clone(), node.clone(), owner.clone());
-        async move {
-            let mut results = Vec::with_capacity(ops.len());
-            for op in ops {
-                let result = l2status::apply(&client, &namespace, &node, owner.as_ref(), &op).await;
-                results.push((op, result));
-            }
-            results
-        }
-        .boxed()
-    })
 }
 
 pub(crate) fn service_reference(key: &ServiceKey) -> ObjectReference {

@@ -28,13 +28,13 @@ mod arp;
 mod binary;
 mod error;
 mod fixture;
-pub mod frr;
 pub mod golden;
 pub mod identity;
 pub mod kubelet;
 pub mod netns;
 pub mod probe;
 pub mod relay;
+pub mod routers;
 mod resources;
 mod wait;
 

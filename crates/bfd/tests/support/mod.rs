@@ -14,7 +14,7 @@ use std::net::IpAddr;
 use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
-use ferrolb_test_harness::{frr, netns};
+use ferrolb_test_harness::{netns, routers};
 
 use ferrolb_bfd::{Bfd, BfdError, Hop, Profile, SessionConfig, SessionStatus};
 use tokio::sync::watch;
@@ -23,7 +23,7 @@ pub const ROUTER4: &str = "198.51.100.1";
 pub const NODE4: &str = "198.51.100.11";
 pub const ROUTER6: &str = "2001:db8::1";
 pub const NODE6: &str = "2001:db8::11";
-pub use frr::BFDD;
+pub use routers::BFDD;
 
 fn run(args: &[&str]) -> Output {
     Command::new(args[0]).args(&args[1..]).output().unwrap_or_else(|e| panic!("{args:?}: {e}"))
@@ -135,14 +135,14 @@ pub fn wait_for(what: &str, limit: Duration, mut ok: impl FnMut() -> bool) {
 }
 
 /// FRR's bfdd alone in the router namespace with static sessions
-/// (the harness's `frr::Daemon::bfdd`).
-pub struct Bfdd(frr::Daemon);
+/// (the harness's `routers::Daemon::bfdd`).
+pub struct Bfdd(routers::Daemon);
 
 impl Bfdd {
     /// `peers`: (peer, local-address, extra lines such as `passive-mode`).
     pub fn start(ns: &str, tag: &str, peers: &[(&str, &str, &str)], interval_ms: u32) -> Bfdd {
         need_bfdd();
-        Bfdd(frr::Daemon::bfdd(&netns::NetNs::named(ns), &format!("bfdd-{tag}"), peers, interval_ms))
+        Bfdd(routers::Daemon::bfdd(&netns::NetNs::named(ns), &format!("bfdd-{tag}"), peers, interval_ms))
     }
 
     pub fn vtysh(&self, commands: &[&str]) -> String {

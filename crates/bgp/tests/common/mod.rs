@@ -4,8 +4,6 @@
 //! also when a test fails. A missing daemon fails the test.
 #![allow(dead_code)]
 
-pub mod daemons;
-pub mod frr;
 
 use std::path::PathBuf;
 use std::process::{Command, Output};
@@ -14,6 +12,8 @@ use std::time::{Duration, Instant};
 
 use ferrolb_bgp::session::PeerAsn;
 use ferrolb_bgp::speaker::{PeerConfig, Speaker};
+use ferrolb_test_harness::netns::NetNs;
+pub use ferrolb_test_harness::routers::Daemon;
 
 pub const ROUTER_V4: &str = "198.51.100.1";
 pub const NODE_V4: &str = "198.51.100.11";
@@ -91,6 +91,24 @@ impl Topology {
 
     pub fn path(&self, name: &str) -> PathBuf {
         self.dir.path().join(name)
+    }
+
+    /// A routing daemon's tag, unique to this topology.
+    fn tag(&self, name: &str) -> String {
+        format!("{}-{name}", self.router)
+    }
+
+    /// FRR bgpd in the router namespace (the harness's recipe).
+    pub fn bgpd(&self, name: &str, conf: &str) -> Daemon {
+        Daemon::bgpd(&NetNs::named(&self.router), &self.tag(name), conf)
+    }
+
+    pub fn bird(&self, conf: &str) -> Daemon {
+        Daemon::bird(&NetNs::named(&self.router), &self.tag("bird"), conf)
+    }
+
+    pub fn gobgpd(&self, conf: &str) -> Daemon {
+        Daemon::gobgpd(&NetNs::named(&self.router), &self.tag("gobgp"), conf)
     }
 
     pub fn router_link(&self, up: bool) {

@@ -18,7 +18,7 @@ use std::path::PathBuf;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use ferrolb_api::v1beta1::{BFDProfile, BGPAdvertisement, IPAddressPool, L2Advertisement, ServiceL2Status};
+use ferrolb_api::v1beta1::{BFDProfile, BGPAdvertisement, IPAddressPool, L2Advertisement, ServiceBGPStatus, ServiceL2Status};
 use ferrolb_api::v1beta2::BGPPeer;
 use ferrolb_test_harness::identity::{self, Identity};
 use ferrolb_test_harness::kubelet::{self, EndpointOnNode};
@@ -157,6 +157,70 @@ impl Cluster {
     /// This cluster's address block (see [`Cluster::start`]).
     pub fn slot(&self) -> u8 {
         self.slot
+    }
+
+    /// This cluster's BGP addresses: one /28 and one /124 per slot, apart from
+    /// the layer 2 pools of speaker_env.
+    pub fn bgp_vip(&self, i: u8) -> Ipv4Addr {
+        Ipv4Addr::new(203, 0, 113, 16 * self.slot + i)
+    }
+
+    pub fn bgp_vip6(&self, i: u16) -> Ipv6Addr {
+        Ipv6Addr::new(0x2001, 0xdb8, 0xb0, 0, 0, 0, 0, 0x10 * u16::from(self.slot) + i)
+    }
+
+    /// A pool of this cluster's BGP addresses (IPv4, and IPv6 with `v6`: native
+    /// mode refuses BGP for pools with IPv6) and its advertisement.
+    pub async fn bgp_pool(&self, name: &str, first: u8, count: u8, v6: bool, ad_spec: &str) {
+        let mut ranges = format!("{}-{}", self.bgp_vip(first), self.bgp_vip(first + count - 1));
+        if v6 {
+            ranges.push_str(&format!(", {}-{}", self.bgp_vip6(u16::from(first)), self.bgp_vip6(u16::from(first + count - 1))));
+        }
+        let yaml = format!(
+            "apiVersion: metallb.io/v1beta1\nkind: IPAddressPool\nmetadata: {{name: {prefix}-{name}, namespace: {METALLB_NS}}}\n\
+             spec: {{addresses: [{ranges}], autoAssign: false}}\n---\n\
+             apiVersion: metallb.io/v1beta1\nkind: BGPAdvertisement\nmetadata: {{name: {prefix}-{name}, namespace: {METALLB_NS}}}\n\
+             spec: {{ipAddressPools: [{prefix}-{name}], {ad_spec}}}\n",
+            prefix = self.prefix,
+        );
+        apply_yaml(&self.admin, &yaml).await.expect("pool and BGP advertisement");
+    }
+
+    pub async fn bgp_peer(&self, name: &str, spec: &str) {
+        let yaml = format!(
+            "apiVersion: metallb.io/v1beta2\nkind: BGPPeer\nmetadata: {{name: {prefix}-{name}, namespace: {METALLB_NS}}}\nspec: {{{spec}}}\n",
+            prefix = self.prefix
+        );
+        apply_yaml(&self.admin, &yaml).await.expect("BGP peer");
+    }
+
+    /// Waits until the Service's ServiceBGPStatus objects are exactly one per
+    /// node of `want`, listing its peers (BGPPeer names without this
+    /// cluster's prefix).
+    pub async fn wait_bgp_status(&self, service: &str, want: &[(usize, &[&str])]) {
+        let api: Api<ServiceBGPStatus> = Api::namespaced(self.admin.clone(), METALLB_NS);
+        let selector = format!("metallb.io/service-name={service},metallb.io/service-namespace={}", self.ns);
+        let mut want: Vec<(String, Vec<String>)> =
+            want.iter().map(|(i, peers)| (self.node_name(*i), peers.iter().map(|p| format!("{}-{p}", self.prefix)).collect())).collect();
+        want.sort();
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let list = api.list(&ListParams::default().labels(&selector)).await.expect("list statuses");
+            let mut seen: Vec<(String, Vec<String>)> = list
+                .items
+                .iter()
+                .map(|s| {
+                    let st = s.status.clone().unwrap_or_default();
+                    (st.node, st.peers)
+                })
+                .collect();
+            seen.sort();
+            if seen == want {
+                return;
+            }
+            assert!(Instant::now() < deadline, "ServiceBGPStatus of {service}: {seen:?}, want {want:?}\n{}", self.logs());
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
     }
 
     pub fn node_name(&self, i: usize) -> String {
@@ -416,6 +480,11 @@ impl Cluster {
         self.wait_event_in(&self.ns, service, reason, contains).await
     }
 
+    /// An event on BGPPeer `peer` (its name without this cluster's prefix).
+    pub async fn wait_peer_event(&self, peer: &str, reason: &str) -> Result<String, String> {
+        self.wait_event_in(METALLB_NS, &format!("{}-{peer}", self.prefix), reason, "").await
+    }
+
     pub async fn wait_node_event(&self, i: usize, reason: &str) -> Result<String, String> {
         self.wait_event_in("default", &self.node_name(i), reason, "").await
     }
@@ -464,9 +533,9 @@ impl Cluster {
             let _ = pods.delete(&self.pod_name(i), &DeleteParams { grace_period_seconds: Some(0), ..DeleteParams::default() }).await;
         }
         let statuses: Api<ServiceL2Status> = Api::namespaced(self.admin.clone(), METALLB_NS);
-        let _ = statuses
-            .delete_collection(&DeleteParams::default(), &ListParams::default().labels(&format!("metallb.io/service-namespace={}", self.ns)))
-            .await;
+        let mine = ListParams::default().labels(&format!("metallb.io/service-namespace={}", self.ns));
+        let _ = statuses.delete_collection(&DeleteParams::default(), &mine).await;
+        let _ = Api::<ServiceBGPStatus>::namespaced(self.admin.clone(), METALLB_NS).delete_collection(&DeleteParams::default(), &mine).await;
         let _ = Api::<k8s_openapi::api::core::v1::Namespace>::all(self.admin.clone()).delete(&self.ns, &DeleteParams::default()).await;
     }
 }

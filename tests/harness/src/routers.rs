@@ -1,10 +1,12 @@
-//! FRR daemons in a test's network namespace, started alone as
-//! test-peers.md §4.1 and §6 show: `bgpd -Z` (no zebra: the test reads its
-//! RIB, not the kernel's) and `bfdd` with static sessions, each in a private
-//! directory holding its configuration, sockets, pid file and log, queried
-//! through `vtysh --vty_socket`.
+//! Routing daemons in a test's network namespace, as test-peers.md §4 and
+//! §6 start them: FRR's `bgpd -Z` (no zebra: the test reads its RIB, not
+//! the kernel's) and `bfdd` with static sessions, BIRD 2 and GoBGP 3, each
+//! in a private directory holding its configuration, sockets, pid file and
+//! log, and queried through its own client (vtysh, birdc, gobgp) as JSON or
+//! text.
 //!
-//! A missing daemon fails the test (scripts/test.sh installs `frr`).
+//! A missing daemon fails the test (scripts/test.sh installs `frr`,
+//! `bird2` and `gobgpd`).
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -14,8 +16,10 @@ use crate::netns::{NetNs, NsProcess};
 
 pub const BGPD: &str = "/usr/lib/frr/bgpd";
 pub const BFDD: &str = "/usr/lib/frr/bfdd";
+pub const BIRD: &str = "/usr/sbin/bird";
+pub const GOBGPD: &str = "/usr/bin/gobgpd";
 
-/// One FRR daemon; dropping it kills the daemon and removes its directory.
+/// One daemon; dropping it kills the daemon and removes its directory.
 pub struct Daemon {
     pub dir: PathBuf,
     log_name: &'static str,
@@ -83,6 +87,49 @@ impl Daemon {
         Daemon::spawn(ns, dir, cmd, "bfdd.log", "bfdd.vty")
     }
 
+    /// BIRD 2 in `ns` with `conf`; returns once its control socket exists.
+    pub fn bird(ns: &NetNs, tag: &str, conf: &str) -> Daemon {
+        need(BIRD);
+        let dir = private_dir(tag);
+        std::fs::write(dir.join("bird.conf"), conf).expect("bird.conf");
+        let d = path_str(&dir).to_string();
+        let mut cmd = Command::new(BIRD);
+        cmd.args(["-f", "-c", &format!("{d}/bird.conf"), "-s", &format!("{d}/bird.ctl"), "-P", &format!("{d}/bird.pid")]);
+        Daemon::spawn(ns, dir, cmd, "bird.log", "bird.ctl")
+    }
+
+    /// GoBGP 3 in `ns` with a TOML `conf`; returns once its API socket exists.
+    pub fn gobgpd(ns: &NetNs, tag: &str, conf: &str) -> Daemon {
+        need(GOBGPD);
+        let dir = private_dir(tag);
+        std::fs::write(dir.join("gobgpd.toml"), conf).expect("gobgpd.toml");
+        let d = path_str(&dir).to_string();
+        let mut cmd = Command::new(GOBGPD);
+        cmd.args(["-f", &format!("{d}/gobgpd.toml"), "-t", "toml", "--api-hosts", &format!("unix://{d}/gobgp.sock")])
+            .args(["--pprof-disable", "-p", "-l", "info"]);
+        Daemon::spawn(ns, dir, cmd, "gobgpd.log", "gobgp.sock")
+    }
+
+    /// birdc's text answer to `command`.
+    pub fn birdc(&self, command: &str) -> String {
+        let out = Command::new("birdc")
+            .args(["-s", &format!("{}/bird.ctl", path_str(&self.dir))])
+            .args(command.split_whitespace())
+            .output()
+            .expect("birdc: install the Debian package bird2");
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    /// `gobgp -j <args>` as JSON (`Null` when it printed none).
+    pub fn gobgp(&self, args: &str) -> serde_json::Value {
+        let out = Command::new("gobgp")
+            .args(["--target", &format!("unix://{}/gobgp.sock", path_str(&self.dir)), "-j"])
+            .args(args.split_whitespace())
+            .output()
+            .expect("gobgp: install the Debian package gobgpd");
+        serde_json::from_slice(&out.stdout).unwrap_or(serde_json::Value::Null)
+    }
+
     fn spawn(ns: &NetNs, dir: PathBuf, cmd: Command, log_name: &'static str, vty: &str) -> Daemon {
         let process = ns.spawn(&cmd, &dir.join(log_name)).expect("spawn FRR daemon");
         let mut d = Daemon { dir, log_name, process: Some(process) };
@@ -95,7 +142,7 @@ impl Daemon {
         d
     }
 
-    /// vtysh with one `-c` per command.
+    /// FRR: vtysh with one `-c` per command.
     pub fn vtysh(&self, commands: &[&str]) -> String {
         let mut cmd = Command::new("vtysh");
         cmd.env("HOME", &self.dir).args(["--vty_socket", path_str(&self.dir)]);
@@ -119,6 +166,11 @@ impl Daemon {
     /// bgpd: how many times the session with `neighbor` was established.
     pub fn established_count(&self, neighbor: &str) -> u64 {
         self.json(&format!("show bgp neighbors {neighbor} json"))[neighbor]["connectionsEstablished"].as_u64().unwrap_or(0)
+    }
+
+    /// bgpd: the first path of `prefix` in the RIB, if any.
+    pub fn path(&self, afi: &str, prefix: &str) -> Option<serde_json::Value> {
+        self.paths(afi, prefix).into_iter().next()
     }
 
     /// bgpd: every path of `prefix` (`afi` = ipv4 or ipv6) in the RIB.

@@ -1,0 +1,137 @@
+//! Keeps one kind of per-node status object (ServiceL2Status or
+//! ServiceBGPStatus) in agreement with what this node announces: plans from
+//! the watch plus this node's unseen writes, hands each Service's requests to
+//! a bounded writer, and retries failures after a growing delay.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::marker::PhantomData;
+use std::time::Duration;
+
+use ferrolb_allocator::ServiceKey;
+use ferrolb_runtime::retry::backoff;
+use ferrolb_runtime::status::StatusWriter;
+use futures::FutureExt;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
+use kube::Client;
+use prometheus_client::metrics::counter::Counter;
+use tokio::time::Instant;
+
+use crate::svcstatus::{self, StatusFacts, StatusKind, StatusOp, Unseen};
+use crate::watch::Projected;
+
+/// Requests in flight at once. Each holds a connection to the API server:
+/// unbounded, a burst of 1,000 Services opened 1,000 TLS connections and
+/// ~50 MiB (docs/benchmarks-speaker.md).
+const MAX_STATUS_WRITES: usize = 8;
+/// Retry spacing of a failed request.
+const RETRY_BASE: Duration = Duration::from_millis(500);
+const RETRY_MAX: Duration = Duration::from_secs(30);
+
+pub type Results = Vec<(StatusOp, Result<Option<String>, kube::Error>)>;
+
+pub struct StatusSync<K> {
+    node: String,
+    writer: StatusWriter<ServiceKey, Vec<StatusOp>, Results>,
+    /// Interfaces or peers of each Service this node announces, as its
+    /// object should show them (from the last decision).
+    wanted: BTreeMap<ServiceKey, Vec<String>>,
+    /// Services whose requests were handed to the writer by the last plan.
+    submitted: BTreeSet<ServiceKey>,
+    /// Failed attempts in a row per Service, for the retry delay; dropped on
+    /// success and when the Service needs no request any more.
+    failures: BTreeMap<ServiceKey, u32>,
+    pub unseen: Unseen,
+    /// `metallb_k8s_client_update_errors_total`.
+    errors: Counter,
+    kind: PhantomData<K>,
+}
+
+impl<K: StatusKind> StatusSync<K> {
+    pub fn new(client: &Client, namespace: &str, node: &str, owner: Option<OwnerReference>, errors: Counter) -> Self {
+        let (client, ns, writer_node) = (client.clone(), namespace.to_string(), node.to_string());
+        let writer = StatusWriter::new(MAX_STATUS_WRITES, move |_, ops: Vec<StatusOp>| {
+            let (client, ns, node, owner) = (client.clone(), ns.clone(), writer_node.clone(), owner.clone());
+            async move {
+                let mut results = Vec::with_capacity(ops.len());
+                for op in ops {
+                    let result = svcstatus::apply::<K>(&client, &ns, &node, owner.as_ref(), &op).await;
+                    results.push((op, result));
+                }
+                results
+            }
+            .boxed()
+        });
+        StatusSync {
+            node: node.to_string(),
+            writer,
+            wanted: BTreeMap::new(),
+            submitted: BTreeSet::new(),
+            failures: BTreeMap::new(),
+            unseen: Unseen::default(),
+            errors,
+            kind: PhantomData,
+        }
+    }
+
+    /// Hands the writer what makes the objects agree with `wanted`. A
+    /// Service with a request in flight is planned again when the request
+    /// returns ([`Self::written`]), from what it did.
+    pub fn plan(&mut self, wanted: BTreeMap<ServiceKey, Vec<String>>, cache: &Projected<StatusFacts>) {
+        self.wanted = wanted;
+        let (node, unseen, wanted) = (&self.node, &self.unseen, &self.wanted);
+        let plan = cache.read(|m| svcstatus::plan(K::OWNERSHIP, node, wanted, unseen.effective(m.values())));
+        let submitted: BTreeSet<ServiceKey> = plan.keys().cloned().collect();
+        for stale in self.submitted.difference(&submitted) {
+            self.writer.cancel(stale);
+            self.failures.remove(stale);
+        }
+        for (service, ops) in plan {
+            if !self.writer.in_flight(&service) {
+                self.writer.submit(service, ops);
+            }
+        }
+        self.submitted = submitted;
+    }
+
+    /// The next Service whose requests returned.
+    pub async fn next(&mut self) -> (ServiceKey, Results) {
+        self.writer.next().await
+    }
+
+    /// A Service's requests returned: remember what they did until the
+    /// watch shows it, and plan that Service again (a failure is retried
+    /// after a growing delay).
+    pub fn written(&mut self, cache: &Projected<StatusFacts>, service: ServiceKey, results: Results) {
+        let now = Instant::now();
+        let mut failed = false;
+        for (op, result) in results {
+            match result {
+                Ok(created) => self.unseen.record(&self.node, &op, created, now.into_std()),
+                Err(error) => {
+                    failed = true;
+                    self.errors.inc();
+                    tracing::warn!(service = %service, kind = %K::kind(&()), ?op, %error, "status object write failed; will retry");
+                }
+            }
+        }
+        if failed {
+            let attempts = self.failures.entry(service.clone()).or_default();
+            *attempts = attempts.saturating_add(1);
+            self.writer.hold(&service, now + backoff(RETRY_BASE, RETRY_MAX, *attempts));
+        } else {
+            self.failures.remove(&service);
+        }
+        let (node, unseen) = (&self.node, &self.unseen);
+        let ops = cache.read(|m| {
+            let objects: Vec<&StatusFacts> = unseen.effective(m.values()).into_iter().filter(|f| f.service == service).collect();
+            svcstatus::plan_service(K::OWNERSHIP, node, &service, self.wanted.get(&service).map(Vec::as_slice), &objects)
+        });
+        if ops.is_empty() {
+            self.submitted.remove(&service);
+            self.failures.remove(&service);
+        } else {
+            self.writer.submit(service.clone(), ops);
+            self.submitted.insert(service);
+        }
+    }
+}
