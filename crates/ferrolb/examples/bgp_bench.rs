@@ -56,7 +56,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail, ensure};
 use ferrolb_api::v1beta1::{ConfigurationState, ServiceBGPStatus, ServiceL2Status};
-use ferrolb_test_harness::frr::Daemon;
+use ferrolb_test_harness::routers::Daemon;
 use ferrolb_test_harness::identity::{DEPLOY_RBAC_MANIFESTS, Identity, METALLB_NAMESPACE, apply_deploy_rbac};
 use ferrolb_test_harness::kubelet::{EndpointOnNode, apply_endpoint_slice, create_ready_node, create_speaker_pod};
 use ferrolb_test_harness::netns::{Host, NsProcess, Topology, unique_prefix};
