@@ -52,6 +52,7 @@ use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail, ensure};
@@ -284,23 +285,25 @@ mod objects {
     /// Services `from..to`, each with status and one ready endpoint.
     pub async fn services(admin: &Client, from: usize, to: usize) -> Result<()> {
         let started = Instant::now();
-        let limit = Arc::new(tokio::sync::Semaphore::new(CREATE_CONCURRENCY));
-        let mut tasks = tokio::task::JoinSet::new();
-        for i in from..to {
-            let permit = limit.clone().acquire_owned().await?;
-            let admin = admin.clone();
-            tasks.spawn(async move {
-                let _permit = permit;
-                service(&admin, &format!("svc-{i:05}"), vip(i), i).await
+        // CREATE_CONCURRENCY workers taking the next index from a counter.
+        let next = Arc::new(AtomicUsize::new(from));
+        let mut workers = tokio::task::JoinSet::new();
+        for _ in 0..CREATE_CONCURRENCY {
+            let (admin, next) = (admin.clone(), next.clone());
+            workers.spawn(async move {
+                loop {
+                    let i = next.fetch_add(1, Ordering::Relaxed);
+                    if i >= to {
+                        return Ok::<_, anyhow::Error>(());
+                    }
+                    service(&admin, &format!("svc-{i:05}"), vip(i), i).await?;
+                    if (i + 1) % 1000 == 0 {
+                        eprintln!("bgp-bench: Service {} written ({:.0} s)", i + 1, started.elapsed().as_secs_f64());
+                    }
+                }
             });
-            while let Some(done) = tasks.try_join_next() {
-                done??;
-            }
-            if (i + 1) % 1000 == 0 {
-                eprintln!("bgp-bench: {} Services issued ({:.0} s)", i + 1, started.elapsed().as_secs_f64());
-            }
         }
-        while let Some(done) = tasks.join_next().await {
+        while let Some(done) = workers.join_next().await {
             done??;
         }
         eprintln!("bgp-bench: Services {from}..{to} in {:.0} s", started.elapsed().as_secs_f64());
@@ -591,7 +594,8 @@ impl Run<'_> {
         if let Some(status) = speaker.try_wait()? {
             bail!("{key}: the speaker exited during the run ({status})");
         }
-        stop(&mut speaker)?;
+        // Nothing is measured after this; bgpd goes with it.
+        speaker.kill()?;
         drop(router);
         for j in 0..self.cfg.samples {
             objects::delete_service(self.admin, &format!("lat-{}-{size}-{j}", kind.name())).await?;
@@ -617,23 +621,6 @@ impl Run<'_> {
 
 fn loadavg() -> String {
     std::fs::read_to_string("/proc/loadavg").map(|s| s.split_whitespace().take(3).collect::<Vec<_>>().join(" ")).unwrap_or_default()
-}
-
-/// SIGTERM, then SIGKILL to the group after 30 s.
-fn stop(speaker: &mut NsProcess) -> Result<()> {
-    // SAFETY: kill(2) has no memory-safety preconditions.
-    unsafe {
-        libc::kill(libc::pid_t::try_from(speaker.pid())?, libc::SIGTERM);
-    }
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while speaker.try_wait()?.is_none() {
-        if Instant::now() > deadline {
-            speaker.kill()?;
-            break;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    Ok(())
 }
 
 fn ratios(size: usize, metallb: &Figures, ferrolb: &Figures) {
