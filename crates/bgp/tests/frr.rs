@@ -421,3 +421,58 @@ fn malformed_peers_get_the_right_notification_while_frr_stays_up() {
     }
     assert_eq!(got[1].2, vec![0, 18], "bad length carries the length");
 }
+
+/// A restarting speaker whose session comes up before it knows its routes
+/// (the ferrolb speaker starts sessions before it has read every Service)
+/// must not send End-of-RIB yet: the graceful-restart helper keeps our
+/// routes, stale, until End-of-RIB, and an early one would flush them.
+#[test]
+fn frr_graceful_restart_helper_keeps_routes_until_the_routes_are_known() {
+    let topo = Topology::new();
+    let conf = frr_conf(
+        &format!(" bgp graceful-restart\n{}", neighbor(NODE_V4, "64512", "")),
+        &[NODE_V4],
+        &[],
+    );
+    let frr = std::sync::Arc::new(topo.bgpd("frr", &conf));
+    let f = frr.clone();
+    Topology::in_netns(&topo.node, move || {
+        Box::pin(async move {
+            let prefix = "203.0.113.10/32";
+            let stale = |f: &common::Daemon| {
+                f.path("ipv4", prefix)
+                    .map(|p| p["stale"].as_bool().unwrap_or(false))
+            };
+            let mut p = peer(64512, 64500, ROUTER_V4);
+            p.families = vec![Family::Ipv4Unicast];
+            p.graceful_restart = Some(120);
+
+            let first = Speaker::start(&[]).expect("speaker");
+            first.set_peer("r", p.clone());
+            first.set_routes("r", routes(&[(prefix, Advertisement::default())]));
+            wait_up(&first, "r", LONG).await;
+            wait_for("route", LONG, || (stale(&f) == Some(false)).then_some(())).await;
+            // Closed without a NOTIFICATION: FRR keeps the route as stale.
+            first.shutdown().await;
+
+            let second = Speaker::start(&[]).expect("speaker");
+            second.set_peer("r", p);
+            wait_up(&second, "r", LONG).await;
+            let count = f.established_count(NODE_V4);
+            assert!(count >= 2, "FRR saw the new session ({count})");
+            tokio::time::sleep(Duration::from_secs(2)).await;
+            assert_eq!(
+                stale(&f),
+                Some(true),
+                "before End-of-RIB the helper keeps the route, stale"
+            );
+            second.set_routes("r", routes(&[(prefix, Advertisement::default())]));
+            wait_for("the route fresh after End-of-RIB", LONG, || {
+                (stale(&f) == Some(false)).then_some(())
+            })
+            .await;
+            assert_eq!(f.established_count(NODE_V4), count, "no reset");
+            second.shutdown().await;
+        })
+    });
+}

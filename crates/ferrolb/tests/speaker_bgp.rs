@@ -481,3 +481,76 @@ async fn unnumbered_peer_found_through_router_advertisements() {
     drop(bird);
     c.shutdown().await;
 }
+
+/// The BGPPeer fields that change how the connection is made, each against
+/// its own FRR neighbor so that FRR's acceptance proves the field worked:
+/// `vrf` (only a socket bound to the device reaches the peer), `sourceAddress`
+/// with `dynamicASN` (FRR knows the node only by that address), and
+/// `ebgpMultiHop` (FRR demands TTL ≥ 254 from that neighbor, GTSM).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn vrf_source_address_dynamic_asn_and_ebgp_multihop_shape_the_connection() {
+    let _serial = speaker_env::serial().await;
+    // Slot 5 as the unnumbered test: no room for a seventh (speaker_env::vip),
+    // and the tests run one at a time, each deleting its objects.
+    let c = Cluster::start_with_env("bgpg", 1, 5, &[("METALLB_BGP_TYPE", "frr")]).await;
+    let r = c.topo.router();
+    let node = &c.topo.nodes()[0];
+    let ip = |ns: &ferrolb_test_harness::netns::NetNs, args: &[&str]| {
+        ns.run("ip", args).unwrap_or_else(|e| panic!("ip {args:?} in {}: {e}", ns.name()));
+    };
+    // A second link to the router, 192.0.2.0/30, that the main table has no
+    // route over (`noprefixroute`): only a socket bound to the device
+    // (SO_BINDTODEVICE, what `vrf` sets) reaches the peer. This kernel has
+    // no VRF support (CONFIG_NET_VRF unset), so the device is a plain veth
+    // standing in for the VRF device; the VRF's own table is not exercised.
+    ip(&node.ns, &["link", "add", "red", "type", "veth", "peer", "name", "red-r", "netns", r.ns.name()]);
+    ip(&node.ns, &["addr", "add", "192.0.2.1/30", "dev", "red", "noprefixroute"]);
+    ip(&node.ns, &["link", "set", "red", "up"]);
+    ip(&r.ns, &["addr", "add", "192.0.2.2/30", "dev", "red-r"]);
+    ip(&r.ns, &["link", "set", "red-r", "up"]);
+    let main_table = node.ns.output("ip", &["route", "get", "192.0.2.2"]).expect("ip route get");
+    assert!(!main_table.status.success(), "the main table must not reach the peer behind `red`");
+    // Two more node addresses, each known to FRR as its own neighbor, and a
+    // router loopback one routed hop away.
+    ip(&node.ns, &["addr", "add", "198.51.100.99/24", "dev", "eth0"]);
+    ip(&node.ns, &["addr", "add", "198.51.100.98/24", "dev", "eth0"]);
+    ip(&r.ns, &["addr", "add", "203.0.113.254/32", "dev", "lo"]);
+    ip(&node.ns, &["route", "add", "203.0.113.254/32", "via", &r.ipv4.to_string()]);
+
+    let conf = format!(
+        "frr defaults traditional\nhostname router\nlog stdout informational\n!\nrouter bgp {ROUTER_ASN}\n bgp router-id {id}\n\
+         no bgp ebgp-requires-policy\n no bgp default ipv4-unicast\n\
+         neighbor 192.0.2.1 remote-as {NODE_ASN}\n neighbor 192.0.2.1 passive\n\
+         neighbor 198.51.100.99 remote-as {NODE_ASN}\n neighbor 198.51.100.99 passive\n\
+         neighbor 198.51.100.98 remote-as {NODE_ASN}\n neighbor 198.51.100.98 passive\n neighbor 198.51.100.98 ttl-security hops 1\n !\n\
+         address-family ipv4 unicast\n  neighbor 192.0.2.1 activate\n  neighbor 198.51.100.99 activate\n  neighbor 198.51.100.98 activate\n exit-address-family\n!\n",
+        id = r.ipv4,
+    );
+    let frr = Daemon::bgpd(&r.ns, &format!("{}-frr", c.prefix), &conf);
+    c.bgp_pool("web", 1, 1, false, "aggregationLength: 32").await;
+    c.bgp_peer("red", &format!("myASN: {NODE_ASN}, peerASN: {ROUTER_ASN}, peerAddress: 192.0.2.2, vrf: red")).await;
+    c.bgp_peer("src", &format!("myASN: {NODE_ASN}, dynamicASN: external, peerAddress: {}, sourceAddress: 198.51.100.99", r.ipv4)).await;
+    // Without ebgpMultiHop the speaker sends TTL 1, which GTSM drops.
+    c.bgp_peer("hop1", &format!("myASN: {NODE_ASN}, peerASN: {ROUTER_ASN}, peerAddress: 203.0.113.254, sourceAddress: 198.51.100.98")).await;
+    wait_until(&c, "the VRF session and the sourceAddress/dynamicASN session", WAIT, || {
+        frr.established("192.0.2.1") && frr.established("198.51.100.99")
+    })
+    .await;
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    assert!(!frr.established("198.51.100.98"), "a TTL-1 session passed FRR's TTL security");
+    Api::<ferrolb_api::v1beta2::BGPPeer>::namespaced(c.admin.clone(), METALLB_NS)
+        .delete(&format!("{}-hop1", c.prefix), &DeleteParams::default())
+        .await
+        .expect("delete peer");
+    c.bgp_peer("hop255", &format!("myASN: {NODE_ASN}, peerASN: {ROUTER_ASN}, peerAddress: 203.0.113.254, sourceAddress: 198.51.100.98, ebgpMultiHop: true")).await;
+    wait_until(&c, "the ebgpMultiHop session (TTL 255)", WAIT, || frr.established("198.51.100.98")).await;
+
+    let vip = c.bgp_vip(1);
+    c.create_service(&ServiceSpec::new("web", &[IpAddr::V4(vip)]).endpoints_on(&[1])).await;
+    let prefix = format!("{vip}/32");
+    wait_until(&c, "the route over all three sessions", WAIT, || frr.paths("ipv4", &prefix).len() == 3).await;
+    assert_eq!(next_hops(&frr, "ipv4", &prefix), vec!["192.0.2.1", "198.51.100.98", "198.51.100.99"], "each session's own local address");
+    c.wait_bgp_status("web", &[(1, &["hop255", "red", "src"])]).await;
+    drop(frr);
+    c.shutdown().await;
+}

@@ -47,7 +47,9 @@ const NEIGHBOR_POLL: Duration = Duration::from_secs(2);
 /// One peer as the engine was last told.
 struct Applied {
     config: PeerConfig,
-    routes: BTreeMap<IpNet, Route>,
+    /// `None` while the engine holds the session's routes back
+    /// ([`BgpSessions::start_sessions`]).
+    routes: Option<BTreeMap<IpNet, Route>>,
     /// MetalLB native's `peer` label: `<address>:<port>`.
     label: BgpPeerLabels,
     bfd: Option<(BfdKey, Profile)>,
@@ -154,6 +156,28 @@ impl BgpSessions {
     /// Makes the engine run `decision`'s sessions with its routes, and
     /// reports Services that start or stop being advertised.
     pub fn apply(&mut self, decision: &BgpDecision, config: &Config, ifaces: &[InterfaceInfo], secrets: &BTreeMap<(String, String), String>) {
+        self.apply_peers(decision, config, ifaces, secrets, true);
+        self.apply_services(decision);
+        self.publish_status();
+    }
+
+    /// Starts `decision`'s sessions before the Services are known, so that
+    /// sessions (and BFD) come up while the Services are still being
+    /// listed. The engine holds End-of-RIB until [`Self::apply`] gives the
+    /// routes, so a graceful-restart helper keeps our routes meanwhile.
+    pub fn start_sessions(&mut self, decision: &BgpDecision, config: &Config, ifaces: &[InterfaceInfo], secrets: &BTreeMap<(String, String), String>) {
+        self.apply_peers(decision, config, ifaces, secrets, false);
+        self.publish_status();
+    }
+
+    fn apply_peers(
+        &mut self,
+        decision: &BgpDecision,
+        config: &Config,
+        ifaces: &[InterfaceInfo],
+        secrets: &BTreeMap<(String, String), String>,
+        with_routes: bool,
+    ) {
         let unnumbered: BTreeSet<String> =
             decision.sessions.values().filter(|s| s.address.is_none()).filter_map(|s| s.interface.clone()).collect();
         self.unnumbered.send_if_modified(|current| {
@@ -196,24 +220,25 @@ impl BgpSessions {
                         applied.label = peer_label(&cfg);
                         applied.config = cfg;
                     }
-                    if applied.routes != *routes {
+                    if with_routes && applied.routes.as_ref() != Some(routes) {
                         self.engine.set_routes(name, engine_routes(routes));
-                        applied.routes = routes.clone();
+                        applied.routes = Some(routes.clone());
                     }
                 }
                 None => {
                     tracing::info!(peer = %name, address = %cfg.address, "starting BGP session");
                     self.engine.set_peer(name, cfg.clone());
-                    self.engine.set_routes(name, engine_routes(routes));
+                    let told = with_routes.then(|| {
+                        self.engine.set_routes(name, engine_routes(routes));
+                        routes.clone()
+                    });
                     let label = peer_label(&cfg);
                     self.metrics.bgp.session_up.get_or_create(&label).set(0);
-                    self.peers.insert(name.clone(), Applied { config: cfg, routes: routes.clone(), label, bfd: None });
+                    self.peers.insert(name.clone(), Applied { config: cfg, routes: told, label, bfd: None });
                 }
             }
             self.apply_bfd(name, bfd);
         }
-        self.apply_services(decision);
-        self.publish_status();
     }
 
     fn remove(&mut self, name: &str) {

@@ -137,8 +137,13 @@ pub async fn run(opts: SpeakerOptions, shutdown: CancellationToken) -> Result<()
 
     let changed = Arc::new(Notify::new());
     let config_changed = Arc::new(Notify::new());
+    // ServiceBGPStatus changes (mostly the echo of this speaker's own writes)
+    // change no decision: they only replan the status objects, not a pass
+    // over every Service.
+    let bgp_status_changed = Arc::new(Notify::new());
     let identity = Identity::speaker(&node);
-    let caches = Caches::start(&client, &namespace, &opts.lb_class, &identity.name, &changed, &config_changed, &mut tasks);
+    let notify = Notifies { changed: changed.clone(), config_changed: config_changed.clone(), bgp_status_changed: bgp_status_changed.clone() };
+    let caches = Caches::start(&client, &namespace, &opts.lb_class, &identity.name, &notify, &mut tasks);
     // `None` until the first listing: an empty list (a single-node cluster)
     // must still reach the detector, which settles on it.
     let (seeds_tx, mut seeds) = watch::channel(None);
@@ -146,12 +151,12 @@ pub async fn run(opts: SpeakerOptions, shutdown: CancellationToken) -> Result<()
         tasks.spawn(discover_peers(client.clone(), namespace.clone(), settings.labels.clone(), settings.bind.port(), node.clone(), seeds_tx));
     }
 
+    // The configuration is enough to know the BGP sessions: they start
+    // while the Services and endpoints (the long lists) are still read.
     tokio::select! {
         _ = shutdown.cancelled() => return Ok(()),
-        _ = caches.synced() => {}
+        _ = caches.config_synced() => {}
     }
-    ready.store(true, Ordering::Relaxed);
-    tracing::info!("caches synced, announcing");
 
     let metrics_errors = metrics.k8s.update_errors.clone();
     let bgp = BgpSessions::start(&node, &namespace, metrics.clone(), recorder.clone(), bfd)
@@ -179,11 +184,31 @@ pub async fn run(opts: SpeakerOptions, shutdown: CancellationToken) -> Result<()
         l2_status: StatusSync::new(&client, &namespace, &node, owner.clone(), metrics_errors.clone()),
         bgp_status: StatusSync::new(&client, &namespace, &node, owner, metrics_errors),
     };
+    speaker.reload_config(&caches);
+    speaker.start_sessions(&caches, &interfaces.borrow());
+    tokio::select! {
+        _ = shutdown.cancelled() => {
+            speaker.bgp.shutdown().await;
+            return Ok(());
+        }
+        _ = caches.synced() => {}
+    }
+    ready.store(true, Ordering::Relaxed);
+    tracing::info!("caches synced, announcing");
     let mut config_dirty = true;
     let mut strict_arp_tick = tokio::time::interval(Duration::from_secs(60));
     let mut passes = PassSchedule::new(Instant::now());
+    // Replans of the ServiceBGPStatus objects alone, spaced like passes: the
+    // watch echoes each of this node's writes, thousands in a row.
+    let mut status_replans = PassSchedule::idle();
     loop {
+        if status_replans.due(Instant::now()) {
+            let started = Instant::now();
+            speaker.bgp_status.replan(&caches.bgp_statuses);
+            status_replans.done(started, Instant::now());
+        }
         if passes.due(Instant::now()) {
+            let started = Instant::now();
             if config_dirty {
                 speaker.reload_config(&caches);
                 config_dirty = false;
@@ -196,13 +221,14 @@ pub async fn run(opts: SpeakerOptions, shutdown: CancellationToken) -> Result<()
                 speaker.reconcile(&caches, live.as_ref(), &interfaces.borrow());
             }
             speaker.config_state.flush(caches.own_state(&namespace, speaker.config_state.name()).as_ref());
-            passes.done(Instant::now());
+            passes.done(started, Instant::now());
         }
         tokio::select! {
             _ = shutdown.cancelled() => break,
             // Cache changes come in bursts (a relist, a rollout, the watch
             // echoing this speaker's own writes): they are batched.
             _ = changed.notified() => passes.batched(Instant::now()),
+            _ = bgp_status_changed.notified() => status_replans.batched(Instant::now()),
             _ = config_changed.notified() => {
                 config_dirty = true;
                 passes.batched(Instant::now());
@@ -243,6 +269,7 @@ pub async fn run(opts: SpeakerOptions, shutdown: CancellationToken) -> Result<()
             }
             _ = strict_arp_tick.tick() => speaker.check_strict_arp(),
             _ = sleep_until(passes.next()) => {}
+            _ = sleep_until(status_replans.next()) => {}
         }
     }
 
@@ -282,6 +309,14 @@ async fn serve_http(
     Ok(())
 }
 
+/// What a watch wakes: a pass, a configuration reload and pass, or a replan
+/// of the ServiceBGPStatus objects alone.
+struct Notifies {
+    changed: Arc<Notify>,
+    config_changed: Arc<Notify>,
+    bgp_status_changed: Arc<Notify>,
+}
+
 /// Every watch the speaker reads.
 struct Caches {
     services: watches::Projected<decide::ServiceState>,
@@ -301,8 +336,7 @@ impl Caches {
         namespace: &str,
         lb_class: &str,
         own_state: &str,
-        changed: &Arc<Notify>,
-        config_changed: &Arc<Notify>,
+        notify: &Notifies,
         tasks: &mut JoinSet<()>,
     ) -> Self {
         let all = watcher::Config::default();
@@ -311,10 +345,10 @@ impl Caches {
         let ns = |c: &Client| (c.clone(), namespace.to_string());
         let (c, n) = ns(client);
         Caches {
-            services: watches::spawn(tasks, "services", Api::<Service>::all(c.clone()), all.clone(), project_service, changed.clone()),
+            services: watches::spawn(tasks, "services", Api::<Service>::all(c.clone()), all.clone(), project_service, notify.changed.clone()),
             slices: {
                 let names = cluster::NodeNames::default();
-                watches::spawn(tasks, "endpointslices", Api::<EndpointSlice>::all(c.clone()), all.clone(), move |s| cluster::slice_facts(s, &names), changed.clone())
+                watches::spawn(tasks, "endpointslices", Api::<EndpointSlice>::all(c.clone()), all.clone(), move |s| cluster::slice_facts(s, &names), notify.changed.clone())
             },
             l2_statuses: watches::spawn(
                 tasks,
@@ -322,7 +356,7 @@ impl Caches {
                 Api::<ServiceL2Status>::namespaced(c.clone(), &n),
                 all.clone(),
                 svcstatus::facts::<ServiceL2Status>,
-                changed.clone(),
+                notify.changed.clone(),
             ),
             bgp_statuses: watches::spawn(
                 tasks,
@@ -330,7 +364,7 @@ impl Caches {
                 Api::<ServiceBGPStatus>::namespaced(c.clone(), &n),
                 all.clone(),
                 svcstatus::facts::<ServiceBGPStatus>,
-                changed.clone(),
+                notify.bgp_status_changed.clone(),
             ),
             own_state: watches::spawn(
                 tasks,
@@ -338,7 +372,7 @@ impl Caches {
                 Api::<ConfigurationState>::namespaced(c.clone(), &n),
                 watcher::Config::default().fields(&format!("metadata.name={own_state}")),
                 config_load::whole,
-                changed.clone(),
+                notify.changed.clone(),
             ),
             bgp_extras: watches::spawn(
                 tasks,
@@ -346,30 +380,40 @@ impl Caches {
                 Api::<ConfigMap>::namespaced(c.clone(), &n),
                 watcher::Config::default().fields(&format!("metadata.name={BGP_EXTRAS}")),
                 |cm: &ConfigMap| Some(cm.data.as_ref().and_then(|d| d.get(BGP_EXTRAS_KEY)).cloned().unwrap_or_default()),
-                config_changed.clone(),
+                notify.config_changed.clone(),
             ),
             config: ConfigSources {
-                pools: watches::spawn(tasks, "ipaddresspools", Api::<IPAddressPool>::namespaced(c.clone(), &n), all.clone(), config_load::whole, config_changed.clone()),
-                l2_advertisements: watches::spawn(tasks, "l2advertisements", Api::<L2Advertisement>::namespaced(c.clone(), &n), all.clone(), config_load::whole, config_changed.clone()),
-                bgp_advertisements: watches::spawn(tasks, "bgpadvertisements", Api::<BGPAdvertisement>::namespaced(c.clone(), &n), all.clone(), config_load::whole, config_changed.clone()),
-                bgp_peers: watches::spawn(tasks, "bgppeers", Api::<BGPPeer>::namespaced(c.clone(), &n), all.clone(), config_load::whole, config_changed.clone()),
-                communities: watches::spawn(tasks, "communities", Api::<Community>::namespaced(c.clone(), &n), all.clone(), config_load::whole, config_changed.clone()),
-                bfd_profiles: watches::spawn(tasks, "bfdprofiles", Api::<BFDProfile>::namespaced(c.clone(), &n), all.clone(), config_load::whole, config_changed.clone()),
-                secrets: watches::spawn(tasks, "secrets", Api::<Secret>::namespaced(c.clone(), &n), all.clone(), config_load::whole, config_changed.clone()),
-                namespaces: watches::spawn(tasks, "namespaces", Api::<Namespace>::all(c.clone()), all.clone(), config_load::slim_namespace, config_changed.clone()),
-                nodes: watches::spawn(tasks, "nodes", Api::<Node>::all(c), all, config_load::node_facts, config_changed.clone()),
+                pools: watches::spawn(tasks, "ipaddresspools", Api::<IPAddressPool>::namespaced(c.clone(), &n), all.clone(), config_load::whole, notify.config_changed.clone()),
+                l2_advertisements: watches::spawn(tasks, "l2advertisements", Api::<L2Advertisement>::namespaced(c.clone(), &n), all.clone(), config_load::whole, notify.config_changed.clone()),
+                bgp_advertisements: watches::spawn(tasks, "bgpadvertisements", Api::<BGPAdvertisement>::namespaced(c.clone(), &n), all.clone(), config_load::whole, notify.config_changed.clone()),
+                bgp_peers: watches::spawn(tasks, "bgppeers", Api::<BGPPeer>::namespaced(c.clone(), &n), all.clone(), config_load::whole, notify.config_changed.clone()),
+                communities: watches::spawn(tasks, "communities", Api::<Community>::namespaced(c.clone(), &n), all.clone(), config_load::whole, notify.config_changed.clone()),
+                bfd_profiles: watches::spawn(tasks, "bfdprofiles", Api::<BFDProfile>::namespaced(c.clone(), &n), all.clone(), config_load::whole, notify.config_changed.clone()),
+                secrets: watches::spawn(tasks, "secrets", Api::<Secret>::namespaced(c.clone(), &n), all.clone(), config_load::whole, notify.config_changed.clone()),
+                namespaces: watches::spawn(tasks, "namespaces", Api::<Namespace>::all(c.clone()), all.clone(), config_load::slim_namespace, notify.config_changed.clone()),
+                nodes: watches::spawn(tasks, "nodes", Api::<Node>::all(c), all, config_load::node_facts, notify.config_changed.clone()),
             },
         }
     }
 
     async fn synced(&self) {
+        self.config_synced().await;
         self.services.synced().await;
         self.slices.synced().await;
         self.l2_statuses.synced().await;
         self.bgp_statuses.synced().await;
+    }
+
+    /// What the configuration and the BGP sessions are made of.
+    async fn config_synced(&self) {
         self.own_state.synced().await;
         self.bgp_extras.synced().await;
         self.config.synced().await;
+    }
+
+    /// Every Node's labels and conditions, by name.
+    fn nodes(&self) -> BTreeMap<String, decide::NodeState> {
+        self.config.nodes.read(|m| m.iter().map(|((_, name), (_, st))| (name.clone(), st.clone())).collect())
     }
 
     fn own_state(&self, namespace: &str, name: &str) -> Option<ConfigurationState> {
@@ -463,12 +507,27 @@ impl Speaker {
         }
     }
 
+    /// The BGP sessions of the configuration, with no routes yet
+    /// ([`BgpSessions::start_sessions`]).
+    fn start_sessions(&mut self, caches: &Caches, ifaces: &[InterfaceInfo]) {
+        let Some(config) = &self.config else { return };
+        let decision = decide_bgp(&BgpInput {
+            node: &self.node,
+            mode: self.mode,
+            config,
+            services: &[],
+            nodes: &caches.nodes(),
+            ignore_exclude_lb: self.ignore_exclude_lb,
+        });
+        let secrets = caches.config.secrets.read(|m| bgp_sessions::referenced_secrets(config, m.values()));
+        self.bgp.start_sessions(&decision, config, ifaces, &secrets);
+    }
+
     fn reconcile(&mut self, caches: &Caches, live: Option<&BTreeMap<String, MemberNetworks>>, ifaces: &[InterfaceInfo]) {
         let Some(config) = &self.config else { return };
         // The caches are read in place: a pass copies the Services only.
         let services = caches.services.read(|svcs| caches.slices.read(|slices| inputs::services(svcs.values(), slices.iter())));
-        let nodes: BTreeMap<String, decide::NodeState> =
-            caches.config.nodes.read(|m| m.iter().map(|((_, name), (_, st))| (name.clone(), st.clone())).collect());
+        let nodes = caches.nodes();
         let now = std::time::Instant::now();
         let unseen = &mut self.l2_status.unseen;
         let sticky = caches.l2_statuses.read(|m| {

@@ -93,6 +93,15 @@ impl<K: StatusKind> StatusSync<K> {
         self.submitted = submitted;
     }
 
+    /// [`Self::plan`] again with the same wanted state, after the objects
+    /// changed (the watch showed a write).
+    pub fn replan(&mut self, cache: &Projected<StatusFacts>) {
+        let wanted = std::mem::take(&mut self.wanted);
+        let now = Instant::now().into_std();
+        cache.read(|m| self.unseen.settle(m.values(), now));
+        self.plan(wanted, cache);
+    }
+
     /// The next Service whose requests returned.
     pub async fn next(&mut self) -> (ServiceKey, Results) {
         self.writer.next().await
@@ -123,7 +132,7 @@ impl<K: StatusKind> StatusSync<K> {
         }
         let (node, unseen) = (&self.node, &self.unseen);
         let ops = cache.read(|m| {
-            let objects: Vec<&StatusFacts> = unseen.effective(m.values()).into_iter().filter(|f| f.service == service).collect();
+            let objects = unseen.effective_for(m.values(), &service);
             svcstatus::plan_service(K::OWNERSHIP, node, &service, self.wanted.get(&service).map(Vec::as_slice), &objects)
         });
         if ops.is_empty() {

@@ -252,6 +252,15 @@ impl Unseen {
             .collect()
     }
 
+    /// [`Self::effective`] for one Service: after each write, so it looks
+    /// at that Service's objects only (the scan of `cache` compares keys
+    /// and allocates nothing for the others).
+    pub fn effective_for<'a>(&'a self, cache: impl IntoIterator<Item = &'a StatusFacts>, service: &ServiceKey) -> Vec<&'a StatusFacts> {
+        let of_service = cache.into_iter().filter(|f| f.service == *service);
+        let written = self.written.values().map(|(f, _)| f).filter(|f| f.service == *service);
+        of_service.filter(|f| !self.deleted.contains_key(&f.name) && !self.written.contains_key(&f.name)).chain(written).collect()
+    }
+
     pub fn is_empty(&self) -> bool {
         self.written.is_empty() && self.deleted.is_empty()
     }
@@ -428,5 +437,30 @@ mod tests {
         assert!(unseen.is_empty());
         let ops = plan(Ownership::OneNode, "n1", &announced, unseen.effective(&[]));
         assert_eq!(ops[&web], vec![StatusOp::Create { service: web.clone(), items: vec![] }]);
+    }
+
+    #[test]
+    fn effective_for_one_service_is_effective_filtered_to_it() {
+        let (web, db) = (ServiceKey::new("default", "web"), ServiceKey::new("default", "db"));
+        let t0 = Instant::now();
+        let cache = vec![
+            facts("bgp-a", "n1", "web", &["p1"]),
+            facts("bgp-b", "n1", "db", &["p1"]),
+            facts("bgp-c", "n2", "web", &["p2"]),
+            facts("bgp-d", "n1", "web", &["p3"]),
+        ];
+        let mut unseen = Unseen::default();
+        unseen.record("n1", &StatusOp::SetItems { name: "bgp-a".into(), service: web.clone(), items: vec!["p9".into()] }, None, t0);
+        unseen.record("n1", &StatusOp::Delete { name: "bgp-d".into(), service: web.clone() }, None, t0);
+        unseen.record("n1", &StatusOp::Create { service: db.clone(), items: vec![] }, Some("bgp-e".into()), t0);
+        for service in [&web, &db, &ServiceKey::new("other", "none")] {
+            let mut whole: Vec<&StatusFacts> = unseen.effective(&cache).into_iter().filter(|f| f.service == *service).collect();
+            let mut one = unseen.effective_for(&cache, service);
+            whole.sort_by(|a, b| a.name.cmp(&b.name));
+            one.sort_by(|a, b| a.name.cmp(&b.name));
+            assert_eq!(one, whole, "{service}");
+        }
+        let names: Vec<&str> = unseen.effective_for(&cache, &web).iter().map(|f| f.name.as_str()).collect();
+        assert_eq!(names, vec!["bgp-c", "bgp-a"], "bgp-a as written, bgp-d deleted");
     }
 }

@@ -49,7 +49,14 @@ pub(crate) struct PeerTask {
     name: String,
     cfg: PeerConfig,
     session: Session,
-    ads: BTreeMap<IpNet, Advertisement>,
+    /// `None` until the owner first says which routes to carry: a session
+    /// may come up before that (the speaker starts its sessions before it
+    /// has read every Service), and End-of-RIB must not go out until the
+    /// routes have, or a graceful-restart helper would flush the routes it
+    /// kept for us (RFC 4724 §4.2).
+    ads: Option<BTreeMap<IpNet, Advertisement>>,
+    /// Whether this connection got its initial routes and End-of-RIB.
+    initial_sent: bool,
     rib: RibOut,
     conn: Option<Conn>,
     connecting: Option<JoinHandle<()>>,
@@ -77,7 +84,8 @@ impl PeerTask {
             session: Session::new(cfg.session()),
             name,
             cfg,
-            ads: BTreeMap::new(),
+            ads: None,
+            initial_sent: false,
             rib: RibOut::new(),
             conn: None,
             connecting: None,
@@ -109,7 +117,7 @@ impl PeerTask {
                     Some(PeerCmd::Reset(sub)) => self.restart(sub).await,
                     Some(PeerCmd::Abandon) => { self.apply(Action::Close).await; break; }
                     Some(PeerCmd::Config(new)) => self.reconfigure(*new).await,
-                    Some(PeerCmd::Routes(ads)) => { self.ads = ads; self.readvertise().await; }
+                    Some(PeerCmd::Routes(ads)) => { self.ads = Some(ads); self.readvertise().await; }
                     Some(PeerCmd::Incoming(stream)) => self.incoming(stream),
                 },
                 Some(ev) = self.events_rx.recv() => self.conn_event(ev),
@@ -325,13 +333,12 @@ impl PeerTask {
                     s.session_up = true;
                     s.negotiated = Some(n.clone());
                 });
-                self.rib.set_desired(self.resolved());
-                let changes = self.rib.initial(&n.families);
-                self.send_changes(changes).await;
+                self.send_initial(&n.families).await;
             }
             Action::Down(reason) => {
                 info!(peer = %self.name, %reason, "session down");
                 self.rib.reset();
+                self.initial_sent = false;
                 self.update_status(|s| {
                     s.session_up = false;
                     s.negotiated = None;
@@ -339,6 +346,9 @@ impl PeerTask {
                     s.last_error = Some(reason.to_string());
                 });
             }
+            // Before the initial send there is nothing to repeat: the
+            // initial send carries everything.
+            Action::ResendRoutes(_) if !self.initial_sent => {}
             Action::ResendRoutes(f) => {
                 let changes = self.rib.refresh(f);
                 self.send_changes(changes).await;
@@ -367,15 +377,34 @@ impl PeerTask {
                 .or(local.filter(|a| a.is_ipv6())),
             default_local_pref: 100,
         };
-        let r = resolve(&self.ads, &ctx);
-        if r.len() < self.ads.len() {
-            debug!(peer = %self.name, left_out = self.ads.len() - r.len(), "routes without a next hop of their family");
+        let Some(ads) = &self.ads else {
+            return BTreeMap::new();
+        };
+        let r = resolve(ads, &ctx);
+        if r.len() < ads.len() {
+            debug!(peer = %self.name, left_out = ads.len() - r.len(), "routes without a next hop of their family");
         }
         r
     }
 
+    fn pending(&self) -> usize {
+        self.ads.as_ref().map_or(0, BTreeMap::len)
+    }
+
+    /// Every route, then End-of-RIB, once the routes are known.
+    async fn send_initial(&mut self, families: &[Family]) {
+        if self.ads.is_none() {
+            debug!(peer = %self.name, "session up before the routes are known: End-of-RIB waits for them");
+            return;
+        }
+        self.rib.set_desired(self.resolved());
+        let changes = self.rib.initial(families);
+        self.initial_sent = true;
+        self.send_changes(changes).await;
+    }
+
     async fn readvertise(&mut self) {
-        self.update_status(|s| s.pending_prefixes = self.ads.len());
+        self.update_status(|s| s.pending_prefixes = self.pending());
         if self.session.state() != State::Established {
             return;
         }
@@ -384,6 +413,10 @@ impl PeerTask {
             .negotiated()
             .map(|n| n.families.clone())
             .unwrap_or_default();
+        if !self.initial_sent {
+            self.send_initial(&families).await;
+            return;
+        }
         self.rib.set_desired(self.resolved());
         let changes = self.rib.diff(&families);
         self.send_changes(changes).await;
@@ -420,7 +453,7 @@ impl PeerTask {
         }
         self.write(&msgs).await;
         let advertised = self.rib.sent().len();
-        let pending = self.ads.len();
+        let pending = self.pending();
         self.update_status(|s| {
             s.updates_sent += updates;
             s.prefixes_advertised = advertised;
