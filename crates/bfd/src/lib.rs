@@ -8,6 +8,7 @@
 //! - [`Bfd`]: tokio tasks per session behind a small handle (add, update,
 //!   remove, watch the state), with MetalLB's BFD metrics.
 
+pub mod echo;
 mod instance;
 mod metrics;
 pub mod network;
