@@ -16,5 +16,5 @@ pub mod packet;
 pub mod profile;
 pub mod session;
 
-pub use instance::{Bfd, BfdError, Counters, SessionConfig, SessionKey, SessionStatus};
+pub use instance::{Bfd, BfdError, Counters, Fall, SessionConfig, SessionKey, SessionStatus};
 pub use profile::{Hop, Profile, ProfileError};

@@ -4,10 +4,17 @@
 //! (re-arming replaces); randomness (the §6.8.7 jitter) comes from a seeded
 //! generator owned by the session, so a run is a function of seed and inputs.
 //!
+//! Echo (§6.4, §6.8.9): single hop only (RFC 5883 §3 forbids it multi-hop);
+//! we advertise Required Min Echo RX when the profile asks for echo and the
+//! caller says we can loop the remote's echo packets back; we send echo
+//! packets while Up if the remote advertises a nonzero Required Min Echo
+//! RX, and declare the session Down (diag 2) when none came back for the
+//! echo interval times our detect multiplier. While echo runs, the control
+//! packets only back it up: we ask for them at most once a second (§6.4).
+//!
 //! Not here: demand mode (never requested; a remote's D bit is ignored and
-//! we keep sending, see docs/bfd.md), echo (refused, Required Min Echo RX
-//! is always 0), authentication (packets carrying it are discarded, as
-//! §6.8.6 requires when none is configured).
+//! we keep sending, see docs/bfd.md), authentication (packets carrying it
+//! are discarded, as §6.8.6 requires when none is configured).
 
 pub mod replay;
 #[cfg(test)]
@@ -15,11 +22,15 @@ mod tests;
 
 use std::time::Duration;
 
+use crate::echo::EchoPacket;
 use crate::packet::{ControlPacket, Diagnostic, State};
 use crate::profile::{Hop, Profile};
 
 /// §6.8.3: while not Up, the transmit interval is at least one second.
 pub const SLOW_TX: Duration = Duration::from_secs(1);
+/// §6.4: while echo runs, the Required Min RX we ask for control packets
+/// ("a sedate reception rate"); the echo detects failures.
+pub const ECHO_CONTROL_RX: Duration = Duration::from_secs(1);
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Event {
@@ -34,6 +45,12 @@ pub enum Event {
     PathDown,
     /// New timers or roles (a changed BFDProfile): a Poll Sequence, no flap.
     Profile(Profile),
+    /// Time to send the next echo packet.
+    EchoTimer,
+    /// None of our echo packets came back in the echo detection time.
+    EchoDetectionTimer,
+    /// One of our echo packets came back from the remote's forwarding plane.
+    EchoReceived(EchoPacket),
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -47,6 +64,58 @@ pub enum Action {
     StopDetection,
     StateChanged { from: State, to: State, diag: Diagnostic },
     Discarded(Discard),
+    SendEcho(EchoPacket),
+    /// (Re)arm the echo transmit timer.
+    ArmEchoTransmit(Duration),
+    /// (Re)arm the echo detection timer.
+    ArmEchoDetection(Duration),
+    /// Echo stopped: cancel both echo timers.
+    StopEcho,
+}
+
+/// The session's timers, in the order they fire on a tie.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Timer {
+    Detection,
+    EchoDetection,
+    Transmit,
+    EchoTransmit,
+}
+
+impl Timer {
+    pub const ALL: [Timer; 4] = [Timer::Detection, Timer::EchoDetection, Timer::Transmit, Timer::EchoTransmit];
+
+    pub fn event(self) -> Event {
+        match self {
+            Timer::Detection => Event::DetectionTimer,
+            Timer::EchoDetection => Event::EchoDetectionTimer,
+            Timer::Transmit => Event::TransmitTimer,
+            Timer::EchoTransmit => Event::EchoTimer,
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Timer::Detection => "detection",
+            Timer::EchoDetection => "echo-detection",
+            Timer::Transmit => "transmit",
+            Timer::EchoTransmit => "echo-transmit",
+        }
+    }
+
+    /// Which timer an action arms (`Some(d)`) or stops (`None`).
+    pub fn of(action: &Action) -> Vec<(Timer, Option<Duration>)> {
+        match action {
+            Action::ArmTransmit(d) => vec![(Timer::Transmit, Some(*d))],
+            Action::StopTransmit => vec![(Timer::Transmit, None)],
+            Action::ArmDetection(d) => vec![(Timer::Detection, Some(*d))],
+            Action::StopDetection => vec![(Timer::Detection, None)],
+            Action::ArmEchoTransmit(d) => vec![(Timer::EchoTransmit, Some(*d))],
+            Action::ArmEchoDetection(d) => vec![(Timer::EchoDetection, Some(*d))],
+            Action::StopEcho => vec![(Timer::EchoTransmit, None), (Timer::EchoDetection, None)],
+            _ => Vec::new(),
+        }
+    }
 }
 
 /// A decoded packet the session refuses (§6.8.6 checks that need state).
@@ -60,6 +129,12 @@ pub enum Discard {
     Discriminator { got: u32, ours: u32 },
     #[error("session is AdminDown")]
     AdminDown,
+    #[error("echo packet while echo is not running")]
+    EchoInactive,
+    #[error("echo packet with discriminator {got}, not ours ({ours})")]
+    EchoDiscriminator { got: u32, ours: u32 },
+    #[error("echo sequence {got} outside {after}..={sent} (duplicate, old or never sent)")]
+    EchoSequence { got: u64, after: u64, sent: u64 },
 }
 
 /// Per-session state variables of §6.8.1 plus what the timers need.
@@ -92,6 +167,18 @@ pub struct Session {
     /// Set by the first AdminUp: a session never started sends nothing.
     started: bool,
     rng: fastrand::Rng,
+    /// We can loop the remote's echo packets back (the caller knows: IPv4
+    /// forwarding enabled, or our IPv6 reflector); Required Min Echo RX is
+    /// advertised only then.
+    echo_loopable: bool,
+    remote_min_echo_rx: Duration,
+    /// We are sending echo packets (§6.8.9).
+    echo_active: bool,
+    echo_interval_in_use: Duration,
+    /// Sequence number of the last echo packet sent.
+    echo_sent: u64,
+    /// Highest sequence number come back; older ones are refused.
+    echo_received: u64,
 }
 
 fn us(d: Duration) -> u32 {
@@ -124,7 +211,19 @@ impl Session {
             received_any: false,
             started: false,
             rng: fastrand::Rng::with_seed(seed),
+            echo_loopable: true,
+            remote_min_echo_rx: Duration::ZERO,
+            echo_active: false,
+            echo_interval_in_use: Duration::ZERO,
+            echo_sent: 0,
+            echo_received: 0,
         }
+    }
+
+    /// Whether we can loop the remote's echo packets (default yes); false
+    /// advertises Required Min Echo RX 0, so the remote sends us none.
+    pub fn set_echo_loopable(&mut self, loopable: bool) {
+        self.echo_loopable = loopable;
     }
 
     pub fn state(&self) -> State {
@@ -156,6 +255,52 @@ impl Session {
     }
     pub fn received_any(&self) -> bool {
         self.received_any
+    }
+    pub fn echo_active(&self) -> bool {
+        self.echo_active
+    }
+
+    /// The Required Min Echo RX Interval we advertise: zero unless the
+    /// profile asks for echo, single hop (RFC 5883 §3), and we can loop.
+    pub fn advertised_echo_rx(&self) -> Duration {
+        if self.profile.echo_mode && self.hop == Hop::Single && self.echo_loopable {
+            self.profile.echo_interval
+        } else {
+            Duration::ZERO
+        }
+    }
+
+    /// §6.8.9: echo runs while Up, single hop, asked for by the profile and
+    /// accepted by the remote (nonzero Required Min Echo RX).
+    fn echo_wanted(&self) -> bool {
+        self.state == State::Up
+            && self.profile.echo_mode
+            && self.hop == Hop::Single
+            && !self.remote_min_echo_rx.is_zero()
+    }
+
+    /// §6.8.9: never faster than the remote's Required Min Echo RX. Not
+    /// jittered: jitter would go below it.
+    fn echo_interval(&self) -> Duration {
+        self.profile.echo_interval.max(self.remote_min_echo_rx)
+    }
+
+    /// How long without any echo packet back before the session is Down:
+    /// the echo interval in use times our detect multiplier (a local
+    /// matter, §6.8.9; FRR multiplies by the remote's).
+    pub fn echo_detection_time(&self) -> Duration {
+        self.echo_interval_in_use * u32::from(self.profile.detect_multiplier)
+    }
+
+    /// The Required Min RX Interval we want: the profile's, but at least
+    /// [`ECHO_CONTROL_RX`] while echo runs (§6.4).
+    fn wanted_rx(&self) -> Duration {
+        if self.echo_active { self.profile.receive_interval.max(ECHO_CONTROL_RX) } else { self.profile.receive_interval }
+    }
+
+    /// What a Poll Sequence negotiates: our two intervals and multiplier.
+    fn timers(&self) -> (Duration, Duration, u8) {
+        (self.profile.transmit_interval, self.wanted_rx(), self.profile.detect_multiplier)
     }
 
     /// §6.8.4, asynchronous mode.
@@ -200,8 +345,8 @@ impl Session {
             my_discriminator: self.local_discr,
             your_discriminator: self.remote_discr,
             desired_min_tx_us: us(self.advertised_tx()),
-            required_min_rx_us: us(self.profile.receive_interval),
-            required_min_echo_rx_us: 0,
+            required_min_rx_us: us(self.wanted_rx()),
+            required_min_echo_rx_us: us(self.advertised_echo_rx()),
             auth: None,
         }
     }
@@ -247,7 +392,22 @@ impl Session {
                 }
             }
             Event::Profile(profile) => self.new_profile(profile, &mut out),
+            Event::EchoTimer => {
+                if self.echo_active {
+                    self.send_echo(&mut out);
+                }
+            }
+            Event::EchoDetectionTimer => {
+                if self.echo_active {
+                    self.set_state(State::Down, Diagnostic::EchoFunctionFailed, &mut out);
+                    if self.may_transmit() {
+                        out.push(Action::Send(self.packet(false, false)));
+                    }
+                }
+            }
+            Event::EchoReceived(echo) => self.echo_received(echo, &mut out),
         }
+        self.schedule_echo(&mut out);
         self.schedule_transmit(before, &mut out);
         out
     }
@@ -289,7 +449,7 @@ impl Session {
 
     fn start_poll(&mut self) {
         self.polling = true;
-        self.polled = (self.profile.transmit_interval, self.profile.receive_interval);
+        self.polled = (self.profile.transmit_interval, self.wanted_rx());
     }
 
     /// Applies what the remote acknowledged (or, leaving Up, everything:
@@ -300,10 +460,10 @@ impl Session {
         if self.state == State::Up {
             // A faster transmit or slower receive set since is already safe.
             self.tx_in_use = self.polled.0.min(self.profile.transmit_interval);
-            self.rx_in_use = self.polled.1.max(self.profile.receive_interval);
+            self.rx_in_use = self.polled.1.max(self.wanted_rx());
         } else {
             self.tx_in_use = self.profile.transmit_interval;
-            self.rx_in_use = self.profile.receive_interval;
+            self.rx_in_use = self.wanted_rx();
         }
     }
 
@@ -334,6 +494,7 @@ impl Session {
         self.remote_min_rx = Duration::from_micros(u64::from(p.required_min_rx_us));
         self.remote_desired_tx = Duration::from_micros(u64::from(p.desired_min_tx_us));
         self.remote_detect_mult = p.detect_mult;
+        self.remote_min_echo_rx = Duration::from_micros(u64::from(p.required_min_echo_rx_us));
         let mut poll_again = false;
         if p.final_ && self.polling {
             poll_again = self.repoll;
@@ -383,33 +544,86 @@ impl Session {
         self.remote_state = State::Down;
         self.remote_min_rx = Duration::from_micros(1);
         self.remote_desired_tx = Duration::ZERO;
+        self.remote_min_echo_rx = Duration::ZERO;
         if self.state == State::Down && self.may_transmit() {
             out.push(Action::Send(self.packet(false, false)));
         }
     }
 
     fn new_profile(&mut self, profile: Profile, out: &mut Vec<Action>) {
-        let timers_changed = profile.transmit_interval != self.profile.transmit_interval
-            || profile.receive_interval != self.profile.receive_interval
-            || profile.detect_multiplier != self.profile.detect_multiplier;
+        let before = self.timers();
         self.profile = profile;
+        self.retime(before, out);
+    }
+
+    /// Our timers changed from `before` (a profile, or echo starting or
+    /// stopping): outside Up they apply at once; while Up, §6.8.3: a faster
+    /// transmit and a slower receive are safe at once, the other two
+    /// directions wait for the remote's Final.
+    fn retime(&mut self, before: (Duration, Duration, u8), out: &mut Vec<Action>) {
         if self.state != State::Up {
             self.tx_in_use = self.profile.transmit_interval;
-            self.rx_in_use = self.profile.receive_interval;
+            self.rx_in_use = self.wanted_rx();
             return;
         }
-        if !timers_changed {
+        if self.timers() == before {
             return;
         }
-        // §6.8.3: a faster transmit and a slower receive are safe at once;
-        // the other two directions wait for the remote's Final.
         self.tx_in_use = self.tx_in_use.min(self.profile.transmit_interval);
-        self.rx_in_use = self.rx_in_use.max(self.profile.receive_interval);
+        self.rx_in_use = self.rx_in_use.max(self.wanted_rx());
         if self.polling {
             self.repoll = true;
         } else {
             self.start_poll();
             out.push(Action::Send(self.packet(true, false)));
+        }
+    }
+
+    /// Starts, re-times or stops echo after any event (§6.8.9).
+    fn schedule_echo(&mut self, out: &mut Vec<Action>) {
+        if self.echo_wanted() {
+            let interval = self.echo_interval();
+            if !self.echo_active {
+                let before = self.timers();
+                self.echo_active = true;
+                self.echo_interval_in_use = interval;
+                // Only packets of this run count.
+                self.echo_received = self.echo_sent;
+                self.send_echo(out);
+                out.push(Action::ArmEchoDetection(self.echo_detection_time()));
+                self.retime(before, out);
+            } else if interval != self.echo_interval_in_use {
+                self.echo_interval_in_use = interval;
+                out.push(Action::ArmEchoTransmit(interval));
+            }
+        } else if self.echo_active {
+            let before = self.timers();
+            self.echo_active = false;
+            out.push(Action::StopEcho);
+            self.retime(before, out);
+        }
+    }
+
+    fn send_echo(&mut self, out: &mut Vec<Action>) {
+        self.echo_sent += 1;
+        out.push(Action::SendEcho(EchoPacket { my_discriminator: self.local_discr, sequence: self.echo_sent }));
+        out.push(Action::ArmEchoTransmit(self.echo_interval_in_use));
+    }
+
+    fn echo_received(&mut self, echo: EchoPacket, out: &mut Vec<Action>) {
+        if !self.echo_active {
+            out.push(Action::Discarded(Discard::EchoInactive));
+        } else if echo.my_discriminator != self.local_discr {
+            out.push(Action::Discarded(Discard::EchoDiscriminator { got: echo.my_discriminator, ours: self.local_discr }));
+        } else if echo.sequence <= self.echo_received || echo.sequence > self.echo_sent {
+            out.push(Action::Discarded(Discard::EchoSequence {
+                got: echo.sequence,
+                after: self.echo_received,
+                sent: self.echo_sent,
+            }));
+        } else {
+            self.echo_received = echo.sequence;
+            out.push(Action::ArmEchoDetection(self.echo_detection_time()));
         }
     }
 }

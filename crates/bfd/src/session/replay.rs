@@ -9,6 +9,8 @@
 //! seed 7                       # jitter seed (default 1)
 //! hop single                   # or multi (default single)
 //! profile tx=300 rx=300 mult=3 passive min-ttl=254   # initial profile (defaults: FRR's)
+//! profile echo-mode echo=50    # echo on, echo interval 50 ms (no-echo-mode: off)
+//! echo-loop off                # we cannot loop the remote's echo (default on)
 //! ```
 //!
 //! then timed events (milliseconds since the start):
@@ -20,43 +22,42 @@
 //! @200 profile tx=100 rx=100 mult=3
 //! @300 admin-down
 //! @400 path-down
+//! @450 echo-rx seq=3 discr=1       # one of our echo packets back (discr: ours by default)
 //! @5000 run                        # only let the clock (and timers) run
 //! ```
 //!
 //! `rx` fields left out: `your` = our discriminator, intervals 1000 ms,
 //! `mult=3`, `ttl=255`. Before each event the clock fires every timer due by
-//! then, earliest first (detection before transmit on a tie).
+//! then, earliest first (on a tie: detection, echo detection, transmit,
+//! echo transmit).
 
 use std::fmt::Write;
 use std::time::Duration;
 
-use super::{Action, Event, Session};
+use super::{Action, Event, Session, Timer};
+use crate::echo::EchoPacket;
 use crate::packet::{AuthType, Authentication, ControlPacket, Diagnostic, State};
 use crate::profile::{Hop, Profile};
 
-/// The session plus the two timers, on a simulated clock.
+/// The session plus its timers, on a simulated clock.
 pub struct Sim {
     pub session: Session,
     pub now: Duration,
-    pub transmit_at: Option<Duration>,
-    pub detection_at: Option<Duration>,
+    /// When each [`Timer`] fires, indexed as `Timer::ALL`.
+    pub due: [Option<Duration>; 4],
 }
 
 impl Sim {
     pub fn new(session: Session) -> Sim {
-        Sim { session, now: Duration::ZERO, transmit_at: None, detection_at: None }
+        Sim { session, now: Duration::ZERO, due: [None; 4] }
     }
 
     /// Runs one event now and applies its timer actions.
     pub fn step(&mut self, event: Event) -> Vec<Action> {
         let actions = self.session.handle(event);
         for a in &actions {
-            match a {
-                Action::ArmTransmit(d) => self.transmit_at = Some(self.now + *d),
-                Action::StopTransmit => self.transmit_at = None,
-                Action::ArmDetection(d) => self.detection_at = Some(self.now + *d),
-                Action::StopDetection => self.detection_at = None,
-                _ => {}
+            for (timer, delay) in Timer::of(a) {
+                self.due[timer as usize] = delay.map(|d| self.now + d);
             }
         }
         actions
@@ -64,21 +65,14 @@ impl Sim {
 
     /// The next timer due at or before `until`, if any, with the clock
     /// moved to it.
-    pub fn next_timer(&mut self, until: Duration) -> Option<Event> {
-        let detection = self.detection_at.filter(|t| *t <= until);
-        let transmit = self.transmit_at.filter(|t| *t <= until);
-        let (at, event) = match (detection, transmit) {
-            (Some(d), Some(t)) if t < d => (t, Event::TransmitTimer),
-            (Some(d), _) => (d, Event::DetectionTimer),
-            (None, Some(t)) => (t, Event::TransmitTimer),
-            (None, None) => return None,
-        };
+    pub fn next_timer(&mut self, until: Duration) -> Option<Timer> {
+        let (at, timer) = Timer::ALL
+            .iter()
+            .filter_map(|t| self.due[*t as usize].filter(|at| *at <= until).map(|at| (at, *t)))
+            .min_by_key(|(at, t)| (*at, *t as usize))?;
         self.now = at;
-        match event {
-            Event::TransmitTimer => self.transmit_at = None,
-            _ => self.detection_at = None,
-        }
-        Some(event)
+        self.due[timer as usize] = None;
+        Some(timer)
     }
 }
 
@@ -95,6 +89,7 @@ pub fn run_script(text: &str) -> Result<String, String> {
     let mut seed = 1;
     let mut hop = Hop::Single;
     let mut profile = Profile::default();
+    let mut loopable = true;
     let mut sim: Option<Sim> = None;
     let mut out = String::new();
     for (n, raw) in text.lines().enumerate() {
@@ -113,21 +108,26 @@ pub fn run_script(text: &str) -> Result<String, String> {
                 ["seed", v] => seed = num(v).map_err(err)?,
                 ["hop", "single"] => hop = Hop::Single,
                 ["hop", "multi"] => hop = Hop::Multi,
+                ["echo-loop", "on"] => loopable = true,
+                ["echo-loop", "off"] => loopable = false,
                 ["profile", fields @ ..] => profile = parse_profile(fields, Profile::default()).map_err(err)?,
                 _ => return Err(err("unknown setting".into())),
             }
             continue;
         };
         let at = Duration::from_millis(num(at).map_err(err)?);
-        let sim = sim.get_or_insert_with(|| Sim::new(Session::new(discr as u32, profile.clone(), hop, seed)));
+        let sim = sim.get_or_insert_with(|| {
+            let mut session = Session::new(discr as u32, profile.clone(), hop, seed);
+            session.set_echo_loopable(loopable);
+            Sim::new(session)
+        });
         if at < sim.now {
             return Err(err("time goes backwards".into()));
         }
         let item = parse_event(&words[1..], sim.session.local_discr(), sim.session.profile()).map_err(err)?;
         while let Some(timer) = sim.next_timer(at) {
-            let name = if timer == Event::TransmitTimer { "transmit" } else { "detection" };
-            let _ = writeln!(out, "@{} timer {name}", ms(sim.now));
-            let actions = sim.step(timer);
+            let _ = writeln!(out, "@{} timer {}", ms(sim.now), timer.name());
+            let actions = sim.step(timer.event());
             print_actions(&mut out, sim.now, &actions);
         }
         sim.now = at;
@@ -170,6 +170,10 @@ pub fn describe(a: &Action) -> String {
         Action::StopDetection => "stop detection".into(),
         Action::StateChanged { from, to, diag } => format!("state {from} -> {to} ({diag})"),
         Action::Discarded(why) => format!("discard: {why}"),
+        Action::SendEcho(e) => format!("send echo discr={} seq={}", e.my_discriminator, e.sequence),
+        Action::ArmEchoTransmit(d) => format!("arm echo transmit {} ms", ms(*d)),
+        Action::ArmEchoDetection(d) => format!("arm echo detection {} ms", ms(*d)),
+        Action::StopEcho => "stop echo".into(),
     }
 }
 
@@ -207,6 +211,9 @@ fn parse_profile(fields: &[&str], mut p: Profile) -> Result<Profile, String> {
             Some(("rx", v)) => p.receive_interval = Duration::from_millis(num(v)?),
             Some(("mult", v)) => p.detect_multiplier = num(v)?,
             Some(("min-ttl", v)) => p.minimum_ttl = num(v)?,
+            Some(("echo", v)) => p.echo_interval = Duration::from_millis(num(v)?),
+            None if *f == "echo-mode" => p.echo_mode = true,
+            None if *f == "no-echo-mode" => p.echo_mode = false,
             None if *f == "passive" => p.passive = true,
             None if *f == "active" => p.passive = false,
             _ => return Err(format!("unknown profile field {f:?}")),
@@ -234,6 +241,17 @@ fn parse_event(words: &[&str], ours: u32, profile: &Profile) -> Result<Item, Str
         "admin-down" => Item::Event(Event::AdminDown),
         "path-down" => Item::Event(Event::PathDown),
         "run" => Item::Run,
+        "echo-rx" => {
+            let mut echo = EchoPacket { my_discriminator: ours, sequence: 0 };
+            for f in rest {
+                match f.split_once('=') {
+                    Some(("seq", v)) => echo.sequence = num(v)?,
+                    Some(("discr", v)) => echo.my_discriminator = num(v)?,
+                    _ => return Err(format!("unknown echo-rx field {f:?}")),
+                }
+            }
+            Item::Event(Event::EchoReceived(echo))
+        }
         "profile" => Item::Event(Event::Profile(parse_profile(rest, profile.clone())?)),
         "rx" => {
             let (state, fields) = rest.split_first().ok_or("rx needs a state")?;

@@ -18,15 +18,25 @@ fn sends(actions: &[Action]) -> Vec<&ControlPacket> {
     actions.iter().filter_map(|a| if let Action::Send(p) = a { Some(p) } else { None }).collect()
 }
 
+/// What is on the wire: a control packet towards a side, or an echo
+/// packet on its way back to the side that sent it.
+#[derive(Clone, Debug)]
+enum Wire {
+    Control(ControlPacket),
+    Echo(crate::echo::EchoPacket),
+}
+
 /// Two sessions joined by a link with a fixed one-way delay; `up` false
-/// drops everything. Steps the earliest of the four timers and the packets
-/// in flight, on one simulated clock.
+/// drops everything, `echo_up` false only the echo packets (a peer that
+/// stops forwarding them). Steps the earliest of the timers and the
+/// packets in flight, on one simulated clock.
 struct Pair {
     a: Sim,
     b: Sim,
-    flight: Vec<(Duration, bool, ControlPacket)>,
+    flight: Vec<(Duration, bool, Wire)>,
     delay: Duration,
     up: bool,
+    echo_up: bool,
     now: Duration,
 }
 
@@ -38,6 +48,7 @@ impl Pair {
             flight: Vec::new(),
             delay: ms(1),
             up: true,
+            echo_up: true,
             now: Duration::ZERO,
         };
         for to_b in [false, true] {
@@ -56,18 +67,20 @@ impl Pair {
         if !self.up {
             return;
         }
-        for p in sends(actions) {
-            self.flight.push((self.now + self.delay, !from_b, p.clone()));
+        for a in actions {
+            match a {
+                Action::Send(p) => self.flight.push((self.now + self.delay, !from_b, Wire::Control(p.clone()))),
+                // There and back through the other side's forwarding plane.
+                Action::SendEcho(e) if self.echo_up => self.flight.push((self.now + self.delay * 2, from_b, Wire::Echo(*e))),
+                _ => {}
+            }
         }
     }
 
     fn run_until(&mut self, until: Duration) {
         loop {
             let packet_at = self.flight.iter().map(|f| f.0).min();
-            let timer_at = [self.a.transmit_at, self.a.detection_at, self.b.transmit_at, self.b.detection_at]
-                .into_iter()
-                .flatten()
-                .min();
+            let timer_at = self.a.due.iter().chain(&self.b.due).flatten().min().copied();
             let next = match (packet_at, timer_at) {
                 (Some(p), Some(t)) => p.min(t),
                 (p, t) => match p.or(t) {
@@ -82,18 +95,21 @@ impl Pair {
             self.now = next;
             if packet_at == Some(next) {
                 let i = self.flight.iter().position(|f| f.0 == next).expect("due packet");
-                let (_, to_b, packet) = self.flight.remove(i);
+                let (_, to_b, wire) = self.flight.remove(i);
                 let sim = self.side(to_b);
                 sim.now = next;
-                let acts = sim.step(Event::Received { packet, ttl: 255 });
+                let acts = sim.step(match wire {
+                    Wire::Control(packet) => Event::Received { packet, ttl: 255 },
+                    Wire::Echo(e) => Event::EchoReceived(e),
+                });
                 self.queue(to_b, &acts);
                 continue;
             }
             for b in [false, true] {
                 let sim = self.side(b);
                 sim.now = next;
-                if let Some(ev) = sim.next_timer(next) {
-                    let acts = sim.step(ev);
+                if let Some(timer) = sim.next_timer(next) {
+                    let acts = sim.step(timer.event());
                     self.queue(b, &acts);
                     break;
                 }
@@ -304,4 +320,65 @@ proptest! {
             }
         }
     }
+}
+
+fn echo() -> Profile {
+    Profile { echo_mode: true, echo_interval: ms(50), ..fast() }
+}
+
+#[test]
+fn echo_runs_slows_control_and_detects_a_broken_echo_path() {
+    let mut pair = Pair::new(echo(), echo(), 9);
+    pair.run_until(ms(5_000));
+    assert_eq!((pair.a.session.state(), pair.b.session.state()), (State::Up, State::Up));
+    assert!(pair.a.session.echo_active() && pair.b.session.echo_active());
+    assert!(!pair.a.session.polling() && !pair.b.session.polling(), "poll sequences ended");
+    // Control packets only back echo up: asked for once a second.
+    assert_eq!(pair.a.session.detection_time(), ms(3_000));
+    assert_eq!(pair.a.session.transmit_interval(), ECHO_CONTROL_RX);
+    assert_eq!(pair.a.session.echo_detection_time(), ms(150));
+    // The peer stops looping echo: Down with diag 2 within the echo
+    // detection time (after the last echo in flight, 2 ms), long before
+    // the control detection time. Control packets still flow, so the
+    // session is Up again a few milliseconds later (and falls again): the
+    // speaker watches `falls`, not only the state.
+    pair.echo_up = false;
+    let cut = pair.now;
+    let mut fell = None;
+    for t in 1..=200 {
+        pair.run_until(cut + ms(t));
+        if pair.a.session.state() != State::Up {
+            fell = Some((t, pair.a.session.local_diag()));
+            break;
+        }
+    }
+    // 150 ms after the last echo back, which came back 0-50 ms before the cut.
+    let (after, diag) = fell.expect("fell");
+    assert!((100..=152).contains(&after), "Down {after} ms after the cut");
+    assert_eq!(diag, Diagnostic::EchoFunctionFailed);
+    assert!(!pair.a.session.echo_active());
+    // Echo back: both come Up again with echo.
+    pair.echo_up = true;
+    pair.run_until(cut + ms(10_000));
+    assert_eq!((pair.a.session.state(), pair.b.session.state()), (State::Up, State::Up));
+    assert!(pair.a.session.echo_active());
+}
+
+#[test]
+fn echo_needs_both_sides_and_single_hop() {
+    // The remote advertises no Required Min Echo RX: no echo, fast control.
+    let mut pair = Pair::new(echo(), fast(), 4);
+    pair.run_until(ms(5_000));
+    assert_eq!(pair.a.session.state(), State::Up);
+    assert!(!pair.a.session.echo_active());
+    assert!(!pair.b.session.echo_active(), "b's profile has no echo");
+    assert_eq!(pair.a.session.detection_time(), ms(300));
+    // Multi-hop never advertises nor runs echo (RFC 5883 §3).
+    let mut s = Session::new(3, echo(), Hop::Multi, 1);
+    let acts = s.handle(Event::AdminUp);
+    assert_eq!(sends(&acts)[0].required_min_echo_rx_us, 0);
+    // Not loopable: nothing advertised.
+    let mut s = Session::new(3, echo(), Hop::Single, 1);
+    s.set_echo_loopable(false);
+    assert_eq!(sends(&s.handle(Event::AdminUp))[0].required_min_echo_rx_us, 0);
 }
