@@ -21,8 +21,8 @@ use tokio::time::{Instant, sleep_until};
 
 use crate::echo::{ECHO_TTL, EchoPacket};
 use crate::network::{
-    EchoInput, EchoReceiver, EchoSender, Link, NetworkError, Receiver, Transmitter, if_index, ipv4_forwarding,
-    neighbour, source_towards,
+    EchoInput, EchoReceiver, EchoSender, Link, Neighbours, NetworkError, Receiver, Transmitter, if_index,
+    ipv4_forwarding, source_towards,
 };
 use crate::packet::{ControlPacket, Diagnostic, State};
 use crate::profile::{Hop, Profile, ProfileError};
@@ -192,8 +192,9 @@ impl Inner {
             let task = tokio::spawn(echo_receive_loop(socket, Arc::downgrade(this)));
             self.echo_receivers.insert(echo_key.clone(), (1, task));
         }
-        let sender = match EchoSender::open(local) {
-            Ok(s) => s,
+        let opened = EchoSender::open(local).and_then(|s| Ok((s, Neighbours::open()?)));
+        let (sender, neighbours) = match opened {
+            Ok(o) => o,
             Err(e) => {
                 self.release_echo(&echo_key);
                 return Err(e.into());
@@ -201,7 +202,7 @@ impl Inner {
         };
         let (link_tx, link) = watch::channel(None);
         let lookup = Arc::new(Notify::new());
-        let neighbour_task = tokio::spawn(watch_neighbour(key.peer, ifindex, link_tx, lookup.clone()));
+        let neighbour_task = tokio::spawn(watch_neighbour(neighbours, key.peer, ifindex, link_tx, lookup.clone()));
         Ok((echo_key, EchoPath { sender, link, lookup, neighbour_task }))
     }
 
@@ -451,9 +452,15 @@ fn loopable(peer: IpAddr, device: Option<&str>) -> bool {
 /// Keeps the peer's neighbour entry (interface and MAC) for the echo
 /// sender: looked up again every few seconds (the peer's MAC may change),
 /// every half second while missing, and at once when a send found none.
-async fn watch_neighbour(peer: IpAddr, ifindex: u32, link: watch::Sender<Option<Link>>, lookup: Arc<Notify>) {
+async fn watch_neighbour(
+    neighbours: Neighbours,
+    peer: IpAddr,
+    ifindex: u32,
+    link: watch::Sender<Option<Link>>,
+    lookup: Arc<Notify>,
+) {
     loop {
-        let found = match neighbour(peer, ifindex).await {
+        let found = match neighbours.lookup(peer, ifindex).await {
             Ok(found) => found,
             Err(error) => {
                 tracing::debug!(%peer, %error, "BFD echo: neighbour lookup failed");

@@ -13,7 +13,7 @@
 //!   addressed to ourselves, see [`EchoSender`]), and per local address an
 //!   [`EchoReceiver`]: AF_PACKET behind a BPF filter for IPv4, UDP port
 //!   3785 for IPv6 (which also reflects the peer's IPv6 echo, as FRR does);
-//!   the peer's MAC comes from the neighbour table ([`neighbour`]).
+//!   the peer's MAC comes from the neighbour table ([`Neighbours`]).
 //!
 //! recvmsg and its control messages are read over libc by hand: tokio's
 //! and socket2's UDP types give no access to IP_TTL / IPV6_HOPLIMIT.
@@ -323,53 +323,62 @@ pub struct Link {
     pub mac: [u8; 6],
 }
 
-/// The peer's usable neighbour entry (on `ifindex` unless 0), over
-/// rtnetlink, the maintained crate the BGP and layer 2 crates use too. The
-/// entry exists as soon as our control packets went out to the peer.
-pub async fn neighbour(peer: IpAddr, ifindex: u32) -> Result<Option<Link>, NetworkError> {
-    use futures::StreamExt;
-    use netlink_packet_route::AddressFamily;
-    use netlink_packet_route::neighbour::{NeighbourAddress, NeighbourAttribute, NeighbourState};
+/// Reads the kernel's neighbour table over rtnetlink (the maintained
+/// crate the BGP and layer 2 crates use too). The netlink socket is opened
+/// by [`Neighbours::open`], so in the namespace of its caller, whatever
+/// thread later runs the lookups.
+pub struct Neighbours {
+    handle: rtnetlink::Handle,
+    connection: tokio::task::JoinHandle<()>,
+}
 
-    let (connection, handle, _) = rtnetlink::new_connection().map_err(|e| NetworkError::Neighbours(e.to_string()))?;
-    let connection = tokio::spawn(connection);
-    let family = if peer.is_ipv6() { AddressFamily::Inet6 } else { AddressFamily::Inet };
-    let mut dump = handle.neighbours().get().set_address_family(family).execute();
-    let mut found = None;
-    let mut failure = None;
-    while let Some(msg) = dump.next().await {
-        let msg = match msg {
-            Ok(m) => m,
-            Err(e) => {
-                failure = Some(e.to_string());
-                break;
-            }
-        };
-        let h = &msg.header;
-        let usable = !matches!(h.state, NeighbourState::Failed | NeighbourState::Incomplete | NeighbourState::None);
-        if !usable || (ifindex != 0 && h.ifindex != ifindex) {
-            continue;
-        }
-        let mut dest = None;
-        let mut mac = None;
-        for a in &msg.attributes {
-            match a {
-                NeighbourAttribute::Destination(NeighbourAddress::Inet(ip)) => dest = Some(IpAddr::V4(*ip)),
-                NeighbourAttribute::Destination(NeighbourAddress::Inet6(ip)) => dest = Some(IpAddr::V6(*ip)),
-                NeighbourAttribute::LinkLayerAddress(l) => mac = <[u8; 6]>::try_from(l.as_slice()).ok(),
-                _ => {}
-            }
-        }
-        if let (Some(d), Some(mac)) = (dest, mac)
-            && d == peer
-        {
-            found = Some(Link { ifindex: h.ifindex, mac });
-        }
+impl Drop for Neighbours {
+    fn drop(&mut self) {
+        self.connection.abort();
     }
-    connection.abort();
-    match failure {
-        Some(e) => Err(NetworkError::Neighbours(e)),
-        None => Ok(found),
+}
+
+impl Neighbours {
+    /// Needs a tokio runtime context (the connection runs as a task).
+    pub fn open() -> Result<Neighbours, NetworkError> {
+        let (connection, handle, _) = rtnetlink::new_connection().map_err(|e| NetworkError::Neighbours(e.to_string()))?;
+        Ok(Neighbours { handle, connection: tokio::spawn(connection) })
+    }
+
+    /// The peer's usable entry (on `ifindex` unless 0). It exists as soon
+    /// as our control packets went out to the peer.
+    pub async fn lookup(&self, peer: IpAddr, ifindex: u32) -> Result<Option<Link>, NetworkError> {
+        use futures::StreamExt;
+        use netlink_packet_route::AddressFamily;
+        use netlink_packet_route::neighbour::{NeighbourAddress, NeighbourAttribute, NeighbourState};
+
+        let family = if peer.is_ipv6() { AddressFamily::Inet6 } else { AddressFamily::Inet };
+        let mut dump = self.handle.neighbours().get().set_address_family(family).execute();
+        let mut found = None;
+        while let Some(msg) = dump.next().await {
+            let msg = msg.map_err(|e| NetworkError::Neighbours(e.to_string()))?;
+            let h = &msg.header;
+            let usable = !matches!(h.state, NeighbourState::Failed | NeighbourState::Incomplete | NeighbourState::None);
+            if !usable || (ifindex != 0 && h.ifindex != ifindex) {
+                continue;
+            }
+            let mut dest = None;
+            let mut mac = None;
+            for a in &msg.attributes {
+                match a {
+                    NeighbourAttribute::Destination(NeighbourAddress::Inet(ip)) => dest = Some(IpAddr::V4(*ip)),
+                    NeighbourAttribute::Destination(NeighbourAddress::Inet6(ip)) => dest = Some(IpAddr::V6(*ip)),
+                    NeighbourAttribute::LinkLayerAddress(l) => mac = <[u8; 6]>::try_from(l.as_slice()).ok(),
+                    _ => {}
+                }
+            }
+            if let (Some(d), Some(mac)) = (dest, mac)
+                && d == peer
+            {
+                found = Some(Link { ifindex: h.ifindex, mac });
+            }
+        }
+        Ok(found)
     }
 }
 

@@ -156,3 +156,83 @@ fn packet_with_ttl_254_is_dropped() {
     wait_status(&rt, &mut rx, "Init from the TTL 255 packet", LIMIT, |s| s.state == State::Init);
     assert_eq!(c.discarded.load(std::sync::atomic::Ordering::Relaxed), 1);
 }
+
+/// Echo against FRR's bfdd (with zebra), IPv4 and IPv6: echo packets flow
+/// both ways (ours looped by the router's forwarding plane; bfdd's IPv4
+/// ones by ours, its IPv6 ones by our reflector), the control rate drops to
+/// once a second, and when the router stops forwarding our echo packets the
+/// session falls with EchoFunctionFailed within the echo detection time
+/// (50 ms x 3) while control packets keep flowing.
+#[test]
+fn frr_bfdd_echo_v4_v6_and_broken_echo_path_detected() {
+    use std::sync::atomic::Ordering::Relaxed;
+    let t = Topology::new("echo");
+    // The router loops our echo packets; we loop bfdd's IPv4 ones.
+    t.sysctl(&t.router, &[("net.ipv4.ip_forward", "1"), ("net.ipv6.conf.all.forwarding", "1")]);
+    t.sysctl(&t.node, &[("net.ipv4.ip_forward", "1")]);
+    let echo_lines = "echo-mode\necho transmit-interval 50\necho receive-interval 50";
+    let bfdd = Bfdd::start_with_zebra(&t.router, "echo", &[(NODE4, ROUTER4, echo_lines), (NODE6, ROUTER6, echo_lines)], 100);
+    let rt = runtime();
+    let bfd = Bfd::new();
+    let echo = Profile { echo_mode: true, echo_interval: Duration::from_millis(50), ..fast() };
+    let mut v4 = add(&t.node, &rt, &bfd, config(ROUTER4, NODE4, echo.clone())).expect("add v4");
+    let mut v6 = add(&t.node, &rt, &bfd, config(ROUTER6, NODE6, echo)).expect("add v6");
+    wait_status(&rt, &mut v4, "IPv4 Up", LIMIT, |s| s.state == State::Up);
+    wait_status(&rt, &mut v6, "IPv6 Up", LIMIT, |s| s.state == State::Up);
+    let (c4, c6) = (bfd.counters(&key(ROUTER4)).expect("c4"), bfd.counters(&key(ROUTER6)).expect("c6"));
+    // Our echo packets come back, bfdd's IPv6 ones are reflected by us, and
+    // we ask bfdd for control packets once a second (echo runs).
+    wait_for("echo packets back on both sessions", LIMIT, || {
+        c4.echo_in.load(Relaxed) > 20 && c6.echo_in.load(Relaxed) > 20 && c6.echo_reflected.load(Relaxed) > 0
+    });
+    wait_for("bfdd sees 1 s control RX and 50 ms echo RX from us", LIMIT, || {
+        [(NODE4, ROUTER4), (NODE6, ROUTER6)].iter().all(|(p, l)| {
+            let j = bfdd.peer(p, l);
+            j.contains("\"status\":\"up\"")
+                && j.contains("\"remote-receive-interval\":1000")
+                && j.contains("\"remote-echo-receive-interval\":50")
+        })
+    });
+    // bfdd's own IPv4 echo comes back through our forwarding plane.
+    let counters = bfdd.vtysh(&[&format!("show bfd peer {NODE4} local-address {ROUTER4} counters json")]);
+    let compact: String = counters.split_whitespace().collect();
+    assert!(compact.contains("\"echo-packet-output\":") && !compact.contains("\"echo-packet-input\":0,"), "{counters}");
+    println!("bfdd IPv4 counters: {compact}");
+    assert_eq!(v4.borrow().falls, 0, "no fall while echo works");
+
+    // The router stops forwarding: our echo packets are lost, bfdd's control
+    // packets and its own echo (looped by us) are not.
+    for (rx, c, v6, off) in [
+        (&mut v4, &c4, false, [("net.ipv4.conf.all.forwarding", "0"), ("net.ipv4.conf.eth0.forwarding", "0")]),
+        (&mut v6, &c6, true, [("net.ipv6.conf.all.forwarding", "0"), ("net.ipv6.conf.eth0.forwarding", "0")]),
+    ] {
+        let control_before = c.control_in.load(Relaxed);
+        t.sysctl(&t.router, &off);
+        let cut = Instant::now();
+        let s = wait_status(&rt, rx, "a fall after the echo path broke", LIMIT, |s| s.falls >= 1);
+        let after = cut.elapsed();
+        let fall = s.last_fall.expect("last fall");
+        println!(
+            "{} echo failure: fall {:?} after forwarding off (echo detect 150 ms; control detect {} ms)",
+            if v6 { "IPv6" } else { "IPv4" },
+            fall.at.duration_since(cut),
+            3 * 1000
+        );
+        assert_eq!(fall.diag, Diagnostic::EchoFunctionFailed);
+        assert!(after < Duration::from_secs(1), "echo failure took {after:?}");
+        wait_for("control packets still flowing", LIMIT, || c.control_in.load(Relaxed) > control_before + 2);
+    }
+    // Metrics count echo for real.
+    let mut registry = prometheus_client::registry::Registry::default();
+    bfd.register_metrics(&mut registry);
+    let mut text = String::new();
+    prometheus_client::encoding::text::encode(&mut text, &registry).expect("encode");
+    for peer in [ROUTER4, ROUTER6] {
+        for name in ["metallb_bfd_echo_packet_input", "metallb_bfd_echo_packet_output"] {
+            let line = text.lines().find(|l| l.starts_with(&format!("{name}{{peer=\"{peer}\""))).expect("series");
+            let n: u64 = line.rsplit(' ').next().and_then(|v| v.parse().ok()).expect("value");
+            assert!(n > 0, "{line}");
+        }
+    }
+    drop(bfdd);
+}

@@ -1,6 +1,8 @@
 //! Routing daemons in a test's network namespace, as test-peers.md §4 and
 //! §6 start them: FRR's `bgpd -Z` (no zebra: the test reads its RIB, not
-//! the kernel's) and `bfdd` with static sessions, BIRD 2 and GoBGP 3, each
+//! the kernel's) and `bfdd` with static sessions (with `zebra` beside it
+//! when the test needs echo mode: bfdd learns interfaces, and so the peer's
+//! MAC for its echo packets, only from zebra), BIRD 2 and GoBGP 3, each
 //! in a private directory holding its configuration, sockets, pid file and
 //! log, and queried through its own client (vtysh, birdc, gobgp) as JSON or
 //! text.
@@ -16,6 +18,7 @@ use crate::netns::{NetNs, NsProcess};
 
 pub const BGPD: &str = "/usr/lib/frr/bgpd";
 pub const BFDD: &str = "/usr/lib/frr/bfdd";
+pub const ZEBRA: &str = "/usr/lib/frr/zebra";
 pub const BIRD: &str = "/usr/sbin/bird";
 pub const GOBGPD: &str = "/usr/bin/gobgpd";
 pub const RADVD: &str = "/usr/sbin/radvd";
@@ -39,6 +42,11 @@ fn private_dir(tag: &str) -> PathBuf {
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap_or_else(|e| panic!("{}: {e}", dir.display()));
     dir
+}
+
+fn chown_frr(dir: &Path) {
+    let chown = Command::new("chown").args(["-R", "frr:frr", path_str(dir)]).output().expect("chown");
+    assert!(chown.status.success(), "chown frr: {chown:?}");
 }
 
 fn need(binary: &str) {
@@ -65,6 +73,30 @@ impl Daemon {
     /// extra lines such as `passive-mode`), at `interval_ms` both ways and a
     /// detect multiplier of 3. As user frr, in a directory it owns (§6).
     pub fn bfdd(ns: &NetNs, tag: &str, peers: &[(&str, &str, &str)], interval_ms: u32) -> Daemon {
+        Daemon::bfdd_with(ns, tag, peers, interval_ms, None)
+    }
+
+    /// zebra alone in `ns` (it then reads the namespace's interfaces and
+    /// neighbours, and changes nothing it is not told to); as user frr.
+    pub fn zebra(ns: &NetNs, tag: &str) -> Daemon {
+        need(ZEBRA);
+        let dir = private_dir(tag);
+        std::fs::write(dir.join("zebra.conf"), "log stdout informational\n!\n").expect("zebra.conf");
+        chown_frr(&dir);
+        let d = path_str(&dir).to_string();
+        let mut cmd = Command::new(ZEBRA);
+        cmd.args(["-P", "0", "-f", &format!("{d}/zebra.conf"), "-i", &format!("{d}/zebra.pid")])
+            .args(["-z", &format!("{d}/zserv.api"), "--vty_socket", &d]);
+        Daemon::spawn(ns, dir, cmd, "zebra.log", "zserv.api")
+    }
+
+    /// [`Daemon::bfdd`] talking to `zebra` (from [`Daemon::zebra`]), which
+    /// bfdd's echo mode needs.
+    pub fn bfdd_with_zebra(ns: &NetNs, tag: &str, peers: &[(&str, &str, &str)], interval_ms: u32, zebra: &Daemon) -> Daemon {
+        Daemon::bfdd_with(ns, tag, peers, interval_ms, Some(&zebra.dir.join("zserv.api")))
+    }
+
+    fn bfdd_with(ns: &NetNs, tag: &str, peers: &[(&str, &str, &str)], interval_ms: u32, zserv: Option<&Path>) -> Daemon {
         need(BFDD);
         let dir = private_dir(tag);
         let mut conf = String::from("log stdout informational\n!\nbfd\n");
@@ -79,12 +111,13 @@ impl Daemon {
         }
         conf.push_str("!\n");
         std::fs::write(dir.join("bfdd.conf"), conf).expect("bfdd.conf");
-        let chown = Command::new("chown").args(["-R", "frr:frr", path_str(&dir)]).output().expect("chown");
-        assert!(chown.status.success(), "chown frr: {chown:?}");
+        chown_frr(&dir);
         let d = path_str(&dir).to_string();
+        // Without zebra, a socket path nobody serves: bfdd runs alone.
+        let zserv = zserv.map_or_else(|| format!("{d}/zserv.api"), |p| path_str(p).to_string());
         let mut cmd = Command::new(BFDD);
         cmd.args(["-P", "0", "-f", &format!("{d}/bfdd.conf"), "-i", &format!("{d}/bfdd.pid")])
-            .args(["-z", &format!("{d}/zserv.api"), "--bfdctl", &format!("{d}/bfdd.sock"), "--vty_socket", &d]);
+            .args(["-z", &zserv, "--bfdctl", &format!("{d}/bfdd.sock"), "--vty_socket", &d]);
         Daemon::spawn(ns, dir, cmd, "bfdd.log", "bfdd.vty")
     }
 

@@ -71,6 +71,10 @@ impl Topology {
     pub fn link(&self, ns: &str, up: bool) {
         self.ns(ns).set_link("eth0", up).expect("ip link set");
     }
+
+    pub fn sysctl(&self, ns: &str, settings: &[(&str, &str)]) {
+        self.ns(ns).sysctl(settings).expect("sysctl");
+    }
 }
 
 /// Runs `f` on a thread inside namespace `ns` (sockets it opens live there)
@@ -134,19 +138,33 @@ pub fn wait_for(what: &str, limit: Duration, mut ok: impl FnMut() -> bool) {
     }
 }
 
-/// FRR's bfdd alone in the router namespace with static sessions
-/// (the harness's `routers::Daemon::bfdd`).
-pub struct Bfdd(routers::Daemon);
+/// FRR's bfdd in the router namespace with static sessions (the harness's
+/// `routers::Daemon::bfdd`), alone or with zebra (echo mode).
+pub struct Bfdd {
+    // Declared first: dropped (killed) before zebra.
+    bfdd: routers::Daemon,
+    _zebra: Option<routers::Daemon>,
+}
 
 impl Bfdd {
     /// `peers`: (peer, local-address, extra lines such as `passive-mode`).
     pub fn start(ns: &str, tag: &str, peers: &[(&str, &str, &str)], interval_ms: u32) -> Bfdd {
         need_bfdd();
-        Bfdd(routers::Daemon::bfdd(&netns::NetNs::named(ns), &format!("bfdd-{tag}"), peers, interval_ms))
+        Bfdd { bfdd: routers::Daemon::bfdd(&netns::NetNs::named(ns), &format!("bfdd-{tag}"), peers, interval_ms), _zebra: None }
+    }
+
+    /// With zebra first: bfdd's echo mode needs the interfaces it learns
+    /// from zebra.
+    pub fn start_with_zebra(ns: &str, tag: &str, peers: &[(&str, &str, &str)], interval_ms: u32) -> Bfdd {
+        need_bfdd();
+        let ns = netns::NetNs::named(ns);
+        let zebra = routers::Daemon::zebra(&ns, &format!("zebra-{tag}"));
+        let bfdd = routers::Daemon::bfdd_with_zebra(&ns, &format!("bfdd-{tag}"), peers, interval_ms, &zebra);
+        Bfdd { bfdd, _zebra: Some(zebra) }
     }
 
     pub fn vtysh(&self, commands: &[&str]) -> String {
-        self.0.vtysh(commands)
+        self.bfdd.vtysh(commands)
     }
 
     /// `show bfd peer X json` as text (the JSON is flat; fields are read by
@@ -156,7 +174,7 @@ impl Bfdd {
     }
 
     pub fn log(&self) -> String {
-        self.0.log()
+        self.bfdd.log()
     }
 }
 
