@@ -11,5 +11,5 @@ use ferrolb_test_harness::golden;
 
 #[test]
 fn replay_files_match() {
-    golden::check_dir(&Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/replay"), 6, run_script);
+    golden::check_dir(&Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/replay"), 10, run_script);
 }

@@ -481,15 +481,20 @@ async fn find_neighbors(mut interfaces: watch::Receiver<BTreeSet<String>>, found
     }
 }
 
-/// Reports each fall of the BFD session from Up to anything else.
+/// Reports each fall of the BFD session from Up to anything else. The
+/// watch keeps only the latest status, and a session may fall and come Up
+/// again between two reads (echo failure while control packets still flow
+/// takes milliseconds to recover): the session's `falls` count is what is
+/// compared, so no fall is missed; one report per read is enough (the BGP
+/// session is reset once).
 async fn watch_bfd(peer: String, mut status: watch::Receiver<ferrolb_bfd::SessionStatus>, down: mpsc::UnboundedSender<String>) {
-    let mut was_up = false;
+    let mut seen = status.borrow_and_update().falls;
     while status.changed().await.is_ok() {
-        let up = status.borrow_and_update().state == ferrolb_bfd::packet::State::Up;
-        if was_up && !up && down.send(peer.clone()).is_err() {
+        let falls = status.borrow_and_update().falls;
+        if falls > seen && down.send(peer.clone()).is_err() {
             return;
         }
-        was_up = up;
+        seen = falls;
     }
 }
 
@@ -521,4 +526,43 @@ pub fn referenced_secrets<'a>(
             Some((key, String::from_utf8_lossy(&password.0).into_owned()))
         })
         .collect()
+}
+
+#[cfg(test)]
+mod watch_bfd_tests {
+    use super::*;
+    use ferrolb_bfd::packet::{Diagnostic, State};
+    use ferrolb_bfd::{Fall, SessionStatus};
+
+    fn status(state: State, falls: u64) -> SessionStatus {
+        let last_fall = (falls > 0).then(|| Fall { at: std::time::Instant::now(), diag: Diagnostic::EchoFunctionFailed });
+        SessionStatus { state, diag: Diagnostic::None, remote_state: state, falls, last_fall }
+    }
+
+    /// A fall the watcher never saw as Down (Up -> Down -> Up between two
+    /// reads) still resets the BGP session; Up -> Down too; a change that
+    /// is not a fall does not.
+    #[tokio::test]
+    async fn every_fall_is_reported_even_one_never_seen_down() {
+        let (tx, rx) = watch::channel(status(State::Down, 0));
+        let (down_tx, mut down) = mpsc::unbounded_channel();
+        let task = tokio::spawn(watch_bfd("p".into(), rx, down_tx));
+        let next = |down: &mut mpsc::UnboundedReceiver<String>| down.try_recv().ok();
+        let settle = || tokio::time::sleep(std::time::Duration::from_millis(20));
+        tx.send(status(State::Up, 0)).expect("send");
+        settle().await;
+        assert_eq!(next(&mut down), None, "coming Up is no fall");
+        // Down and Up again before the watcher ran: only the count moved.
+        tx.send(status(State::Up, 1)).expect("send");
+        settle().await;
+        assert_eq!(next(&mut down), Some("p".to_string()));
+        tx.send(status(State::Down, 2)).expect("send");
+        settle().await;
+        assert_eq!(next(&mut down), Some("p".to_string()));
+        // Remote state changes while Down: no new fall.
+        tx.send(SessionStatus { remote_state: State::Init, ..status(State::Down, 2) }).expect("send");
+        settle().await;
+        assert_eq!(next(&mut down), None);
+        task.abort();
+    }
 }

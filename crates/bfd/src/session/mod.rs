@@ -133,7 +133,7 @@ pub enum Discard {
     EchoInactive,
     #[error("echo packet with discriminator {got}, not ours ({ours})")]
     EchoDiscriminator { got: u32, ours: u32 },
-    #[error("echo sequence {got} outside {after}..={sent} (duplicate, old or never sent)")]
+    #[error("echo sequence {got} not after the last one back ({after}) or beyond the last sent ({sent})")]
     EchoSequence { got: u64, after: u64, sent: u64 },
 }
 
@@ -437,6 +437,14 @@ impl Session {
         self.state = to;
         self.local_diag = diag;
         out.push(Action::StateChanged { from, to, diag });
+        if to != State::Up && self.echo_active {
+            // Echo runs only while Up (§6.4); stopped before any packet
+            // announcing the new state advertises the echo-time timers.
+            let before = self.timers();
+            self.echo_active = false;
+            out.push(Action::StopEcho);
+            self.retime(before, out);
+        }
         if to != State::Up && self.polling {
             // A poll only matters for an Up session's timing.
             self.finish_poll();
