@@ -17,10 +17,10 @@ pub struct Profile {
     /// Multi-hop only (RFC 5883): lowest TTL accepted. Single hop always
     /// requires 255 (RFC 5881 §5) whatever this says.
     pub minimum_ttl: u8,
-    /// Echo is not run (docs/bfd.md: the peer must forward our echo packets
-    /// back, and sending them needs a frame addressed to the peer's MAC with
-    /// our own address as IP destination); kept so a profile round-trips and
-    /// the refusal can be logged.
+    /// Echo function (RFC 5880 §6.4, single hop only): advertise Required
+    /// Min Echo RX `echo_interval` and send echo packets every
+    /// `echo_interval` (never faster than the remote asks) while Up and the
+    /// remote accepts them (docs/bfd.md, "Echo").
     pub echo_mode: bool,
     pub echo_interval: Duration,
 }
