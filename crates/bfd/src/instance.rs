@@ -497,7 +497,7 @@ async fn echo_receive_loop(socket: EchoReceiver, inner: std::sync::Weak<Mutex<In
         let Some(inner) = inner.upgrade() else { return };
         match input {
             EchoInput::Returned(Err(error)) => tracing::debug!(%local, %error, "BFD echo datagram refused"),
-            EchoInput::Returned(Ok(r)) if r.ttl >= ECHO_TTL => {
+            EchoInput::Returned(Ok(r)) if r.ttl == ECHO_TTL => {
                 // Not forwarded by anyone: it never left this host.
                 tracing::debug!(%local, "BFD echo packet with TTL 255 ignored");
             }

@@ -3,8 +3,10 @@
 //! a BGPPeer with a BFDProfile. Knows nothing of Kubernetes.
 //!
 //! - [`packet`]: pure encode/decode of control packets;
+//! - [`echo`]: pure encode/decode of our echo packets and their datagrams;
 //! - [`session`]: the pure RFC 5880 §6.8 state machine (events in, actions out);
-//! - [`network`]: the only module owning sockets;
+//! - [`network`]: the only module owning sockets (UDP, AF_PACKET for echo,
+//!   rtnetlink for the peer's MAC);
 //! - [`Bfd`]: tokio tasks per session behind a small handle (add, update,
 //!   remove, watch the state), with MetalLB's BFD metrics.
 

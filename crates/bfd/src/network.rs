@@ -117,7 +117,14 @@ impl Receiver {
             set_int(&socket, libc::IPPROTO_IP, libc::IP_PKTINFO, 1)?;
         }
         socket.set_nonblocking(true)?;
-        socket.bind(&SocketAddr::new(address, port).into())?;
+        let at = match address {
+            // A link-local address (BGP unnumbered) is bound with its scope.
+            IpAddr::V6(ip) if ip.is_unicast_link_local() => {
+                SocketAddr::V6(SocketAddrV6::new(ip, port, 0, device.map(if_index).unwrap_or(0)))
+            }
+            _ => SocketAddr::new(address, port),
+        };
+        socket.bind(&at.into())?;
         Ok(Receiver { socket: UdpSocket::from_std(socket.into())? })
     }
 
