@@ -5,7 +5,9 @@
 #   - seconds from the speaker's start to Established, and to a router RIB
 #     holding all N Service prefixes (N = 1,000 and 10,000 by default);
 #   - the speaker's CPU time (utime+stime) and peak RSS (VmHWM);
-#   - from a new Service's creation to its /32 in the router's RIB;
+#   - from a new Service's creation to its /32 in the router's RIB, with
+#     the status written by the driver (the speaker alone) and with the
+#     project's own controller assigning the address;
 #   - the ratios ferrolb / MetalLB.
 #
 # The driver is crates/ferrolb/examples/bgp_bench.rs (its header says what
@@ -17,7 +19,8 @@
 # Environment: KINDS (metallb,ferrolb), SIZES (1000,10000), SAMPLES (5), QUIET_MAX (120),
 # PREFIX (network namespace prefix, default bb), OUT (results directory,
 # default ${TMPDIR:-/tmp}/ferrolb-bench-bgp/<time>), METALLB_SPEAKER (skip
-# benches/metallb/build.sh), CARGO_TARGET_DIR (as cargo reads it).
+# benches/metallb/build.sh; METALLB_CONTROLLER defaults to the controller
+# beside it), CARGO_TARGET_DIR (as cargo reads it).
 # Needs root, iproute2, FRR (/usr/lib/frr/bgpd), Go (for the fixture and
 # MetalLB's speaker).
 set -euo pipefail
@@ -47,15 +50,19 @@ if [[ ",$KINDS," == *,ferrolb,* ]]; then
     ferrolb="$out/ferrolb"
 fi
 
-metallb="" manifest="" metallb_version=""
+metallb="" metallb_controller="" manifest="" metallb_version=""
 if [[ ",$KINDS," == *,metallb,* ]]; then
     metallb="${METALLB_SPEAKER:-}"
     if [[ -z "$metallb" ]]; then
         built="$(bash "$root/benches/metallb/build.sh")"
         metallb="$(sed -n 's/^metallb-speaker=//p' <<<"$built")"
+        metallb_controller="$(sed -n 's/^metallb-controller=//p' <<<"$built")"
         metallb_version="$(sed -n 's/^metallb-version=//p' <<<"$built")"
     fi
     [[ -x "$metallb" ]] || { echo "run.sh: MetalLB speaker '$metallb' not found" >&2; exit 1; }
+    # The latency samples with allocation run the controller beside it.
+    metallb_controller="${METALLB_CONTROLLER:-${metallb_controller:-$(dirname "$metallb")/controller}}"
+    [[ -x "$metallb_controller" ]] || { echo "run.sh: MetalLB controller '$metallb_controller' not found" >&2; exit 1; }
     # The speaker's RBAC as MetalLB ships it, from the same release.
     manifest="$(METALLB_VERSION="${metallb_version:-${METALLB_VERSION:-v0.16.2}}" bash "$root/benches/metallb/manifest.sh" | sed -n 's/^metallb-native=//p')"
     [[ -f "$manifest" ]] || { echo "run.sh: MetalLB's manifest not found" >&2; exit 1; }
@@ -81,5 +88,5 @@ cp "$target/debug/examples/bgp_bench" "$out/driver"
     if [[ -n "$metallb" ]]; then echo "metallb_speaker=$metallb"; echo "metallb_version=${metallb_version:-unknown}"; fi
 } | tee "$out/summary.txt"
 echo "run.sh: results in $out" >&2
-FERROLB="$ferrolb" METALLB_SPEAKER="$metallb" METALLB_MANIFEST="$manifest" KINDS="$KINDS" OUT="$out" \
+FERROLB="$ferrolb" METALLB_SPEAKER="$metallb" METALLB_CONTROLLER="$metallb_controller" METALLB_MANIFEST="$manifest" KINDS="$KINDS" OUT="$out" \
     "$out/driver" | tee -a "$out/summary.txt"

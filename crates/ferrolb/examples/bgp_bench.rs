@@ -34,6 +34,8 @@
 //! Configuration by environment (run.sh sets it):
 //!   FERROLB           ferrolb binary (`<FERROLB> speaker <flags>`)
 //!   METALLB_SPEAKER   MetalLB's speaker binary
+//!   METALLB_CONTROLLER  MetalLB's controller binary (the samples with
+//!             allocation)
 //!   METALLB_MANIFEST  MetalLB's config/manifests/metallb-native.yaml
 //!   KINDS     speakers to run, in order (default "metallb,ferrolb")
 //!   SIZES     Service counts (default "1000,10000")
@@ -42,6 +44,8 @@
 //!             quiet before the latency samples (default 120)
 //!   PREFIX    network namespace prefix (default bb)
 //!   OUT       directory for logs (created)
+//!   FERROLB_LOG_LEVEL  ferrolb speaker's --log-level (default info; debug
+//!             logs each pass's duration)
 //!
 //! Output: `key=value` lines on stdout (`<kind>_<size>_<figure>`, then
 //! `ratio_<size>_<figure>` = ferrolb / metallb); progress on stderr.
@@ -78,12 +82,17 @@ const NODE_ASN: u32 = 64513;
 const POOL: &str = "198.18.0.0/17";
 const POOL_BASE: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 0);
 const SAMPLE_BASE: u32 = 30_000;
+/// The controllers' own Pod (they read it at start; nothing runs it).
+const CONTROLLER_POD: &str = "controller-bench";
 const MAX_SERVICES: usize = 20_000;
 /// Endpoint addresses (objects only: no traffic goes to them).
 const ENDPOINT_BASE: Ipv4Addr = Ipv4Addr::new(198, 19, 0, 0);
 /// Requests in flight while populating; the fixture shares two cores.
 const CREATE_CONCURRENCY: usize = 16;
 const POLL: Duration = Duration::from_millis(10);
+/// The latency samples poll the RIB faster: at POLL, the poll alone added
+/// 5 ms on average to a 15–30 ms figure. One prefix's JSON is cheap to ask.
+const SAMPLE_POLL: Duration = Duration::from_millis(2);
 const RIB_LIMIT: Duration = Duration::from_secs(900);
 const SAMPLE_LIMIT: Duration = Duration::from_secs(60);
 const SETTLE: Duration = Duration::from_secs(5);
@@ -117,6 +126,7 @@ impl Kind {
 struct Config {
     ferrolb: Option<PathBuf>,
     metallb: Option<PathBuf>,
+    metallb_controller: Option<PathBuf>,
     metallb_manifest: Option<PathBuf>,
     kinds: Vec<Kind>,
     sizes: Vec<usize>,
@@ -153,6 +163,7 @@ impl Config {
         let cfg = Config {
             ferrolb: env_path("FERROLB")?,
             metallb: env_path("METALLB_SPEAKER")?,
+            metallb_controller: env_path("METALLB_CONTROLLER")?,
             metallb_manifest: env_path("METALLB_MANIFEST")?,
             kinds,
             sizes,
@@ -168,7 +179,10 @@ impl Config {
             ensure!(cfg.ferrolb.is_some(), "FERROLB (ferrolb binary) not set");
         }
         if cfg.kinds.contains(&Kind::Metallb) {
-            ensure!(cfg.metallb.is_some() && cfg.metallb_manifest.is_some(), "METALLB_SPEAKER and METALLB_MANIFEST must be set");
+            ensure!(
+                cfg.metallb.is_some() && cfg.metallb_controller.is_some() && cfg.metallb_manifest.is_some(),
+                "METALLB_SPEAKER, METALLB_CONTROLLER and METALLB_MANIFEST must be set"
+            );
         }
         Ok(cfg)
     }
@@ -269,6 +283,11 @@ mod objects {
         let ip = IpAddr::V4(node.ipv4);
         create_ready_node(admin, NODE, &[], &[ip]).await?;
         create_speaker_pod(admin, METALLB_NAMESPACE, &format!("speaker-{NODE}"), NODE, &[ip]).await?;
+        let pod = format!(
+            "apiVersion: v1\nkind: Pod\nmetadata: {{name: {CONTROLLER_POD}, labels: {{app: metallb, component: controller}}}}\n\
+             spec: {{containers: [{{name: controller, image: bench.invalid/controller:none}}]}}\n"
+        );
+        apply_yaml_in(admin, METALLB_NAMESPACE, &pod).await?;
         let router = Ipv4Addr::new(198, 51, 100, 1);
         let config = format!(
             "apiVersion: metallb.io/v1beta1\nkind: IPAddressPool\nmetadata: {{name: bench}}\n\
@@ -312,8 +331,35 @@ mod objects {
 
     /// One Service: created, its status written, its EndpointSlice written.
     pub async fn service(admin: &Client, name: &str, ip: Ipv4Addr, endpoint: usize) -> Result<()> {
-        let svc: Service = serde_json::from_value(json!({
-            "metadata": {"name": name, "namespace": SERVICE_NS},
+        let api: Api<Service> = Api::namespaced(admin.clone(), SERVICE_NS);
+        api.create(&PostParams::default(), &spec(name, json!({}))?).await.with_context(|| format!("creating Service {name}"))?;
+        let status = json!({"status": {"loadBalancer": {"ingress": [{"ip": ip.to_string(), "ipMode": "VIP"}]}}});
+        api.patch_status(name, &PatchParams::default(), &Patch::Merge(&status))
+            .await
+            .with_context(|| format!("writing the status of Service {name}"))?;
+        endpoints(admin, name, endpoint).await
+    }
+
+    /// One Service as a user creates it, asking for the bench pool (which
+    /// assigns only on request), and its EndpointSlice: the controller
+    /// writes the status.
+    pub async fn unassigned_service(admin: &Client, name: &str, endpoint: usize) -> Result<()> {
+        let api: Api<Service> = Api::namespaced(admin.clone(), SERVICE_NS);
+        let svc = spec(name, json!({"metallb.io/address-pool": "bench"}))?;
+        api.create(&PostParams::default(), &svc).await.with_context(|| format!("creating Service {name}"))?;
+        endpoints(admin, name, endpoint).await
+    }
+
+    async fn endpoints(admin: &Client, name: &str, endpoint: usize) -> Result<()> {
+        let addr = Ipv4Addr::from(u32::from(ENDPOINT_BASE) + endpoint as u32 + 1);
+        let eps = [EndpointOnNode::ready(IpAddr::V4(addr), NODE)];
+        apply_endpoint_slice(admin, SERVICE_NS, name, &format!("{name}-0"), &eps, 8080).await?;
+        Ok(())
+    }
+
+    fn spec(name: &str, annotations: Value) -> Result<Service> {
+        Ok(serde_json::from_value(json!({
+            "metadata": {"name": name, "namespace": SERVICE_NS, "annotations": annotations},
             "spec": {
                 "type": "LoadBalancer",
                 // 10,000 Services would exhaust the node port range; node
@@ -323,17 +369,7 @@ mod objects {
                 "ports": [{"name": "http", "port": 80, "targetPort": 8080, "protocol": "TCP"}],
                 "externalTrafficPolicy": "Cluster",
             }
-        }))?;
-        let api: Api<Service> = Api::namespaced(admin.clone(), SERVICE_NS);
-        api.create(&PostParams::default(), &svc).await.with_context(|| format!("creating Service {name}"))?;
-        let status = json!({"status": {"loadBalancer": {"ingress": [{"ip": ip.to_string(), "ipMode": "VIP"}]}}});
-        api.patch_status(name, &PatchParams::default(), &Patch::Merge(&status))
-            .await
-            .with_context(|| format!("writing the status of Service {name}"))?;
-        let addr = Ipv4Addr::from(u32::from(ENDPOINT_BASE) + endpoint as u32 + 1);
-        let eps = [EndpointOnNode::ready(IpAddr::V4(addr), NODE)];
-        apply_endpoint_slice(admin, SERVICE_NS, name, &format!("{name}-0"), &eps, 8080).await?;
-        Ok(())
+        }))?)
     }
 
     pub async fn delete_service(admin: &Client, name: &str) -> Result<()> {
@@ -363,31 +399,33 @@ mod objects {
 mod rbac {
     use super::*;
 
-    /// The speaker's Roles, ClusterRoles and their bindings from
-    /// MetalLB's release manifest, as JSON documents.
-    pub fn metallb_speaker(manifest: &Path) -> Result<Vec<Value>> {
+    /// The Roles, ClusterRoles and bindings of `account` (speaker or
+    /// controller) from MetalLB's release manifest, as JSON documents.
+    pub fn metallb(manifest: &Path, account: &str) -> Result<Vec<Value>> {
         let text = std::fs::read_to_string(manifest).with_context(|| format!("reading {}", manifest.display()))?;
         let docs: Vec<Option<Value>> = serde_saphyr::from_str_multiple(&text).context("parsing metallb-native.yaml")?;
         let docs: Vec<Value> = docs.into_iter().flatten().filter(|d| !d.is_null()).collect();
-        let is_speaker = |s: &Value| s["kind"] == "ServiceAccount" && s["name"] == "speaker" && s["namespace"] == METALLB_NAMESPACE;
+        let is_account = |s: &Value| s["kind"] == "ServiceAccount" && s["name"] == account && s["namespace"] == METALLB_NAMESPACE;
         let bindings: Vec<&Value> = docs
             .iter()
             .filter(|d| matches!(d["kind"].as_str(), Some("RoleBinding" | "ClusterRoleBinding")))
-            .filter(|d| d["subjects"].as_array().is_some_and(|s| s.iter().any(is_speaker)))
+            .filter(|d| d["subjects"].as_array().is_some_and(|s| s.iter().any(is_account)))
             .collect();
         let roles: Vec<&Value> = docs
             .iter()
             .filter(|d| bindings.iter().any(|b| b["roleRef"]["kind"] == d["kind"] && b["roleRef"]["name"] == d["metadata"]["name"]))
             .collect();
-        ensure!(!bindings.is_empty() && roles.len() == bindings.len(), "metallb-native.yaml: the speaker's RBAC not found");
+        ensure!(!bindings.is_empty() && roles.len() == bindings.len(), "metallb-native.yaml: the {account}'s RBAC not found");
         Ok(roles.into_iter().chain(bindings).cloned().collect())
     }
 
-    pub fn ferrolb_speaker() -> Result<Vec<Value>> {
+    /// deploy/manifests/rbac-<account>.yaml.
+    pub fn ferrolb(account: &str) -> Result<Vec<Value>> {
+        let file = format!("rbac-{account}.yaml");
         let (_, text) = DEPLOY_RBAC_MANIFESTS
             .iter()
-            .find(|(name, _)| *name == "rbac-speaker.yaml")
-            .context("deploy/manifests/rbac-speaker.yaml not in the harness")?;
+            .find(|(name, _)| *name == file)
+            .with_context(|| format!("deploy/manifests/{file} not in the harness"))?;
         let docs: Vec<Option<Value>> = serde_saphyr::from_str_multiple(text)?;
         Ok(docs.into_iter().flatten().filter(|d| !d.is_null()).collect())
     }
@@ -450,6 +488,39 @@ mod proc_stats {
     }
 }
 
+/// The project's controller on the host (it needs no network of its own),
+/// flags as its Deployment gives them, webhook off, metrics and health on
+/// free loopback ports.
+fn start_controller(kind: Kind, cfg: &Config, kubeconfig: &Path, log: &Path) -> Result<std::process::Child> {
+    let free_port = || -> Result<u16> { Ok(std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port()) };
+    let (metrics, health) = (free_port()?, free_port()?);
+    let mut cmd;
+    match kind {
+        Kind::Metallb => {
+            cmd = Command::new(cfg.metallb_controller.as_ref().context("METALLB_CONTROLLER")?);
+            cmd.env("KUBECONFIG", kubeconfig);
+        }
+        Kind::Ferrolb => {
+            cmd = Command::new(cfg.ferrolb.as_ref().context("FERROLB")?);
+            cmd.arg("controller").arg("--kubeconfig").arg(kubeconfig).arg("--bind-address=127.0.0.1");
+        }
+    }
+    cmd.args([
+        format!("--namespace={METALLB_NAMESPACE}"),
+        format!("--pod-name={CONTROLLER_POD}"),
+        "--webhook-mode=disabled".into(),
+        format!("--port={metrics}"),
+        format!("--health-probe-port={health}"),
+        "--log-level=info".into(),
+    ]);
+    for var in ["METALLB_BGP_TYPE", "METALLB_ML_SECRET_NAME", "METALLB_DEPLOYMENT"] {
+        cmd.env_remove(var);
+    }
+    let out = std::fs::File::create(log).with_context(|| format!("creating {}", log.display()))?;
+    cmd.stdout(out.try_clone()?).stderr(out);
+    cmd.spawn().with_context(|| format!("starting the {} controller", kind.name()))
+}
+
 /// One speaker process in node1, flags and environment as each project's
 /// DaemonSet gives them (memberlist off: it plays no part in BGP mode).
 fn start_speaker(kind: Kind, cfg: &Config, kubeconfig: &Path, node: &Host, log: &Path) -> Result<NsProcess> {
@@ -472,7 +543,8 @@ fn start_speaker(kind: Kind, cfg: &Config, kubeconfig: &Path, node: &Host, log: 
                 .arg(kubeconfig)
                 .arg("--excludel2-path")
                 .arg(cfg.out.join("no-excludel2.yaml"))
-                .args(["--log-format", "text", "--log-level", "info"]);
+                .args(["--log-format", "text", "--log-level"])
+                .arg(std::env::var("FERROLB_LOG_LEVEL").unwrap_or_else(|_| "info".into()));
         }
     }
     cmd.env("METALLB_NAMESPACE", METALLB_NAMESPACE);
@@ -496,13 +568,54 @@ struct Figures {
     vmhwm_mib: f64,
     rss_settled_mib: f64,
     latency_ms: Vec<f64>,
+    /// The same samples from the return of the last of the three writes:
+    /// the speaker's own part, without the API server's write latency.
+    after_writes_ms: Vec<f64>,
+    /// From a Service's creation without an address to its /32 in the RIB,
+    /// with the project's own controller assigning the address.
+    with_allocation_ms: Vec<f64>,
+    controller_went_quiet: bool,
+}
+
+fn median(samples: &[f64]) -> f64 {
+    let mut v = samples.to_vec();
+    v.sort_by(f64::total_cmp);
+    if v.is_empty() { f64::NAN } else { v[v.len() / 2] }
+}
+
+fn joined_ms(samples: &[f64]) -> String {
+    samples.iter().map(|m| format!("{m:.1}")).collect::<Vec<_>>().join(",")
 }
 
 impl Figures {
     fn latency_median_ms(&self) -> f64 {
-        let mut v = self.latency_ms.clone();
-        v.sort_by(f64::total_cmp);
-        if v.is_empty() { f64::NAN } else { v[v.len() / 2] }
+        median(&self.latency_ms)
+    }
+
+    fn after_writes_median_ms(&self) -> f64 {
+        median(&self.after_writes_ms)
+    }
+
+    fn with_allocation_median_ms(&self) -> f64 {
+        median(&self.with_allocation_ms)
+    }
+}
+
+/// Waits until `pid` uses under QUIET_SHARE of a core over QUIET_WINDOW,
+/// for at most `max`; false when that ran out.
+async fn wait_quiet(pid: u32, max: Duration, what: &str) -> Result<bool> {
+    let from = Instant::now();
+    loop {
+        let before = proc_stats::cpu(pid)?;
+        tokio::time::sleep(QUIET_WINDOW).await;
+        let share = (proc_stats::cpu(pid)? - before) / QUIET_WINDOW.as_secs_f64();
+        if share < QUIET_SHARE {
+            return Ok(true);
+        }
+        if from.elapsed() > max {
+            eprintln!("bgp-bench: {what}: still {:.0} % of a core after {max:?}", share * 100.0);
+            return Ok(false);
+        }
     }
 }
 
@@ -511,6 +624,7 @@ struct Run<'a> {
     admin: &'a Client,
     topo: &'a Topology,
     kubeconfig: &'a Path,
+    controller_kubeconfig: &'a Path,
     rbac_all: &'a [Value],
 }
 
@@ -559,19 +673,7 @@ impl Run<'_> {
         // MetalLB's speaker writes one ServiceBGPStatus per Service at its
         // client's rate limit, which at 10,000 Services takes longer than a
         // bench should wait: past QUIET_MAX the figures are taken anyway.
-        let quiet_from = Instant::now();
-        f.went_quiet = loop {
-            let before = proc_stats::cpu(pid)?;
-            tokio::time::sleep(QUIET_WINDOW).await;
-            let share = (proc_stats::cpu(pid)? - before) / QUIET_WINDOW.as_secs_f64();
-            if share < QUIET_SHARE {
-                break true;
-            }
-            if quiet_from.elapsed() > self.cfg.quiet_max {
-                eprintln!("bgp-bench: {key}: still {:.0} % of a core {:?} after the full RIB", share * 100.0, self.cfg.quiet_max);
-                break false;
-            }
-        };
+        f.went_quiet = wait_quiet(pid, self.cfg.quiet_max, &format!("{key} (after the full RIB)")).await?;
         f.quiet_s = started.elapsed().as_secs_f64();
         f.cpu_until_quiet_s = proc_stats::cpu(pid)?;
 
@@ -580,13 +682,44 @@ impl Run<'_> {
             let ip = Ipv4Addr::from(u32::from(POOL_BASE) + SAMPLE_BASE + (round * 100 + j) as u32);
             let t0 = Instant::now();
             objects::service(self.admin, &name, ip, MAX_SERVICES + j).await?;
+            let written = Instant::now();
             while !vty.has_route(ip)? {
                 ensure!(t0.elapsed() < SAMPLE_LIMIT, "{key}: {ip}/32 not in the RIB after {SAMPLE_LIMIT:?}");
-                tokio::time::sleep(POLL).await;
+                tokio::time::sleep(SAMPLE_POLL).await;
             }
             f.latency_ms.push(t0.elapsed().as_secs_f64() * 1000.0);
+            f.after_writes_ms.push(written.elapsed().as_secs_f64() * 1000.0);
             tokio::time::sleep(Duration::from_millis(500)).await;
         }
+
+        // The same step as a user sees it: the project's own controller
+        // assigns the address (issue 7's figure is "including allocation").
+        // It starts now, with every earlier Service already holding its
+        // address, and the samples begin once it is quiet.
+        let controller_log = self.cfg.out.join(format!("controller-{key}.log"));
+        let mut controller = start_controller(kind, self.cfg, self.controller_kubeconfig, &controller_log)?;
+        f.controller_went_quiet = wait_quiet(controller.id(), self.cfg.quiet_max, &format!("{key} controller")).await?;
+        for j in 0..self.cfg.samples {
+            let name = format!("alloc-{}-{size}-{j}", kind.name());
+            let (_, before) = vty.peer(node.ipv4)?;
+            let t0 = Instant::now();
+            objects::unassigned_service(self.admin, &name, MAX_SERVICES + 100 + j).await?;
+            loop {
+                let (_, received) = vty.peer(node.ipv4)?;
+                if received > before {
+                    break;
+                }
+                ensure!(t0.elapsed() < SAMPLE_LIMIT, "{key}: {name} not in the RIB after {SAMPLE_LIMIT:?}; see {}", controller_log.display());
+                tokio::time::sleep(SAMPLE_POLL).await;
+            }
+            f.with_allocation_ms.push(t0.elapsed().as_secs_f64() * 1000.0);
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        }
+        if let Some(status) = controller.try_wait()? {
+            bail!("{key}: the controller exited during the run ({status}); see {}", controller_log.display());
+        }
+        controller.kill()?;
+        controller.wait()?;
         f.vmhwm_mib = proc_stats::mib(pid, "VmHWM")?;
         f.rss_settled_mib = proc_stats::mib(pid, "VmRSS")?;
         let bgp_statuses = objects::bgp_statuses(self.admin).await?;
@@ -599,6 +732,7 @@ impl Run<'_> {
         drop(router);
         for j in 0..self.cfg.samples {
             objects::delete_service(self.admin, &format!("lat-{}-{size}-{j}", kind.name())).await?;
+            objects::delete_service(self.admin, &format!("alloc-{}-{size}-{j}", kind.name())).await?;
         }
 
         report(&format!("{key}_loadavg_at_start"), load);
@@ -611,9 +745,13 @@ impl Run<'_> {
         report(&format!("{key}_cpu_seconds_until_quiet"), format!("{:.2}", f.cpu_until_quiet_s));
         report(&format!("{key}_vmhwm_mib"), format!("{:.1}", f.vmhwm_mib));
         report(&format!("{key}_vmrss_end_mib"), format!("{:.1}", f.rss_settled_mib));
-        let ms: Vec<String> = f.latency_ms.iter().map(|m| format!("{m:.0}")).collect();
-        report(&format!("{key}_service_to_rib_ms"), ms.join(","));
+        report(&format!("{key}_service_to_rib_ms"), joined_ms(&f.latency_ms));
         report(&format!("{key}_service_to_rib_ms_median"), format!("{:.0}", f.latency_median_ms()));
+        report(&format!("{key}_last_write_to_rib_ms"), joined_ms(&f.after_writes_ms));
+        report(&format!("{key}_last_write_to_rib_ms_median"), format!("{:.1}", f.after_writes_median_ms()));
+        report(&format!("{key}_controller_went_quiet"), u8::from(f.controller_went_quiet));
+        report(&format!("{key}_with_allocation_ms"), joined_ms(&f.with_allocation_ms));
+        report(&format!("{key}_with_allocation_ms_median"), format!("{:.1}", f.with_allocation_median_ms()));
         report(&format!("{key}_servicebgpstatus_objects"), bgp_statuses);
         Ok(f)
     }
@@ -631,6 +769,8 @@ fn ratios(size: usize, metallb: &Figures, ferrolb: &Figures) {
         ("cpu_seconds_until_quiet", metallb.cpu_until_quiet_s, ferrolb.cpu_until_quiet_s),
         ("vmhwm_mib", metallb.vmhwm_mib, ferrolb.vmhwm_mib),
         ("service_to_rib_ms_median", metallb.latency_median_ms(), ferrolb.latency_median_ms()),
+        ("last_write_to_rib_ms_median", metallb.after_writes_median_ms(), ferrolb.after_writes_median_ms()),
+        ("with_allocation_ms_median", metallb.with_allocation_median_ms(), ferrolb.with_allocation_median_ms()),
     ];
     for (name, m, f) in pairs {
         report(&format!("ratio_{size}_{name}"), format!("{:.3}", f / m));
@@ -650,14 +790,23 @@ async fn main() -> Result<()> {
     let admin = fixture.client()?;
     objects::base(&admin, &node).await?;
     let kubeconfig = Identity::speaker().write_kubeconfig(&fixture, &cfg.out.join("speaker.kubeconfig"))?;
+    let controller_kubeconfig = Identity::controller().write_kubeconfig(&fixture, &cfg.out.join("controller.kubeconfig"))?;
 
-    let ferrolb_rbac = rbac::ferrolb_speaker()?;
+    // Each project's speaker and controller run under that project's RBAC.
+    let ferrolb_rbac = [rbac::ferrolb("speaker")?, rbac::ferrolb("controller")?].concat();
     let metallb_rbac = match &cfg.metallb_manifest {
-        Some(m) => rbac::metallb_speaker(m)?,
+        Some(m) => [rbac::metallb(m, "speaker")?, rbac::metallb(m, "controller")?].concat(),
         None => Vec::new(),
     };
     let rbac_all: Vec<Value> = ferrolb_rbac.iter().chain(&metallb_rbac).cloned().collect();
-    let run = Run { cfg: &cfg, admin: &admin, topo: &topo, kubeconfig: &kubeconfig, rbac_all: &rbac_all };
+    let run = Run {
+        cfg: &cfg,
+        admin: &admin,
+        topo: &topo,
+        kubeconfig: &kubeconfig,
+        controller_kubeconfig: &controller_kubeconfig,
+        rbac_all: &rbac_all,
+    };
 
     let mut created = 0;
     let mut round = 0;

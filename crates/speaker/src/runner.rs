@@ -221,7 +221,9 @@ pub async fn run(opts: SpeakerOptions, shutdown: CancellationToken) -> Result<()
                 speaker.reconcile(&caches, live.as_ref(), &interfaces.borrow());
             }
             speaker.config_state.flush(caches.own_state(&namespace, speaker.config_state.name()).as_ref());
-            passes.done(started, Instant::now());
+            let ended = Instant::now();
+            tracing::debug!(took_us = ended.duration_since(started).as_micros() as u64, "pass");
+            passes.done(started, ended);
         }
         tokio::select! {
             _ = shutdown.cancelled() => break,
@@ -528,6 +530,21 @@ impl Speaker {
         // The caches are read in place: a pass copies the Services only.
         let services = caches.services.read(|svcs| caches.slices.read(|slices| inputs::services(svcs.values(), slices.iter())));
         let nodes = caches.nodes();
+        // BGP first: its UPDATEs leave before the layer 2 and status work
+        // (the route is what makes a new Service reachable).
+        // BGP needs no election: every eligible node advertises (ECMP).
+        let bgp = decide_bgp(&BgpInput {
+            node: &self.node,
+            mode: self.mode,
+            config,
+            services: &services,
+            nodes: &nodes,
+            ignore_exclude_lb: self.ignore_exclude_lb,
+        });
+        let secrets = caches.config.secrets.read(|m| bgp_sessions::referenced_secrets(config, m.values()));
+        self.bgp.apply(&bgp, config, ifaces, &secrets);
+        let peers = bgp.status_peers().into_iter().map(|(k, peers)| (k.clone(), peers.iter().cloned().collect())).collect();
+        self.bgp_status.plan(peers, &caches.bgp_statuses);
         let now = std::time::Instant::now();
         let unseen = &mut self.l2_status.unseen;
         let sticky = caches.l2_statuses.read(|m| {
@@ -544,19 +561,6 @@ impl Speaker {
             ignore_exclude_lb: self.ignore_exclude_lb,
         });
         let by_key: BTreeMap<&ServiceKey, &decide::ServiceState> = services.iter().map(|s| (&s.key, s)).collect();
-        // BGP needs no election: every eligible node advertises (ECMP).
-        let bgp = decide_bgp(&BgpInput {
-            node: &self.node,
-            mode: self.mode,
-            config,
-            services: &services,
-            nodes: &nodes,
-            ignore_exclude_lb: self.ignore_exclude_lb,
-        });
-        let secrets = caches.config.secrets.read(|m| bgp_sessions::referenced_secrets(config, m.values()));
-        self.bgp.apply(&bgp, config, ifaces, &secrets);
-        let peers = bgp.status_peers().into_iter().map(|(k, peers)| (k.clone(), peers.iter().cloned().collect())).collect();
-        self.bgp_status.plan(peers, &caches.bgp_statuses);
         self.apply_announcements(&decision, &by_key, ifaces);
         self.plan_statuses(&decision, caches);
     }

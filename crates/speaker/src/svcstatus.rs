@@ -207,6 +207,9 @@ pub struct Unseen {
     written: BTreeMap<String, (StatusFacts, Instant)>,
     /// Objects deleted, by name.
     deleted: BTreeMap<String, Instant>,
+    /// Bumped when [`Self::settle`] forgets a write, which changes the
+    /// effective objects of a Service nobody is writing to.
+    settled: u64,
 }
 
 impl Unseen {
@@ -238,8 +241,17 @@ impl Unseen {
         }
         let cached: BTreeMap<&str, &StatusFacts> = cache.into_iter().map(|f| (f.name.as_str(), f)).collect();
         let fresh = |at: &Instant| now.saturating_duration_since(*at) < UNSEEN_EXPIRY;
+        let before = self.written.len() + self.deleted.len();
         self.written.retain(|name, (facts, at)| fresh(at) && cached.get(name.as_str()).is_none_or(|c| !same(c, facts)));
         self.deleted.retain(|name, at| fresh(at) && cached.contains_key(name.as_str()));
+        if self.written.len() + self.deleted.len() != before {
+            self.settled += 1;
+        }
+    }
+
+    /// Counts the calls of [`Self::settle`] that forgot something.
+    pub fn settled(&self) -> u64 {
+        self.settled
     }
 
     /// The objects as they are after this node's writes: `cache` with the

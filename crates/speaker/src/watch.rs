@@ -8,6 +8,7 @@
 
 use std::collections::HashMap;
 use std::fmt::Debug;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 
 use futures::StreamExt;
@@ -29,12 +30,15 @@ pub fn key_of<K: Resource>(obj: &K) -> ObjectKey {
 /// The projected objects of one kind, and whether the first list is complete.
 pub struct Projected<V> {
     map: Arc<RwLock<HashMap<ObjectKey, V>>>,
+    /// Bumped on every change of the map: a reader that planned from one
+    /// generation knows nothing changed while it is still current.
+    generation: Arc<AtomicU64>,
     synced: watch::Receiver<bool>,
 }
 
 impl<V> Clone for Projected<V> {
     fn clone(&self) -> Self {
-        Projected { map: self.map.clone(), synced: self.synced.clone() }
+        Projected { map: self.map.clone(), generation: self.generation.clone(), synced: self.synced.clone() }
     }
 }
 
@@ -55,6 +59,11 @@ impl<V> Projected<V> {
         // insert or remove), so a poisoned lock is still safe to read.
         let guard = self.map.read().unwrap_or_else(|p| p.into_inner());
         f(&guard)
+    }
+
+    /// Changes since the watch started (see the field).
+    pub fn generation(&self) -> u64 {
+        self.generation.load(Ordering::Acquire)
     }
 
     /// Waits until the first complete list has arrived.
@@ -82,7 +91,8 @@ where
 {
     let map: Arc<RwLock<HashMap<ObjectKey, V>>> = Arc::default();
     let (synced_tx, synced) = watch::channel(false);
-    let shared = map.clone();
+    let generation = Arc::new(AtomicU64::new(0));
+    let (shared, bump) = (map.clone(), generation.clone());
     tasks.spawn(async move {
         let mut relist: Option<HashMap<ObjectKey, V>> = None;
         let mut stream = watcher::watcher(api, config).default_backoff().boxed();
@@ -108,6 +118,7 @@ where
                         *map = fresh;
                     }
                     drop(map);
+                    bump.fetch_add(1, Ordering::Release);
                     let _ = synced_tx.send(true);
                     changed.notify_one();
                     continue;
@@ -118,17 +129,19 @@ where
                         None => map.remove(&key_of(&obj)),
                     };
                     drop(map);
+                    bump.fetch_add(1, Ordering::Release);
                     changed.notify_one();
                     continue;
                 }
                 Event::Delete(obj) => {
                     map.remove(&key_of(&obj));
                     drop(map);
+                    bump.fetch_add(1, Ordering::Release);
                     changed.notify_one();
                     continue;
                 }
             }
         }
     });
-    Projected { map, synced }
+    Projected { map, generation, synced }
 }
