@@ -71,38 +71,9 @@ pub struct Current {
 }
 
 impl Current {
+    /// What the status writer compares, read as the cache reads it.
     pub fn of(svc: &Service) -> Self {
-        let ingress = svc
-            .status
-            .as_ref()
-            .and_then(|s| s.load_balancer.as_ref())
-            .and_then(|lb| lb.ingress.as_ref())
-            .map(|items| {
-                items
-                    .iter()
-                    .map(|i| i.ip.clone().filter(|ip| !ip.is_empty()))
-                    .collect()
-            })
-            .unwrap_or_default();
-        let pool = svc
-            .metadata
-            .annotations
-            .as_ref()
-            .and_then(|a| a.get(POOL_ANNOTATION))
-            .cloned();
-        let condition = svc
-            .status
-            .as_ref()
-            .and_then(|s| s.conditions.as_ref())
-            .and_then(|cs| cs.iter().find(|c| c.type_ == CONDITION_TYPE))
-            .cloned();
-        Current {
-            ingress,
-            pool,
-            condition,
-            generation: svc.metadata.generation,
-            resource_version: svc.metadata.resource_version.clone(),
-        }
+        crate::service_record::ServiceRecord::from(svc.clone()).status
     }
 
     /// The non-empty ingress IPs, what allocation reads as "current addresses".

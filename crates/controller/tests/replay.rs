@@ -38,11 +38,13 @@
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::path::Path;
+use std::sync::Arc;
 use std::time::Duration;
 
 use ferrolb_api::v1beta1::IPAddressPool;
 use ferrolb_controller::metrics::Metrics;
 use ferrolb_controller::pool_status;
+use ferrolb_controller::service_record::ServiceRecord;
 use ferrolb_controller::service_status::{CONDITION_TYPE, POOL_ANNOTATION, WriteError};
 use ferrolb_controller::session::step::{Clock, Effect, Input, MapWorld, Step};
 use ferrolb_controller::watch::{Change, ServiceId};
@@ -196,7 +198,7 @@ impl Sim {
         match self.services.get(id) {
             Some(v) => {
                 let svc: Service = serde_json::from_value(v.clone()).map_err(|e| format!("Service {v}: {e}"))?;
-                self.cache.services.insert(id.clone(), svc.into());
+                self.cache.services.insert(id.clone(), Arc::new(ServiceRecord::from(svc)));
             }
             None => {
                 self.cache.services.remove(id);
