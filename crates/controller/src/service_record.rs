@@ -68,21 +68,34 @@ pub struct ServiceRecord {
     pub created: Option<Time>,
     /// What the status writer compares with, and the precondition of a write.
     pub status: Current,
-    labels: BTreeMap<String, String>,
+    // Maps and lists are boxed slices of exactly their length: an empty
+    // one allocates nothing (a BTreeMap emptied by removals keeps a 500-byte
+    // node), and none keeps the spare capacity of deserialisation.
+    /// Sorted by key, as the map they came from.
+    labels: Box<[(String, String)]>,
     /// The annotations of [`READ_ANNOTATION_PREFIXES`] but the pool one,
-    /// which is `status.pool`.
-    annotations: BTreeMap<String, String>,
+    /// which is `status.pool`; sorted by key.
+    annotations: Box<[(String, String)]>,
     type_: Option<Text>,
     load_balancer_class: Option<String>,
     load_balancer_ip: Option<String>,
     cluster_ip: Option<String>,
-    cluster_ips: Vec<String>,
+    cluster_ips: Box<[String]>,
     ip_family_policy: Option<Text>,
-    ip_families: Vec<Text>,
+    ip_families: Box<[Text]>,
     /// `(protocol, port)`, TCP where the protocol is unset.
-    ports: Vec<(Text, i32)>,
+    ports: Box<[(Text, i32)]>,
     external_traffic_policy: Option<Text>,
-    selector: BTreeMap<String, String>,
+    /// Sorted by key.
+    selector: Box<[(String, String)]>,
+}
+
+fn pairs(map: BTreeMap<String, String>) -> Box<[(String, String)]> {
+    map.into_iter().collect()
+}
+
+fn map(pairs: &[(String, String)]) -> BTreeMap<String, String> {
+    pairs.iter().cloned().collect()
 }
 
 impl From<Service> for ServiceRecord {
@@ -92,16 +105,19 @@ impl From<Service> for ServiceRecord {
         annotations.retain(|k, _| READ_ANNOTATION_PREFIXES.iter().any(|p| k.starts_with(p)));
         let pool = annotations.remove(POOL_ANNOTATION);
         let status = svc.status.unwrap_or_default();
-        let ingress = status
+        let mut ingress: Vec<Option<String>> = status
             .load_balancer
             .and_then(|lb| lb.ingress)
             .map(|items| items.into_iter().map(|i| i.ip.filter(|ip| !ip.is_empty())).collect())
             .unwrap_or_default();
-        let condition = status.conditions.and_then(|cs| cs.into_iter().find(|c| c.type_ == CONDITION_TYPE));
+        // Collected in place: without this it keeps the buffer of the
+        // deserialised items, several times its size.
+        ingress.shrink_to_fit();
+        let condition = status.conditions.and_then(|cs| cs.into_iter().find(|c| c.type_ == CONDITION_TYPE)).map(Box::new);
         let spec = svc.spec.unwrap_or_default();
         let local = spec.external_traffic_policy.as_deref() == Some("Local");
         ServiceRecord {
-            id: (meta.namespace.unwrap_or_default(), meta.name.unwrap_or_default()),
+            id: (meta.namespace.unwrap_or_default().into(), meta.name.unwrap_or_default().into()),
             uid: meta.uid,
             created: meta.creation_timestamp,
             status: Current {
@@ -111,13 +127,13 @@ impl From<Service> for ServiceRecord {
                 generation: meta.generation,
                 resource_version: meta.resource_version,
             },
-            labels: meta.labels.unwrap_or_default(),
-            annotations,
+            labels: pairs(meta.labels.unwrap_or_default()),
+            annotations: pairs(annotations),
             type_: spec.type_.map(text),
             load_balancer_class: spec.load_balancer_class,
             load_balancer_ip: spec.load_balancer_ip,
             cluster_ip: spec.cluster_ip,
-            cluster_ips: spec.cluster_ips.unwrap_or_default(),
+            cluster_ips: spec.cluster_ips.unwrap_or_default().into_boxed_slice(),
             ip_family_policy: spec.ip_family_policy.map(text),
             ip_families: spec.ip_families.unwrap_or_default().into_iter().map(text).collect(),
             ports: spec
@@ -127,7 +143,7 @@ impl From<Service> for ServiceRecord {
                 .map(|p| (p.protocol.map_or(Cow::Borrowed("TCP"), text), p.port))
                 .collect(),
             external_traffic_policy: spec.external_traffic_policy.map(text),
-            selector: spec.selector.filter(|_| local).unwrap_or_default(),
+            selector: pairs(spec.selector.filter(|_| local).unwrap_or_default()),
         }
     }
 }
@@ -136,25 +152,25 @@ impl ServiceRecord {
     /// What the allocation rules read: the same as
     /// `ferrolb_config::view::service_view` of the whole Service.
     pub fn view(&self) -> ServiceView {
-        let mut annotations = self.annotations.clone();
+        let mut annotations = map(&self.annotations);
         if let Some(pool) = &self.status.pool {
             annotations.insert(POOL_ANNOTATION.to_string(), pool.clone());
         }
         ServiceView {
-            namespace: self.id.0.clone(),
-            name: self.id.1.clone(),
-            labels: self.labels.clone(),
+            namespace: self.id.0.to_string(),
+            name: self.id.1.to_string(),
+            labels: map(&self.labels),
             annotations,
             type_: self.type_.as_ref().map(owned),
             load_balancer_class: self.load_balancer_class.clone(),
             load_balancer_ip: self.load_balancer_ip.clone(),
             cluster_ip: self.cluster_ip.clone(),
-            cluster_ips: self.cluster_ips.clone(),
+            cluster_ips: self.cluster_ips.to_vec(),
             ip_family_policy: self.ip_family_policy.as_ref().map(owned),
             ip_families: self.ip_families.iter().map(owned).collect(),
             ports: self.ports.iter().map(|(proto, port)| (owned(proto), *port)).collect(),
             external_traffic_policy: self.external_traffic_policy.as_ref().map(owned),
-            selector: self.selector.clone(),
+            selector: map(&self.selector),
             ingress_ips: self.status.ips(),
             creation_timestamp: self.created.as_ref().map(|t| t.0.to_string()),
         }
@@ -166,10 +182,12 @@ impl ServiceRecord {
         ObjectReference {
             api_version: Some("v1".to_string()),
             kind: Some("Service".to_string()),
-            namespace: Some(self.id.0.clone()),
-            name: Some(self.id.1.clone()),
+            namespace: Some(self.id.0.to_string()).filter(|n| !n.is_empty()),
+            name: Some(self.id.1.to_string()).filter(|n| !n.is_empty()),
             uid: self.uid.clone(),
-            resource_version: self.status.resource_version.clone(),
+            // kube's object_ref leaves it out too: an Event names the
+            // object, not one version of it.
+            resource_version: None,
             field_path: None,
         }
     }
@@ -239,6 +257,8 @@ pub struct CacheWriter {
     entries: Arc<RwLock<HashSet<Entry>>>,
     /// A relist in progress: it replaces the whole cache when complete.
     relist: Option<HashSet<Entry>>,
+    /// One copy of each namespace name for all its Services' ids.
+    namespaces: HashSet<Arc<str>>,
     ready: watch::Sender<bool>,
 }
 
@@ -246,7 +266,7 @@ pub struct CacheWriter {
 pub fn cache() -> (ServiceCache, CacheWriter) {
     let entries = Arc::new(RwLock::new(HashSet::new()));
     let (ready_tx, ready_rx) = watch::channel(false);
-    (ServiceCache { entries: entries.clone(), ready: ready_rx }, CacheWriter { entries, relist: None, ready: ready_tx })
+    (ServiceCache { entries: entries.clone(), ready: ready_rx }, CacheWriter { entries, relist: None, namespaces: HashSet::new(), ready: ready_tx })
 }
 
 impl CacheWriter {
@@ -256,7 +276,7 @@ impl CacheWriter {
     pub fn apply(&mut self, event: Event<Service>) -> Event<ServiceId> {
         match event {
             Event::Apply(svc) => {
-                let record = Arc::new(ServiceRecord::from(svc));
+                let record = Arc::new(self.record(svc));
                 let id = record.id.clone();
                 self.write().replace(Entry(record));
                 Event::Apply(id)
@@ -271,7 +291,7 @@ impl CacheWriter {
                 Event::Init
             }
             Event::InitApply(svc) => {
-                let record = Arc::new(ServiceRecord::from(svc));
+                let record = Arc::new(self.record(svc));
                 let id = record.id.clone();
                 self.relist.get_or_insert_default().replace(Entry(record));
                 Event::InitApply(id)
@@ -281,10 +301,24 @@ impl CacheWriter {
                 let fresh = self.relist.take().unwrap_or_default();
                 let old = std::mem::replace(&mut *self.write(), fresh);
                 drop(old);
+                // Namespaces no id refers to any more.
+                self.namespaces.retain(|ns| Arc::strong_count(ns) > 1);
                 self.ready.send_replace(true);
                 Event::InitDone
             }
         }
+    }
+
+    /// The record of `svc`, its namespace shared with the other Services'.
+    fn record(&mut self, svc: Service) -> ServiceRecord {
+        let mut record = ServiceRecord::from(svc);
+        match self.namespaces.get(&record.id.0) {
+            Some(ns) => record.id.0 = ns.clone(),
+            None => {
+                self.namespaces.insert(record.id.0.clone());
+            }
+        }
+        record
     }
 
     fn write(&self) -> std::sync::RwLockWriteGuard<'_, HashSet<Entry>> {
@@ -375,7 +409,7 @@ mod tests {
             assert_eq!(record.status.condition.as_ref().map(|c| c.reason.as_str()), Some("AllocationSucceeded"));
             assert_eq!(record.status.pool.as_deref(), Some("blue"));
             assert_eq!(record.object_ref(), full.object_ref(&()), "the Events' object reference");
-            assert_eq!(record.id, ("shop".to_string(), "web".to_string()));
+            assert_eq!(record.id, ("shop".into(), "web".into()));
             assert_eq!(record.created, full.metadata.creation_timestamp);
             assert!(matches!(record.ports[0].0, Cow::Borrowed("TCP")) && matches!(record.ports[3].0, Cow::Owned(_)));
         }
@@ -400,7 +434,7 @@ mod tests {
     #[tokio::test]
     async fn the_writer_applies_events_and_a_relist_replaces_the_cache_when_complete() {
         let (cache, mut writer) = cache();
-        let id = |n: &str| ("ns".to_string(), n.to_string());
+        let id = |n: &str| -> ServiceId { ("ns".into(), n.into()) };
         let rv = |n: &str| cache.get(&id(n)).and_then(|r| r.resource_version().map(str::to_string));
         assert!(tokio::time::timeout(std::time::Duration::from_millis(20), cache.wait_until_ready()).await.is_err());
         assert!(matches!(writer.apply(Event::Init), Event::Init));
@@ -420,5 +454,11 @@ mod tests {
         assert_eq!(rv("a"), Some("3".into()));
         writer.apply(Event::InitDone);
         assert_eq!((rv("a"), rv("c")), (None, Some("5".into())));
+        let ids: Vec<ServiceId> = [writer.apply(Event::Apply(named("ns", "d", "6"))), writer.apply(Event::Apply(named("ns", "e", "7")))]
+            .into_iter()
+            .filter_map(|ev| if let Event::Apply(id) = ev { Some(id) } else { None })
+            .collect();
+        assert!(Arc::ptr_eq(&ids[0].0, &ids[1].0), "one copy of the namespace");
+        assert!(Arc::ptr_eq(&ids[0].0, &cache.get(&id("c")).expect("c").id.0));
     }
 }

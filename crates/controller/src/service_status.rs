@@ -62,7 +62,8 @@ pub struct Current {
     /// (written by someone else; the controller drops those).
     pub ingress: Vec<Option<String>>,
     pub pool: Option<String>,
-    pub condition: Option<Condition>,
+    /// Boxed: most of this type's size, and one is kept per Service.
+    pub condition: Option<Box<Condition>>,
     pub generation: Option<i64>,
     /// `metadata.resourceVersion` of the object these fields were read from
     /// (or that the controller's write produced): the precondition of the
@@ -87,7 +88,7 @@ impl Current {
     }
 
     fn condition_matches(&self, want: Option<&ConditionSpec>) -> bool {
-        match (self.condition.as_ref(), want) {
+        match (self.condition.as_deref(), want) {
             (None, None) => true,
             (Some(c), Some(w)) => {
                 c.status == status_text(w.status)

@@ -30,8 +30,10 @@ use serde::de::DeserializeOwned;
 use tokio::sync::mpsc;
 use tokio::task::JoinSet;
 
-/// `namespace/name` of a Service.
-pub type ServiceId = (String, String);
+/// `namespace/name` of a Service. Shared, not copied: the cache, the
+/// step's tables and the write queue each hold it for every Service, and a
+/// clone is a reference count (the cache interns namespaces).
+pub type ServiceId = (Arc<str>, Arc<str>);
 
 /// What changed, at the granularity the session acts on.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -245,7 +247,7 @@ mod tests {
     use std::time::Duration;
 
     fn svc(i: usize) -> Change {
-        Change::Service(("ns".into(), format!("s{i}")))
+        Change::Service(("ns".into(), format!("s{i}").into()))
     }
 
     #[tokio::test]

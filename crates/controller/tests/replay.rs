@@ -82,7 +82,7 @@ fn status_error(code: u16, message: &str) -> WriteError {
 }
 
 fn parse_id(s: &str) -> Result<ServiceId, String> {
-    s.split_once('/').map(|(ns, n)| (ns.to_string(), n.to_string())).ok_or_else(|| format!("{s:?} is not NS/NAME"))
+    s.split_once('/').map(|(ns, n)| (ns.into(), n.into())).ok_or_else(|| format!("{s:?} is not NS/NAME"))
 }
 
 fn parse_json(s: &str) -> Result<Value, String> {
@@ -238,7 +238,7 @@ impl Sim {
                 let created = Timestamp::from_millisecond(EPOCH_MS + t as i64).expect("time");
                 self.services.entry(id.clone()).or_insert(json!({
                     "apiVersion": "v1", "kind": "Service",
-                    "metadata": { "namespace": id.0, "name": id.1, "uid": format!("uid-{n}"), "generation": 1,
+                    "metadata": { "namespace": &*id.0, "name": &*id.1, "uid": format!("uid-{n}"), "generation": 1,
                                   "creationTimestamp": created.to_string() },
                     "spec": { "type": "LoadBalancer", "clusterIP": ip, "clusterIPs": [ip], "ipFamilies": ["IPv4"],
                               "ipFamilyPolicy": "SingleStack", "ports": [{ "port": 80, "protocol": "TCP" }] },

@@ -328,7 +328,7 @@ impl Step {
         let mut entries: Vec<PassEntry<Arc<ServiceRecord>>> = services
             .into_iter()
             .map(|svc| {
-                let (namespace, name) = svc.id.clone();
+                let (namespace, name) = (svc.id.0.to_string(), svc.id.1.to_string());
                 let ingress_count = self.believed(&svc.id, &svc).0.ips().len();
                 let created = svc.created.as_ref().map(|t| t.0.to_string());
                 PassEntry { key: svc, namespace, name, ingress_count, created }
@@ -362,7 +362,7 @@ impl Step {
         self.forget(id);
         self.waiting.remove(id);
         self.allocated.remove(id);
-        if self.alloc.release(&ServiceKey::new(id.0.clone(), id.1.clone())) {
+        if self.alloc.release(&ServiceKey::new(&*id.0, &*id.1)) {
             tracing::info!(event = "serviceDeleted", service = %fmt_id(id), "service deleted");
             self.pending.pending_pass = true;
         }
@@ -494,7 +494,7 @@ impl Step {
         let mut after = believed.clone();
         after.ingress = desired.ips.iter().cloned().map(Some).collect();
         after.pool = desired.pool.clone();
-        after.condition = serde_json::from_value(body["status"]["conditions"][0].clone()).ok();
+        after.condition = serde_json::from_value(body["status"]["conditions"][0].clone()).ok().map(Box::new);
         tracing::info!(event = "serviceUpdated", service = %fmt_id(id), ips = ?desired.ips, pool = ?desired.pool, "updating service status");
         let body = match serde_json::value::to_raw_value(&body) {
             Ok(raw) => raw,
