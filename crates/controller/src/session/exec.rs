@@ -21,6 +21,7 @@ use tokio_util::sync::CancellationToken;
 
 use ferrolb_runtime::config_state::{ConfigStateWriter, Identity};
 use ferrolb_runtime::events::{self, EventSpec, Recorder};
+use ferrolb_runtime::mem::shrink_sparse;
 use ferrolb_runtime::retry::sleep_until;
 
 use super::step::{self, Clock, Effect, Input, Step, World};
@@ -177,5 +178,7 @@ impl Executor {
                 break;
             }
         }
+        // A full pass queues an Event per Service at once.
+        shrink_sparse(&mut self.outbox);
     }
 }

@@ -30,6 +30,7 @@ use tokio::time::Instant;
 
 use ferrolb_runtime::config_state::Verdict;
 use ferrolb_runtime::events::{EventSpec, EventType};
+use ferrolb_runtime::mem::shrink_sparse;
 use ferrolb_runtime::retry::{RetryQueue, backoff};
 
 use crate::metrics::Metrics;
@@ -182,12 +183,26 @@ impl Step {
             self.input(clock, input, world);
         }
         self.act(clock, world);
+        self.shrink();
         let timer = [self.retries.next_deadline(), self.pass_retry_at, self.pools.deadline()].into_iter().flatten().min();
         if timer != self.timer {
             self.timer = timer;
             self.effects.push(Effect::Timer(timer));
         }
         std::mem::take(&mut self.effects)
+    }
+
+    /// Gives back the room a burst took in the per-Service tables once they
+    /// have drained (they are sized for every Service while the first
+    /// writes are outstanding, and would otherwise keep it).
+    fn shrink(&mut self) {
+        shrink_sparse(&mut self.overlay);
+        shrink_sparse(&mut self.writing);
+        shrink_sparse(&mut self.rewrite_after);
+        shrink_sparse(&mut self.failed_writes);
+        shrink_sparse(&mut self.conflicts);
+        shrink_sparse(&mut self.waiting);
+        shrink_sparse(&mut self.allocated);
     }
 
     /// Services whose write failed or was refused and is not resolved yet:
