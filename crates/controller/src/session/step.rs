@@ -46,7 +46,7 @@ const WRITE_RETRY_BASE: Duration = Duration::from_millis(200);
 const WRITE_RETRY_MAX: Duration = Duration::from_secs(60);
 
 /// What the watch caches hold, as the step reads it. The executor reads
-/// the reflector stores; the replay tests a map.
+/// the watch caches (Services as records); the replay tests a map.
 pub trait World {
     fn service(&self, id: &ServiceId) -> Option<Arc<ServiceRecord>>;
     /// Every Service (any order: passes sort them).
