@@ -15,6 +15,7 @@ pub mod options;
 pub mod order;
 pub mod overlay;
 pub mod pool_status;
+pub mod service_record;
 pub mod service_status;
 pub mod session;
 pub mod watch;

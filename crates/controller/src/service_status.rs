@@ -62,7 +62,8 @@ pub struct Current {
     /// (written by someone else; the controller drops those).
     pub ingress: Vec<Option<String>>,
     pub pool: Option<String>,
-    pub condition: Option<Condition>,
+    /// Boxed: most of this type's size, and one is kept per Service.
+    pub condition: Option<Box<Condition>>,
     pub generation: Option<i64>,
     /// `metadata.resourceVersion` of the object these fields were read from
     /// (or that the controller's write produced): the precondition of the
@@ -71,38 +72,9 @@ pub struct Current {
 }
 
 impl Current {
+    /// What the status writer compares, read as the cache reads it.
     pub fn of(svc: &Service) -> Self {
-        let ingress = svc
-            .status
-            .as_ref()
-            .and_then(|s| s.load_balancer.as_ref())
-            .and_then(|lb| lb.ingress.as_ref())
-            .map(|items| {
-                items
-                    .iter()
-                    .map(|i| i.ip.clone().filter(|ip| !ip.is_empty()))
-                    .collect()
-            })
-            .unwrap_or_default();
-        let pool = svc
-            .metadata
-            .annotations
-            .as_ref()
-            .and_then(|a| a.get(POOL_ANNOTATION))
-            .cloned();
-        let condition = svc
-            .status
-            .as_ref()
-            .and_then(|s| s.conditions.as_ref())
-            .and_then(|cs| cs.iter().find(|c| c.type_ == CONDITION_TYPE))
-            .cloned();
-        Current {
-            ingress,
-            pool,
-            condition,
-            generation: svc.metadata.generation,
-            resource_version: svc.metadata.resource_version.clone(),
-        }
+        crate::service_record::ServiceRecord::from(svc.clone()).status
     }
 
     /// The non-empty ingress IPs, what allocation reads as "current addresses".
@@ -116,7 +88,7 @@ impl Current {
     }
 
     fn condition_matches(&self, want: Option<&ConditionSpec>) -> bool {
-        match (self.condition.as_ref(), want) {
+        match (self.condition.as_deref(), want) {
             (None, None) => true,
             (Some(c), Some(w)) => {
                 c.status == status_text(w.status)

@@ -38,11 +38,13 @@
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::path::Path;
+use std::sync::Arc;
 use std::time::Duration;
 
 use ferrolb_api::v1beta1::IPAddressPool;
 use ferrolb_controller::metrics::Metrics;
 use ferrolb_controller::pool_status;
+use ferrolb_controller::service_record::ServiceRecord;
 use ferrolb_controller::service_status::{CONDITION_TYPE, POOL_ANNOTATION, WriteError};
 use ferrolb_controller::session::step::{Clock, Effect, Input, MapWorld, Step};
 use ferrolb_controller::watch::{Change, ServiceId};
@@ -80,7 +82,7 @@ fn status_error(code: u16, message: &str) -> WriteError {
 }
 
 fn parse_id(s: &str) -> Result<ServiceId, String> {
-    s.split_once('/').map(|(ns, n)| (ns.to_string(), n.to_string())).ok_or_else(|| format!("{s:?} is not NS/NAME"))
+    s.split_once('/').map(|(ns, n)| (ns.into(), n.into())).ok_or_else(|| format!("{s:?} is not NS/NAME"))
 }
 
 fn parse_json(s: &str) -> Result<Value, String> {
@@ -196,7 +198,7 @@ impl Sim {
         match self.services.get(id) {
             Some(v) => {
                 let svc: Service = serde_json::from_value(v.clone()).map_err(|e| format!("Service {v}: {e}"))?;
-                self.cache.services.insert(id.clone(), svc.into());
+                self.cache.services.insert(id.clone(), Arc::new(ServiceRecord::from(svc)));
             }
             None => {
                 self.cache.services.remove(id);
@@ -236,7 +238,7 @@ impl Sim {
                 let created = Timestamp::from_millisecond(EPOCH_MS + t as i64).expect("time");
                 self.services.entry(id.clone()).or_insert(json!({
                     "apiVersion": "v1", "kind": "Service",
-                    "metadata": { "namespace": id.0, "name": id.1, "uid": format!("uid-{n}"), "generation": 1,
+                    "metadata": { "namespace": &*id.0, "name": &*id.1, "uid": format!("uid-{n}"), "generation": 1,
                                   "creationTimestamp": created.to_string() },
                     "spec": { "type": "LoadBalancer", "clusterIP": ip, "clusterIPs": [ip], "ipFamilies": ["IPv4"],
                               "ipFamilyPolicy": "SingleStack", "ports": [{ "port": 80, "protocol": "TCP" }] },

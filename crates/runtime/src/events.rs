@@ -79,19 +79,24 @@ pub struct EventSpec {
 }
 
 /// Identity of an object for aggregation: uid when known, else namespace/name.
+/// Shared by the object's aggregation entries, rate-limit bucket and queued
+/// requests (thousands of each after a burst), not copied.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
-struct ObjectKey(String);
+struct ObjectKey(Arc<str>);
 
 impl ObjectKey {
     fn of(r: &ObjectReference) -> Self {
         match r.uid.as_deref().filter(|u| !u.is_empty()) {
-            Some(uid) => ObjectKey(uid.to_string()),
-            None => ObjectKey(format!(
-                "{}/{}/{}",
-                r.kind.as_deref().unwrap_or(""),
-                r.namespace.as_deref().unwrap_or(""),
-                r.name.as_deref().unwrap_or("")
-            )),
+            Some(uid) => ObjectKey(uid.into()),
+            None => ObjectKey(
+                format!(
+                    "{}/{}/{}",
+                    r.kind.as_deref().unwrap_or(""),
+                    r.namespace.as_deref().unwrap_or(""),
+                    r.name.as_deref().unwrap_or("")
+                )
+                .into(),
+            ),
         }
     }
 }
@@ -113,7 +118,9 @@ enum Decision {
 /// Pure aggregation / rate-limit bookkeeping (the I/O lives in [`RecorderTask`]).
 #[derive(Default)]
 struct Aggregator {
-    entries: HashMap<EventKey, Entry>,
+    /// Boxed entries: the table is sized for up to [`MAX_ENTRIES`] keys
+    /// (twice that in slots), and most slots are empty.
+    entries: HashMap<EventKey, Box<Entry>>,
     buckets: HashMap<ObjectKey, Bucket>,
     dirty: HashSet<EventKey>,
 }
@@ -167,7 +174,7 @@ impl Aggregator {
         }
         self.entries.insert(
             key.clone(),
-            Entry {
+            Box::new(Entry {
                 involved: Arc::new(involved.clone()),
                 object: None,
                 count: 1,
@@ -176,7 +183,7 @@ impl Aggregator {
                 last_seen: wall,
                 last_seen_at: now,
                 last_write_at: now,
-            },
+            }),
         );
         self.dirty.remove(key);
         Decision::Create

@@ -25,6 +25,7 @@ pub mod http_server;
 pub mod k8s_client_metrics;
 pub mod leader;
 pub mod logging;
+pub mod mem;
 pub mod owner;
 pub mod retry;
 pub mod status;

@@ -27,6 +27,7 @@ use futures::future::BoxFuture;
 use tokio::task::{self, JoinSet};
 use tokio::time::Instant;
 
+use crate::mem::shrink_sparse;
 use crate::retry::sleep_until;
 
 /// Performs one write: called with the key and the newest body when the
@@ -160,6 +161,9 @@ where
                         }
                     }
                     self.start(Instant::now());
+                    // A drained burst gives back the room it took.
+                    shrink_sparse(&mut self.queued);
+                    shrink_sparse(&mut self.order);
                     if let (Some(key), Some(out)) = (key, out) {
                         return (key, out);
                     }

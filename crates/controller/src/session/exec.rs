@@ -9,7 +9,7 @@ use std::collections::VecDeque;
 use std::sync::Arc;
 
 use ferrolb_api::v1beta1::{Community, ConfigurationState, IPAddressPool};
-use k8s_openapi::api::core::v1::{Namespace, ObjectReference, Service};
+use k8s_openapi::api::core::v1::{Namespace, ObjectReference};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
 use k8s_openapi::jiff::Timestamp;
 use kube::api::Api;
@@ -21,11 +21,13 @@ use tokio_util::sync::CancellationToken;
 
 use ferrolb_runtime::config_state::{ConfigStateWriter, Identity};
 use ferrolb_runtime::events::{self, EventSpec, Recorder};
+use ferrolb_runtime::mem::shrink_sparse;
 use ferrolb_runtime::retry::sleep_until;
 
 use super::step::{self, Clock, Effect, Input, Step, World};
 use super::{OUTBOX_LIMIT, SessionContext};
 use crate::pool_status;
+use crate::service_record::ServiceRecord;
 use crate::service_status;
 use crate::watch::{CONFIG_STATE_NAME, Caches, Change, ServiceId};
 
@@ -36,11 +38,11 @@ pub struct CacheWorld<'a> {
 }
 
 impl World for CacheWorld<'_> {
-    fn service(&self, id: &ServiceId) -> Option<Arc<Service>> {
-        self.caches.services.get(&ObjectRef::new(&id.1).within(&id.0))
+    fn service(&self, id: &ServiceId) -> Option<Arc<ServiceRecord>> {
+        self.caches.services.get(id)
     }
 
-    fn services(&self) -> Vec<Arc<Service>> {
+    fn services(&self) -> Vec<Arc<ServiceRecord>> {
         self.caches.services.state()
     }
 
@@ -176,5 +178,7 @@ impl Executor {
                 break;
             }
         }
+        // A full pass queues an Event per Service at once.
+        shrink_sparse(&mut self.outbox);
     }
 }

@@ -26,11 +26,11 @@ use ferrolb_api::annotations::IP_ALLOCATED_FROM_POOL;
 use ferrolb_api::v1beta1::{Community, IPAddressPool};
 use k8s_openapi::api::core::v1::{Namespace, ObjectReference, Service};
 use k8s_openapi::jiff::Timestamp;
-use kube::Resource;
 use tokio::time::Instant;
 
 use ferrolb_runtime::config_state::Verdict;
 use ferrolb_runtime::events::{EventSpec, EventType};
+use ferrolb_runtime::mem::shrink_sparse;
 use ferrolb_runtime::retry::{RetryQueue, backoff};
 
 use crate::metrics::Metrics;
@@ -38,18 +38,19 @@ use crate::order::{self, PassEntry};
 use crate::overlay::{Overlay, WriteState, cache_caught_up};
 use crate::pool_status::{self, PoolStatus, PoolWrite};
 use crate::service_status::{self, Body, Current, Desired, WriteError, is_conflict};
-use crate::watch::{Change, ServiceId, id_of};
+use crate::service_record::ServiceRecord;
+use crate::watch::{Change, ServiceId};
 
 /// Failed Service writes are retried after 200 ms, doubling up to 60 s.
 const WRITE_RETRY_BASE: Duration = Duration::from_millis(200);
 const WRITE_RETRY_MAX: Duration = Duration::from_secs(60);
 
 /// What the watch caches hold, as the step reads it. The executor reads
-/// the reflector stores; the replay tests a map.
+/// the watch caches (Services as records); the replay tests a map.
 pub trait World {
-    fn service(&self, id: &ServiceId) -> Option<Arc<Service>>;
+    fn service(&self, id: &ServiceId) -> Option<Arc<ServiceRecord>>;
     /// Every Service (any order: passes sort them).
-    fn services(&self) -> Vec<Arc<Service>>;
+    fn services(&self) -> Vec<Arc<ServiceRecord>>;
     /// An IPAddressPool of the MetalLB namespace.
     fn pool(&self, name: &str) -> Option<Arc<IPAddressPool>>;
     /// The objects the pool configuration is built from.
@@ -182,12 +183,26 @@ impl Step {
             self.input(clock, input, world);
         }
         self.act(clock, world);
+        self.shrink();
         let timer = [self.retries.next_deadline(), self.pass_retry_at, self.pools.deadline()].into_iter().flatten().min();
         if timer != self.timer {
             self.timer = timer;
             self.effects.push(Effect::Timer(timer));
         }
         std::mem::take(&mut self.effects)
+    }
+
+    /// Gives back the room a burst took in the per-Service tables once they
+    /// have drained (they are sized for every Service while the first
+    /// writes are outstanding, and would otherwise keep it).
+    fn shrink(&mut self) {
+        shrink_sparse(&mut self.overlay);
+        shrink_sparse(&mut self.writing);
+        shrink_sparse(&mut self.rewrite_after);
+        shrink_sparse(&mut self.failed_writes);
+        shrink_sparse(&mut self.conflicts);
+        shrink_sparse(&mut self.waiting);
+        shrink_sparse(&mut self.allocated);
     }
 
     /// Services whose write failed or was refused and is not resolved yet:
@@ -318,19 +333,19 @@ impl Step {
 
     /// A reprocess pass (controller.md §4) over every Service, or over `only`.
     fn pass(&mut self, clock: Clock, only: Option<Vec<ServiceId>>, world: &impl World) {
-        let services: Vec<Arc<Service>> = match only {
+        let services: Vec<Arc<ServiceRecord>> = match only {
             None => world.services(),
             Some(ids) => ids.iter().filter_map(|id| world.service(id)).collect(),
         };
         if services.is_empty() {
             return;
         }
-        let mut entries: Vec<PassEntry<Arc<Service>>> = services
+        let mut entries: Vec<PassEntry<Arc<ServiceRecord>>> = services
             .into_iter()
             .map(|svc| {
-                let (namespace, name) = id_of(&svc);
-                let ingress_count = self.believed(&(namespace.clone(), name.clone()), &svc).0.ips().len();
-                let created = svc.metadata.creation_timestamp.as_ref().map(|t| t.0.to_string());
+                let (namespace, name) = (svc.id.0.to_string(), svc.id.1.to_string());
+                let ingress_count = self.believed(&svc.id, &svc).0.ips().len();
+                let created = svc.created.as_ref().map(|t| t.0.to_string());
                 PassEntry { key: svc, namespace, name, ingress_count, created }
             })
             .collect();
@@ -362,7 +377,7 @@ impl Step {
         self.forget(id);
         self.waiting.remove(id);
         self.allocated.remove(id);
-        if self.alloc.release(&ServiceKey::new(id.0.clone(), id.1.clone())) {
+        if self.alloc.release(&ServiceKey::new(&*id.0, &*id.1)) {
             tracing::info!(event = "serviceDeleted", service = %fmt_id(id), "service deleted");
             self.pending.pending_pass = true;
         }
@@ -395,10 +410,10 @@ impl Step {
     }
 
     /// controller.md §3.3–3.4 for one Service; queues its write.
-    fn process(&mut self, clock: Clock, svc: &Service) -> Option<SyncResult> {
-        let id = id_of(svc);
+    fn process(&mut self, clock: Clock, svc: &ServiceRecord) -> Option<SyncResult> {
+        let id = svc.id.clone();
         self.metrics.k8s.updates.inc();
-        let mut view = ferrolb_config::view::service_view(svc);
+        let mut view = svc.view();
         let (believed, base) = self.believed(&id, svc);
         view.ingress_ips = believed.ips();
         match &believed.pool {
@@ -409,7 +424,7 @@ impl Step {
         if !conv.managed {
             return None;
         }
-        let reference = svc.object_ref(&());
+        let reference = svc.object_ref();
         self.track(&id, &conv);
         let desired = Desired {
             ips: conv.ingress.clone(),
@@ -417,7 +432,7 @@ impl Step {
             condition: crate::condition::for_convergence(&view, &conv),
         };
         let write = base.differs_from(&desired);
-        if self.conflicts.get(&id).is_some_and(|refused| newer_than(svc.metadata.resource_version.as_deref(), refused)) {
+        if self.conflicts.get(&id).is_some_and(|refused| newer_than(svc.resource_version(), refused)) {
             // The cache shows a version newer than the one a write was refused on.
             self.conflicts.remove(&id);
         }
@@ -475,7 +490,7 @@ impl Step {
         self.effects.push(Effect::Event { object: reference.clone(), spec });
     }
 
-    fn queue_write(&mut self, clock: Clock, svc: &Service, id: &ServiceId, believed: &Current, desired: Desired) {
+    fn queue_write(&mut self, clock: Clock, svc: &ServiceRecord, id: &ServiceId, believed: &Current, desired: Desired) {
         if self.writing.contains_key(id) {
             // One write per Service at a time; look again when it returns.
             self.rewrite_after.insert(id.clone());
@@ -487,14 +502,14 @@ impl Step {
             tracing::debug!(service = %fmt_id(id), "status write waits for the newer version that refused the last one");
             return;
         }
-        let mut body = service_status::patch_body(svc.metadata.uid.as_deref(), believed, &desired, clock.wall);
+        let mut body = service_status::patch_body(svc.uid.as_deref(), believed, &desired, clock.wall);
         if let Some(rv) = &believed.resource_version {
             service_status::precondition(&mut body, rv);
         }
         let mut after = believed.clone();
         after.ingress = desired.ips.iter().cloned().map(Some).collect();
         after.pool = desired.pool.clone();
-        after.condition = serde_json::from_value(body["status"]["conditions"][0].clone()).ok();
+        after.condition = serde_json::from_value(body["status"]["conditions"][0].clone()).ok().map(Box::new);
         tracing::info!(event = "serviceUpdated", service = %fmt_id(id), ips = ?desired.ips, pool = ?desired.pool, "updating service status");
         let body = match serde_json::value::to_raw_value(&body) {
             Ok(raw) => raw,
@@ -507,7 +522,7 @@ impl Step {
         };
         self.overlay.insert(
             id.clone(),
-            Overlay { uid: svc.metadata.uid.clone(), believed: after, state: WriteState::InFlight },
+            Overlay { uid: svc.uid.clone(), believed: after, state: WriteState::InFlight },
         );
         self.writes += 1;
         self.writing.insert(id.clone(), self.writes);
@@ -541,10 +556,11 @@ impl Step {
             Ok(svc) => {
                 self.retries.reset(&id);
                 self.conflicts.remove(&id);
-                let rv = svc.metadata.resource_version.clone().unwrap_or_default();
+                let written = ServiceRecord::from(svc);
+                let rv = written.resource_version().unwrap_or_default().to_string();
                 self.overlay.insert(
                     id.clone(),
-                    Overlay { uid: svc.metadata.uid.clone(), believed: Current::of(&svc), state: WriteState::Written(rv) },
+                    Overlay { uid: written.uid, believed: written.status, state: WriteState::Written(rv) },
                 );
             }
             // The watch brings the new state and that triggers processing.
@@ -595,7 +611,7 @@ impl Step {
         };
         tracing::info!(service = %fmt_id(id), resource_version = %sent, %error,
             "service changed since its status was computed (409); processing it again from the newer version");
-        let cached = world.service(id).and_then(|s| s.metadata.resource_version.clone());
+        let cached = world.service(id).and_then(|s| s.resource_version().map(str::to_string));
         if newer_than(cached.as_deref(), &sent) {
             // The watch already delivered it: no further event will come.
             self.pending.services.insert(id.clone());
@@ -606,10 +622,10 @@ impl Step {
     /// The Service as the controller believes it is, its own writes included
     /// (what allocation reads), and what the API server is known to hold
     /// (what a write is compared with). They differ only after a failed write.
-    fn believed(&mut self, id: &ServiceId, svc: &Service) -> (Current, Current) {
-        let cached = Current::of(svc);
+    fn believed(&mut self, id: &ServiceId, svc: &ServiceRecord) -> (Current, Current) {
+        let cached = svc.status.clone();
         let Some(o) = self.overlay.get(id) else { return (cached.clone(), cached) };
-        if o.uid != svc.metadata.uid {
+        if o.uid != svc.uid {
             self.overlay.remove(id);
             return (cached.clone(), cached);
         }
@@ -620,7 +636,7 @@ impl Step {
                 (meant, cached)
             }
             WriteState::Written(rv) => {
-                if cache_caught_up(svc.metadata.resource_version.as_deref(), rv) {
+                if cache_caught_up(svc.resource_version(), rv) {
                     self.overlay.remove(id);
                     (cached.clone(), cached)
                 } else {
@@ -668,7 +684,7 @@ pub(crate) fn fmt_id(id: &ServiceId) -> String {
 /// replays. Pools are those of the MetalLB namespace, keyed by name.
 #[derive(Clone, Default)]
 pub struct MapWorld {
-    pub services: std::collections::BTreeMap<ServiceId, Arc<Service>>,
+    pub services: std::collections::BTreeMap<ServiceId, Arc<ServiceRecord>>,
     pub pools: std::collections::BTreeMap<String, Arc<IPAddressPool>>,
     pub communities: Vec<Community>,
     pub namespaces: Vec<Namespace>,
@@ -676,11 +692,11 @@ pub struct MapWorld {
 }
 
 impl World for MapWorld {
-    fn service(&self, id: &ServiceId) -> Option<Arc<Service>> {
+    fn service(&self, id: &ServiceId) -> Option<Arc<ServiceRecord>> {
         self.services.get(id).cloned()
     }
 
-    fn services(&self) -> Vec<Arc<Service>> {
+    fn services(&self) -> Vec<Arc<ServiceRecord>> {
         self.services.values().cloned().collect()
     }
 
@@ -723,6 +739,10 @@ mod tests {
         .expect("service")
     }
 
+    fn record(rv: &str) -> ServiceRecord {
+        service(rv).into()
+    }
+
     fn clock(ms: u64, base: Instant) -> Clock {
         Clock { now: base + Duration::from_millis(ms), wall: Timestamp::UNIX_EPOCH }
     }
@@ -754,7 +774,7 @@ mod tests {
         let base = Instant::now();
         let mut w = world();
         let id: ServiceId = ("ns".into(), "a".into());
-        w.services.insert(id.clone(), Arc::new(service("5")));
+        w.services.insert(id.clone(), Arc::new(record("5")));
         let mut s = Step::new(None, Metrics::new());
         let fx = s.handle(clock(0, base), [Input::Start], &w);
         assert_eq!(writes(&fx), [(1, "5".to_string())], "the write (number 1) is conditioned on v5");
@@ -772,7 +792,7 @@ mod tests {
         // A version newer than the refused one arrives: written again from it.
         assert!(newer_than(Some("6"), "5") && !newer_than(Some("5"), "5") && !newer_than(Some("4"), "5"));
         assert!(newer_than(Some("x"), "y") && !newer_than(None, "5"));
-        w.services.insert(id.clone(), Arc::new(service("6")));
+        w.services.insert(id.clone(), Arc::new(record("6")));
         let fx = s.handle(clock(3, base), changed(&id), &w);
         assert_eq!(writes(&fx).iter().map(|(_, rv)| rv.as_str()).collect::<Vec<_>>(), ["6"]);
         let second = writes(&fx)[0].0;
@@ -780,7 +800,7 @@ mod tests {
 
         // Refused again, but the cache already shows a newer version:
         // processed at once, since no further watch event will come.
-        w.services.insert(id.clone(), Arc::new(service("8")));
+        w.services.insert(id.clone(), Arc::new(record("8")));
         let fx = s.handle(clock(4, base), [Input::ServiceWritten { id: id.clone(), write: second, result: Err(api_error(409)) }], &w);
         assert_eq!(writes(&fx).iter().map(|(_, rv)| rv.as_str()).collect::<Vec<_>>(), ["8"]);
     }
@@ -790,7 +810,7 @@ mod tests {
         let base = Instant::now();
         let mut w = world();
         let id: ServiceId = ("ns".into(), "a".into());
-        w.services.insert(id.clone(), Arc::new(service("5")));
+        w.services.insert(id.clone(), Arc::new(record("5")));
         let mut s = Step::new(None, Metrics::new());
         let mut fx = s.handle(clock(0, base), [Input::Start], &w);
         let mut t = 0;
