@@ -8,7 +8,7 @@ use ferrolb_config::assemble::{BgpAdvertisement, NodeSet, advertisements_compati
 
 use super::super::Endpoint;
 use super::super::layer2::EXCLUDE_LB_LABEL;
-use super::{BgpInput, NodeState, ServiceState, WithdrawReason};
+use super::{BgpContext, NodeState, ServiceState, WithdrawReason};
 
 /// Whether an object with these node selectors applies to this node. A node
 /// not seen yet has no labels, so only selector-less objects apply to it.
@@ -19,31 +19,32 @@ pub(super) fn selects(nodes: &NodeSet, own: Option<&NodeState>) -> bool {
     }
 }
 
-/// The advertisements through which this node advertises `svc` (in the
-/// pool's attachment order), or MetalLB's reason for not advertising it.
+/// The advertisements through which this node advertises `svc`, as indexes
+/// among the pool's BGP advertisements (in attachment order) with the
+/// advertisements themselves, or MetalLB's reason for not advertising it.
 pub(super) fn applicable<'c>(
-    input: &BgpInput<'c>,
+    ctx: &BgpContext<'c>,
     own: Option<&NodeState>,
     svc: &ServiceState,
     pool: &'c PoolDef,
-) -> Result<Vec<&'c BgpAdvertisement>, WithdrawReason> {
+) -> Result<Vec<(usize, &'c BgpAdvertisement)>, WithdrawReason> {
     let all: &'c [BgpAdvertisement] =
-        input.config.pool_advertisements.get(&pool.name).map(|a| a.bgp.as_slice()).unwrap_or(&[]);
-    let selecting: Vec<&'c BgpAdvertisement> = all.iter().filter(|ad| selects(&ad.nodes, own)).collect();
+        ctx.config.pool_advertisements.get(&pool.name).map(|a| a.bgp.as_slice()).unwrap_or(&[]);
+    let selecting: Vec<(usize, &'c BgpAdvertisement)> = all.iter().enumerate().filter(|(_, ad)| selects(&ad.nodes, own)).collect();
     if selecting.is_empty() {
         return Err(WithdrawReason::NotOwner { owner: None });
     }
-    let ads: Vec<&'c BgpAdvertisement> = selecting
+    let ads: Vec<(usize, &'c BgpAdvertisement)> = selecting
         .into_iter()
-        .filter(|ad| ad.service_selectors.is_empty() || ad.service_selectors.iter().any(|s| s.matches(&svc.labels)))
+        .filter(|(_, ad)| ad.service_selectors.is_empty() || ad.service_selectors.iter().any(|s| s.matches(&svc.labels)))
         .collect();
     if ads.is_empty() {
         return Err(WithdrawReason::NoMatchingAdvertisement);
     }
     let has_v4 = pool.cidrs.iter().any(|n| matches!(n, ipnet::IpNet::V4(_)));
     let has_v6 = pool.cidrs.iter().any(|n| matches!(n, ipnet::IpNet::V6(_)));
-    for (i, a) in ads.iter().enumerate() {
-        if ads[i + 1..].iter().any(|b| conflict(a, b, has_v4, has_v6, input.node)) {
+    for (i, (_, a)) in ads.iter().enumerate() {
+        if ads[i + 1..].iter().any(|(_, b)| conflict(a, b, has_v4, has_v6, ctx.node)) {
             return Err(WithdrawReason::ConflictingAdvertisements);
         }
     }
@@ -51,11 +52,11 @@ pub(super) fn applicable<'c>(
         if state.network_unavailable {
             return Err(WithdrawReason::NodeNetworkUnavailable);
         }
-        if !input.ignore_exclude_lb && state.labels.contains_key(EXCLUDE_LB_LABEL) {
+        if !ctx.ignore_exclude_lb && state.labels.contains_key(EXCLUDE_LB_LABEL) {
             return Err(WithdrawReason::NodeLabeledExcludeBalancers);
         }
     }
-    let here = |e: &Endpoint| e.node.as_deref() == Some(input.node);
+    let here = |e: &Endpoint| e.node.as_deref() == Some(ctx.node);
     if svc.local_traffic_policy && !svc.endpoints.iter().any(|e| e.serving && here(e)) {
         return Err(WithdrawReason::NoLocalEndpoints);
     }

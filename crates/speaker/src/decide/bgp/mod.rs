@@ -14,6 +14,9 @@ mod eligible;
 pub mod engine;
 mod routes;
 mod sessions;
+mod state;
+
+pub use state::{BgpChanges, BgpState};
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::IpAddr;
@@ -24,7 +27,7 @@ use ferrolb_config::assemble::{BgpMode, Config, DynamicAsn, Password};
 use ferrolb_config::community::Community;
 use ipnet::IpNet;
 
-use super::{NodeState, ServiceState, WithdrawReason, service};
+use super::{NodeState, ServiceState, WithdrawReason};
 
 /// Everything [`decide_bgp`] reads.
 #[derive(Debug, Clone, Copy)]
@@ -40,6 +43,24 @@ pub struct BgpInput<'a> {
     /// selectors apply to it (§4.1 "labels unknown until the Node is seen").
     pub nodes: &'a BTreeMap<String, NodeState>,
     /// `--ignore-exclude-lb`.
+    pub ignore_exclude_lb: bool,
+}
+
+impl<'a> BgpInput<'a> {
+    /// What is read besides the Services.
+    pub fn context(&self) -> BgpContext<'a> {
+        BgpContext { node: self.node, mode: self.mode, config: self.config, nodes: self.nodes, ignore_exclude_lb: self.ignore_exclude_lb }
+    }
+}
+
+/// [`BgpInput`] without the Services: what [`BgpState`] reads besides the
+/// Services it is given.
+#[derive(Debug, Clone, Copy)]
+pub struct BgpContext<'a> {
+    pub node: &'a str,
+    pub mode: BgpMode,
+    pub config: &'a Config,
+    pub nodes: &'a BTreeMap<String, NodeState>,
     pub ignore_exclude_lb: bool,
 }
 
@@ -163,38 +184,9 @@ impl BgpDecision {
 /// Decides this node's sessions, the routes toward each peer, and for every
 /// Service whether it is advertised (and to whom) or why not.
 pub fn decide_bgp(input: &BgpInput<'_>) -> BgpDecision {
-    let own = input.nodes.get(input.node);
-    let sessions = sessions::for_node(input.config, input.mode, own);
-    let mut services: Vec<&ServiceState> = input.services.iter().collect();
-    services.sort_by(|a, b| a.key.cmp(&b.key));
-
-    let mut withdrawn = BTreeMap::new();
-    let mut produced = Vec::new();
-    for svc in services {
-        let outcome = service::addresses(input.config, svc)
-            .and_then(|(pool, ips)| eligible::applicable(input, own, svc, pool).map(|ads| (ips, ads)));
-        match outcome {
-            Ok((ips, ads)) => produced.push(routes::Produced::new(svc.key.clone(), ips, &ads)),
-            Err(reason) => {
-                withdrawn.insert(svc.key.clone(), reason);
-            }
-        }
-    }
-    let distributed = routes::distribute(input.mode, &sessions, &produced);
-    let advertised = produced
-        .into_iter()
-        .map(|p| {
-            let peers = distributed
-                .routes
-                .iter()
-                .filter(|(_, set)| p.prefixes().any(|prefix| set.contains_key(prefix)))
-                .map(|(peer, _)| peer.clone())
-                .collect();
-            let announce = BgpAnnounce { prefixes: p.prefixes().copied().collect(), ips: p.ips, peers };
-            (p.key, announce)
-        })
-        .collect();
-    BgpDecision { sessions, routes: distributed.routes, advertised, withdrawn, refused: distributed.refused }
+    let mut state = BgpState::default();
+    state.rebuild(&input.context(), input.services);
+    state.into_decision()
 }
 
 #[cfg(test)]

@@ -75,6 +75,17 @@ struct WorldGen {
     services: Vec<SvcGen>,
 }
 
+fn service() -> impl Strategy<Value = SvcGen> {
+    (
+        prop::option::weighted(0.8, 0u8..6),
+        prop::option::weighted(0.5, 0u8..6),
+        any::<bool>(),
+        any::<bool>(),
+        prop::collection::vec((any::<bool>(), prop::bool::weighted(0.8)), 0..3),
+    )
+        .prop_map(|(v4, v6, app, local, endpoints)| SvcGen { v4, v6, app, local, endpoints })
+}
+
 fn world() -> impl Strategy<Value = WorldGen> {
     let ad = (
         0..V4_LENGTHS.len(),
@@ -103,14 +114,7 @@ fn world() -> impl Strategy<Value = WorldGen> {
     ];
     let peer = (asn, any::<bool>(), prop::bool::weighted(0.3), prop::bool::weighted(0.2), prop::option::weighted(0.3, any::<bool>()))
         .prop_map(|(asn, v6, dual_stack, interface, zone_a)| PeerGen { asn, v6, dual_stack, interface, zone_a });
-    let svc = (
-        prop::option::weighted(0.8, 0u8..6),
-        prop::option::weighted(0.5, 0u8..6),
-        any::<bool>(),
-        any::<bool>(),
-        prop::collection::vec((any::<bool>(), prop::bool::weighted(0.8)), 0..3),
-    )
-        .prop_map(|(v4, v6, app, local, endpoints)| SvcGen { v4, v6, app, local, endpoints });
+    let svc = service();
     (
         prop_oneof![Just(BgpMode::Native), Just(BgpMode::Frr), Just(BgpMode::FrrK8s)],
         any::<bool>(),
@@ -355,6 +359,45 @@ fn model_routes(g: &WorldGen) -> BTreeMap<String, BTreeMap<IpNet, BTreeSet<Commu
 
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(512))]
+
+    /// [`BgpState::update`] with only the Services that changed gives what
+    /// a decision from scratch gives, over a sequence of changes, and
+    /// reports exactly the peers whose routes changed and at least every
+    /// Service whose outcome changed.
+    #[test]
+    fn updates_equal_a_rebuild(g in world(), steps in prop::collection::vec(prop::collection::vec(service(), 0..6), 1..4)) {
+        let first = build(&g);
+        fn ctx(b: &Built, mode: BgpMode) -> BgpContext<'_> {
+            BgpContext { node: NODE, mode, config: &b.config, nodes: &b.nodes, ignore_exclude_lb: false }
+        }
+        let mut state = BgpState::default();
+        state.rebuild(&ctx(&first, g.mode), &first.services);
+        let mut current: BTreeMap<ServiceKey, ServiceState> = first.services.into_iter().map(|s| (s.key.clone(), s)).collect();
+        for services in steps {
+            let next = build(&WorldGen { services, ..g.clone() });
+            let wanted: BTreeMap<ServiceKey, ServiceState> = next.services.iter().map(|s| (s.key.clone(), s.clone())).collect();
+            let changed: Vec<(&ServiceKey, Option<&ServiceState>)> = current
+                .keys()
+                .chain(wanted.keys())
+                .collect::<BTreeSet<_>>()
+                .into_iter()
+                .filter(|k| current.get(*k) != wanted.get(*k))
+                .map(|k| (k, wanted.get(k)))
+                .collect();
+            let before = state.decision().clone();
+            let changes = state.update(&ctx(&next, g.mode), changed);
+            let expected = decide_built(&next, g.mode);
+            prop_assert_eq!(state.decision(), &expected);
+            let peers: BTreeSet<String> = expected.routes.keys().filter(|p| before.routes.get(*p) != expected.routes.get(*p)).cloned().collect();
+            prop_assert_eq!(&changes.peers, &peers);
+            for key in before.advertised.keys().chain(expected.advertised.keys()).chain(before.withdrawn.keys()).chain(expected.withdrawn.keys()) {
+                let differs = before.advertised.get(key) != expected.advertised.get(key) || before.withdrawn.get(key) != expected.withdrawn.get(key);
+                prop_assert!(!differs || changes.services.contains(key), "{} changed but was not reported", key);
+            }
+            prop_assert!(!changes.all);
+            current = wanted;
+        }
+    }
 
     #[test]
     fn every_service_gets_the_models_outcome(g in world()) {

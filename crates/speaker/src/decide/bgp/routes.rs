@@ -1,34 +1,31 @@
 //! speaker.md §4.3 (the prefixes a Service produces) and §4.4 (which of
 //! them go to which peer, with which attributes).
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 use std::net::IpAddr;
 
-use ferrolb_allocator::ServiceKey;
 use ferrolb_bgp::packet::Family;
-use ferrolb_config::assemble::{BgpAdvertisement, BgpMode};
+use ferrolb_config::assemble::{BgpAdvertisement, BgpMode, Config};
 use ferrolb_config::community::Community;
 use ipnet::IpNet;
 
-use super::{MAX_COMMUNITIES, PeerSession, RefusedRoute, Route};
+use super::{MAX_COMMUNITIES, PeerSession, Route};
 
-/// The routes of one advertised Service: each address masked by each
-/// applicable advertisement, with the advertisement that made it.
-pub(super) struct Produced<'c> {
-    pub key: ServiceKey,
-    pub ips: Vec<IpAddr>,
-    routes: Vec<(IpNet, &'c BgpAdvertisement)>,
+/// One advertisement of the configuration: the pool's index in
+/// `Config::pools` and the advertisement's index among the pool's BGP
+/// advertisements. An index instead of a reference, so what a Service
+/// produced can be kept between passes; it is only valid for the
+/// configuration it was made from (a new configuration recomputes all).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) struct AdRef {
+    pub pool: u32,
+    pub ad: u32,
 }
 
-impl<'c> Produced<'c> {
-    pub fn new(key: ServiceKey, ips: Vec<IpAddr>, ads: &[&'c BgpAdvertisement]) -> Self {
-        let routes = ips.iter().flat_map(|ip| ads.iter().map(|ad| (aggregate(*ip, ad), *ad))).collect();
-        Produced { key, ips, routes }
-    }
-
-    /// Its prefixes (a prefix made by two advertisements appears twice).
-    pub fn prefixes(&self) -> impl Iterator<Item = &IpNet> {
-        self.routes.iter().map(|(prefix, _)| prefix)
+impl AdRef {
+    pub fn resolve<'c>(self, config: &'c Config) -> Option<&'c BgpAdvertisement> {
+        let pool = config.pools.get(usize::try_from(self.pool).ok()?)?;
+        config.pool_advertisements.get(&pool.name)?.bgp.get(usize::try_from(self.ad).ok()?)
     }
 }
 
@@ -45,43 +42,47 @@ pub(crate) fn aggregate(ip: IpAddr, ad: &BgpAdvertisement) -> IpNet {
     IpNet::new(ip, len).map(|net| net.trunc()).unwrap_or_else(|_| IpNet::from(ip))
 }
 
-pub(super) struct Distributed {
-    pub routes: BTreeMap<String, BTreeMap<IpNet, Route>>,
-    pub refused: BTreeSet<RefusedRoute>,
+/// What one peer gets for one prefix.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) enum Toward {
+    /// No advertisement producing the prefix names this peer, or the peer
+    /// does not take the prefix's family.
+    Nothing,
+    Route(Route),
+    /// More communities than a route may carry (§4.4 step 5): how many.
+    Refused(usize),
 }
 
-/// §4.4 for every session: the pooled routes each peer is named by, in its
-/// families, one entry per prefix with the union of communities.
-pub(super) fn distribute(mode: BgpMode, sessions: &BTreeMap<String, PeerSession>, produced: &[Produced<'_>]) -> Distributed {
-    let mut out = Distributed { routes: BTreeMap::new(), refused: BTreeSet::new() };
-    for (name, session) in sessions {
-        let mut merged: BTreeMap<IpNet, (u32, BTreeSet<Community>)> = BTreeMap::new();
-        let toward = produced
-            .iter()
-            .flat_map(|p| p.routes.iter())
-            .filter(|(prefix, ad)| (ad.peers.is_empty() || ad.peers.contains(name)) && session.families.contains(&Family::of(prefix)));
-        for (prefix, ad) in toward {
-            let (local_pref, communities) = merged.entry(*prefix).or_default();
-            // Upstream keeps whichever LOCAL_PREF it meets first, which
-            // depends on map order; the highest is the same on every run
-            // and is what FRR's route-maps give when the other is unset.
-            *local_pref = (*local_pref).max(ad.local_pref);
-            communities.extend(ad.communities.iter().copied());
-        }
-        let ibgp = session.ibgp();
-        let mut routes = BTreeMap::new();
-        for (prefix, (local_pref, communities)) in merged {
-            if communities.len() > MAX_COMMUNITIES {
-                out.refused.insert(RefusedRoute { peer: name.clone(), prefix, communities: communities.len() });
-                continue;
-            }
-            let local_pref = match mode {
-                BgpMode::Native => ibgp.then_some(local_pref),
-                BgpMode::Frr | BgpMode::FrrK8s => (ibgp && local_pref != 0).then_some(local_pref),
-            };
-            routes.insert(prefix, Route { local_pref, communities });
-        }
-        out.routes.insert(name.clone(), routes);
+/// §4.4 for one prefix and one session: the advertisements producing the
+/// prefix that name this peer, merged into one route with the union of
+/// their communities.
+pub(super) fn toward<'c>(
+    mode: BgpMode,
+    peer: &str,
+    session: &PeerSession,
+    prefix: &IpNet,
+    ads: impl IntoIterator<Item = &'c BgpAdvertisement>,
+) -> Toward {
+    if !session.families.contains(&Family::of(prefix)) {
+        return Toward::Nothing;
     }
-    out
+    let mut merged: Option<(u32, BTreeSet<Community>)> = None;
+    for ad in ads.into_iter().filter(|ad| ad.peers.is_empty() || ad.peers.iter().any(|p| p == peer)) {
+        let (local_pref, communities) = merged.get_or_insert_with(Default::default);
+        // Upstream keeps whichever LOCAL_PREF it meets first, which
+        // depends on map order; the highest is the same on every run
+        // and is what FRR's route-maps give when the other is unset.
+        *local_pref = (*local_pref).max(ad.local_pref);
+        communities.extend(ad.communities.iter().copied());
+    }
+    let Some((local_pref, communities)) = merged else { return Toward::Nothing };
+    if communities.len() > MAX_COMMUNITIES {
+        return Toward::Refused(communities.len());
+    }
+    let ibgp = session.ibgp();
+    let local_pref = match mode {
+        BgpMode::Native => ibgp.then_some(local_pref),
+        BgpMode::Frr | BgpMode::FrrK8s => (ibgp && local_pref != 0).then_some(local_pref),
+    };
+    Toward::Route(Route { local_pref, communities })
 }
