@@ -6,10 +6,10 @@
 //! metadata. Each watch projects an object to a small value on arrival and
 //! keeps only that.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::fmt::Debug;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, Mutex, RwLock};
 
 use futures::StreamExt;
 use kube::api::Api;
@@ -33,12 +33,80 @@ pub struct Projected<V> {
     /// Bumped on every change of the map: a reader that planned from one
     /// generation knows nothing changed while it is still current.
     generation: Arc<AtomicU64>,
+    /// Which objects changed since [`Projected::take_changes`] was last
+    /// called; only for watches started with [`spawn_journaled`], whose one
+    /// reader works from the changes instead of reading everything.
+    journal: Option<Arc<Mutex<Changes>>>,
     synced: watch::Receiver<bool>,
 }
 
 impl<V> Clone for Projected<V> {
     fn clone(&self) -> Self {
-        Projected { map: self.map.clone(), generation: self.generation.clone(), synced: self.synced.clone() }
+        Projected {
+            map: self.map.clone(),
+            generation: self.generation.clone(),
+            journal: self.journal.clone(),
+            synced: self.synced.clone(),
+        }
+    }
+}
+
+#[cfg(test)]
+impl<V: PartialEq> Projected<V> {
+    /// A journaled cache with no watch behind it, already synced.
+    pub fn detached() -> Self {
+        let (_, synced) = watch::channel(true);
+        Projected {
+            map: Arc::default(),
+            generation: Arc::default(),
+            journal: Some(Arc::default()),
+            synced,
+        }
+    }
+
+    /// What the watch task does with an object event (`None` = deleted).
+    pub fn put(&self, key: ObjectKey, value: Option<V>) {
+        let mut map = self.map.write().unwrap_or_else(|p| p.into_inner());
+        if map.get(&key) == value.as_ref() {
+            return;
+        }
+        match value {
+            Some(v) => map.insert(key.clone(), v),
+            None => map.remove(&key),
+        };
+        if let Some(journal) = &self.journal {
+            journal
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .record(&key);
+        }
+        self.generation.fetch_add(1, Ordering::Release);
+    }
+}
+
+/// What changed in a journaled watch since its reader last looked.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Changes {
+    /// The whole map was replaced (the first list, or a relist after the
+    /// watch fell behind): read everything.
+    All,
+    Keys(HashSet<ObjectKey>),
+}
+
+impl Default for Changes {
+    /// Before the first list every object is new.
+    fn default() -> Self {
+        Changes::All
+    }
+}
+
+impl Changes {
+    fn record(&mut self, key: &ObjectKey) {
+        if let Changes::Keys(keys) = self
+            && !keys.contains(key)
+        {
+            keys.insert(key.clone());
+        }
     }
 }
 
@@ -61,6 +129,21 @@ impl<V> Projected<V> {
         f(&guard)
     }
 
+    /// The objects changed since the last call (everything on the first
+    /// one). Take them before reading the map: a change landing in between
+    /// is then read twice, never missed. A watch without a journal always
+    /// says everything changed.
+    pub fn take_changes(&self) -> Changes {
+        match &self.journal {
+            // Every update leaves the journal whole: a poisoned lock is usable.
+            Some(journal) => std::mem::replace(
+                &mut *journal.lock().unwrap_or_else(|p| p.into_inner()),
+                Changes::Keys(HashSet::new()),
+            ),
+            None => Changes::All,
+        }
+    }
+
     /// Changes since the watch started (see the field).
     pub fn generation(&self) -> u64 {
         self.generation.load(Ordering::Acquire)
@@ -76,6 +159,9 @@ impl<V> Projected<V> {
 
 /// Starts a watch of `api` on `tasks`, projecting each object with `project`
 /// (`None` = not interesting, dropped) and waking `changed` on every change.
+/// An update whose projection is unchanged (most updates: status written by
+/// others, fields the speaker does not read) changes nothing and wakes
+/// nobody.
 pub fn spawn<K, V, P>(
     tasks: &mut JoinSet<()>,
     what: &'static str,
@@ -86,13 +172,65 @@ pub fn spawn<K, V, P>(
 ) -> Projected<V>
 where
     K: Resource + Clone + DeserializeOwned + Debug + Send + Sync + 'static,
-    V: Send + Sync + 'static,
+    V: PartialEq + Send + Sync + 'static,
+    P: Fn(&K) -> Option<V> + Send + 'static,
+{
+    start(tasks, what, api, config, project, changed, None)
+}
+
+/// [`spawn`], with a journal of the changed keys for one reader
+/// ([`Projected::take_changes`]).
+pub fn spawn_journaled<K, V, P>(
+    tasks: &mut JoinSet<()>,
+    what: &'static str,
+    api: Api<K>,
+    config: watcher::Config,
+    project: P,
+    changed: Arc<Notify>,
+) -> Projected<V>
+where
+    K: Resource + Clone + DeserializeOwned + Debug + Send + Sync + 'static,
+    V: PartialEq + Send + Sync + 'static,
+    P: Fn(&K) -> Option<V> + Send + 'static,
+{
+    start(
+        tasks,
+        what,
+        api,
+        config,
+        project,
+        changed,
+        Some(Arc::default()),
+    )
+}
+
+fn start<K, V, P>(
+    tasks: &mut JoinSet<()>,
+    what: &'static str,
+    api: Api<K>,
+    config: watcher::Config,
+    project: P,
+    changed: Arc<Notify>,
+    journal: Option<Arc<Mutex<Changes>>>,
+) -> Projected<V>
+where
+    K: Resource + Clone + DeserializeOwned + Debug + Send + Sync + 'static,
+    V: PartialEq + Send + Sync + 'static,
     P: Fn(&K) -> Option<V> + Send + 'static,
 {
     let map: Arc<RwLock<HashMap<ObjectKey, V>>> = Arc::default();
     let (synced_tx, synced) = watch::channel(false);
     let generation = Arc::new(AtomicU64::new(0));
-    let (shared, bump) = (map.clone(), generation.clone());
+    let (shared, bump, log) = (map.clone(), generation.clone(), journal.clone());
+    let record = move |change: Option<&ObjectKey>| {
+        if let Some(log) = &log {
+            let mut log = log.lock().unwrap_or_else(|p| p.into_inner());
+            match change {
+                Some(key) => log.record(key),
+                None => *log = Changes::All,
+            }
+        }
+    };
     tasks.spawn(async move {
         let mut relist: Option<HashMap<ObjectKey, V>> = None;
         let mut stream = watcher::watcher(api, config).default_backoff().boxed();
@@ -118,24 +256,35 @@ where
                         *map = fresh;
                     }
                     drop(map);
+                    record(None);
                     bump.fetch_add(1, Ordering::Release);
                     let _ = synced_tx.send(true);
                     changed.notify_one();
                     continue;
                 }
                 Event::Apply(obj) => {
-                    match project(&obj) {
-                        Some(value) => map.insert(key_of(&obj), value),
-                        None => map.remove(&key_of(&obj)),
+                    let key = key_of(&obj);
+                    let value = project(&obj);
+                    if map.get(&key) == value.as_ref() {
+                        continue;
+                    }
+                    match value {
+                        Some(value) => map.insert(key.clone(), value),
+                        None => map.remove(&key),
                     };
                     drop(map);
+                    record(Some(&key));
                     bump.fetch_add(1, Ordering::Release);
                     changed.notify_one();
                     continue;
                 }
                 Event::Delete(obj) => {
-                    map.remove(&key_of(&obj));
+                    let key = key_of(&obj);
+                    if map.remove(&key).is_none() {
+                        continue;
+                    }
                     drop(map);
+                    record(Some(&key));
                     bump.fetch_add(1, Ordering::Release);
                     changed.notify_one();
                     continue;
@@ -143,5 +292,10 @@ where
             }
         }
     });
-    Projected { map, generation, synced }
+    Projected {
+        map,
+        generation,
+        journal,
+        synced,
+    }
 }

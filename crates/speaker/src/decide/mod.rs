@@ -112,7 +112,9 @@ pub enum WithdrawReason {
     SharedIpWithServiceSelector,
     /// Another node is elected, or no node can be (the owner, when there is one).
     /// In BGP: no advertisement of the pool selects this node.
-    NotOwner { owner: Option<String> },
+    NotOwner {
+        owner: Option<String>,
+    },
     /// BGP: two advertisements applying to the Service disagree on LOCAL_PREF.
     ConflictingAdvertisements,
     /// BGP: this node's `NetworkUnavailable` condition is true.
@@ -189,9 +191,19 @@ fn union(a: InterfaceScope, b: &InterfaceScope) -> InterfaceScope {
 
 /// Decides, for every Service, whether this node announces it in layer 2.
 pub fn decide(input: &DecideInput<'_>) -> Decision {
+    decide_each(input, input.services)
+}
+
+/// [`decide`] for `services` instead of `input.services`: a Service's
+/// outcome depends on the other inputs and itself only, so a pass after a
+/// few Services changed decides those alone.
+pub fn decide_each<'s>(
+    input: &DecideInput<'_>,
+    services: impl IntoIterator<Item = &'s ServiceState>,
+) -> Decision {
     let mut decision = Decision::default();
     let mut candidates = layer2::CandidateCache::new(input);
-    for svc in input.services {
+    for svc in services {
         let outcome = service::addresses(input.config, svc)
             .and_then(|(pool, ips)| layer2::evaluate(input, &mut candidates, svc, pool, ips));
         match outcome {

@@ -23,9 +23,13 @@ pub(super) struct AdRef {
 }
 
 impl AdRef {
-    pub fn resolve<'c>(self, config: &'c Config) -> Option<&'c BgpAdvertisement> {
+    pub fn resolve(self, config: &Config) -> Option<&BgpAdvertisement> {
         let pool = config.pools.get(usize::try_from(self.pool).ok()?)?;
-        config.pool_advertisements.get(&pool.name)?.bgp.get(usize::try_from(self.ad).ok()?)
+        config
+            .pool_advertisements
+            .get(&pool.name)?
+            .bgp
+            .get(usize::try_from(self.ad).ok()?)
     }
 }
 
@@ -39,7 +43,9 @@ pub(crate) fn aggregate(ip: IpAddr, ad: &BgpAdvertisement) -> IpNet {
     // Validation keeps the lengths in range (crds.md B5, B6); clamping only
     // keeps a hand-built configuration from failing here.
     let len = u8::try_from(len.clamp(0, max)).unwrap_or(0);
-    IpNet::new(ip, len).map(|net| net.trunc()).unwrap_or_else(|_| IpNet::from(ip))
+    IpNet::new(ip, len)
+        .map(|net| net.trunc())
+        .unwrap_or_else(|_| IpNet::from(ip))
 }
 
 /// What one peer gets for one prefix.
@@ -67,7 +73,10 @@ pub(super) fn toward<'c>(
         return Toward::Nothing;
     }
     let mut merged: Option<(u32, BTreeSet<Community>)> = None;
-    for ad in ads.into_iter().filter(|ad| ad.peers.is_empty() || ad.peers.iter().any(|p| p == peer)) {
+    for ad in ads
+        .into_iter()
+        .filter(|ad| ad.peers.is_empty() || ad.peers.iter().any(|p| p == peer))
+    {
         let (local_pref, communities) = merged.get_or_insert_with(Default::default);
         // Upstream keeps whichever LOCAL_PREF it meets first, which
         // depends on map order; the highest is the same on every run
@@ -75,7 +84,9 @@ pub(super) fn toward<'c>(
         *local_pref = (*local_pref).max(ad.local_pref);
         communities.extend(ad.communities.iter().copied());
     }
-    let Some((local_pref, communities)) = merged else { return Toward::Nothing };
+    let Some((local_pref, communities)) = merged else {
+        return Toward::Nothing;
+    };
     if communities.len() > MAX_COMMUNITIES {
         return Toward::Refused(communities.len());
     }
@@ -84,5 +95,8 @@ pub(super) fn toward<'c>(
         BgpMode::Native => ibgp.then_some(local_pref),
         BgpMode::Frr | BgpMode::FrrK8s => (ibgp && local_pref != 0).then_some(local_pref),
     };
-    Toward::Route(Route { local_pref, communities })
+    Toward::Route(Route {
+        local_pref,
+        communities,
+    })
 }

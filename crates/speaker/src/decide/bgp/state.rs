@@ -18,7 +18,10 @@ use ferrolb_allocator::ServiceKey;
 use ipnet::IpNet;
 
 use super::routes::{AdRef, Toward, aggregate, toward};
-use super::{BgpAnnounce, BgpContext, BgpDecision, RefusedRoute, ServiceState, WithdrawReason, eligible, sessions};
+use super::{
+    BgpAnnounce, BgpContext, BgpDecision, RefusedRoute, ServiceState, WithdrawReason, eligible,
+    sessions,
+};
 use crate::decide::service;
 
 /// What an advertised Service produces: each address masked by each
@@ -61,11 +64,20 @@ impl BgpState {
     }
 
     /// The decision for `services` from scratch.
-    pub fn rebuild<'s>(&mut self, ctx: &BgpContext<'_>, services: impl IntoIterator<Item = &'s ServiceState>) -> BgpChanges {
+    pub fn rebuild<'s>(
+        &mut self,
+        ctx: &BgpContext<'_>,
+        services: impl IntoIterator<Item = &'s ServiceState>,
+    ) -> BgpChanges {
         let own = ctx.nodes.get(ctx.node);
         *self = BgpState::default();
         self.decision.sessions = sessions::for_node(ctx.config, ctx.mode, own);
-        self.decision.routes = self.decision.sessions.keys().map(|name| (name.clone(), BTreeMap::new())).collect();
+        self.decision.routes = self
+            .decision
+            .sessions
+            .keys()
+            .map(|name| (name.clone(), BTreeMap::new()))
+            .collect();
         let mut prefixes = BTreeSet::new();
         for svc in services {
             prefixes.extend(self.evaluate(ctx, &svc.key, Some(svc)));
@@ -75,7 +87,10 @@ impl BgpState {
         for key in keys {
             self.announce(&key);
         }
-        BgpChanges { all: true, ..BgpChanges::default() }
+        BgpChanges {
+            all: true,
+            ..BgpChanges::default()
+        }
     }
 
     /// The decision after the Services in `changed` changed: each key with
@@ -88,10 +103,14 @@ impl BgpState {
     ) -> BgpChanges {
         let mut changes = BgpChanges::default();
         let mut prefixes = BTreeSet::new();
-        let mut before: BTreeMap<ServiceKey, (Option<BgpAnnounce>, Option<WithdrawReason>)> = BTreeMap::new();
+        let mut before: BTreeMap<ServiceKey, (Option<BgpAnnounce>, Option<WithdrawReason>)> =
+            BTreeMap::new();
         for (key, svc) in changed {
             before.entry(key.clone()).or_insert_with(|| {
-                (self.decision.advertised.get(key).cloned(), self.decision.withdrawn.get(key).cloned())
+                (
+                    self.decision.advertised.get(key).cloned(),
+                    self.decision.withdrawn.get(key).cloned(),
+                )
             });
             if let Some(old) = self.forget(key) {
                 prefixes.extend(old.routes.into_iter().map(|(prefix, _)| prefix));
@@ -101,14 +120,27 @@ impl BgpState {
         changes.peers = self.route(ctx, &prefixes);
         // A Service's peers follow its prefixes' routes, which other
         // Services producing the same prefixes may have changed.
-        let mut touched: BTreeSet<ServiceKey> = prefixes.iter().flat_map(|p| self.producers.get(p).into_iter().flatten()).cloned().collect();
-        touched.extend(before.keys().filter(|k| self.produced.contains_key(*k)).cloned());
+        let mut touched: BTreeSet<ServiceKey> = prefixes
+            .iter()
+            .flat_map(|p| self.producers.get(p).into_iter().flatten())
+            .cloned()
+            .collect();
+        touched.extend(
+            before
+                .keys()
+                .filter(|k| self.produced.contains_key(*k))
+                .cloned(),
+        );
         for key in touched {
-            before.entry(key.clone()).or_insert_with(|| (self.decision.advertised.get(&key).cloned(), None));
+            before
+                .entry(key.clone())
+                .or_insert_with(|| (self.decision.advertised.get(&key).cloned(), None));
             self.announce(&key);
         }
         for (key, (advertised, withdrawn)) in before {
-            if self.decision.advertised.get(&key) != advertised.as_ref() || self.decision.withdrawn.get(&key) != withdrawn.as_ref() {
+            if self.decision.advertised.get(&key) != advertised.as_ref()
+                || self.decision.withdrawn.get(&key) != withdrawn.as_ref()
+            {
                 changes.services.insert(key);
             }
         }
@@ -133,13 +165,23 @@ impl BgpState {
 
     /// §4.2–4.3 for one Service: records what it produces or why it is
     /// withdrawn; returns its prefixes.
-    fn evaluate(&mut self, ctx: &BgpContext<'_>, key: &ServiceKey, svc: Option<&ServiceState>) -> Vec<IpNet> {
+    fn evaluate(
+        &mut self,
+        ctx: &BgpContext<'_>,
+        key: &ServiceKey,
+        svc: Option<&ServiceState>,
+    ) -> Vec<IpNet> {
         let Some(svc) = svc else { return Vec::new() };
         let own = ctx.nodes.get(ctx.node);
         let outcome = service::addresses(ctx.config, svc).and_then(|(pool, ips)| {
             let ads = eligible::applicable(ctx, own, svc, pool)?;
             // The pool came from `config.pools`: its index is there.
-            let pool_index = ctx.config.pools.iter().position(|p| p.name == pool.name).unwrap_or_default();
+            let pool_index = ctx
+                .config
+                .pools
+                .iter()
+                .position(|p| p.name == pool.name)
+                .unwrap_or_default();
             Ok((pool_index, ips, ads))
         });
         match outcome {
@@ -148,7 +190,10 @@ impl BgpState {
                     .iter()
                     .flat_map(|ip| {
                         ads.iter().map(move |(index, ad)| {
-                            let at = AdRef { pool: small(pool), ad: small(*index) };
+                            let at = AdRef {
+                                pool: small(pool),
+                                ad: small(*index),
+                            };
                             (aggregate(*ip, ad), at)
                         })
                     })
@@ -177,9 +222,13 @@ impl BgpState {
         if prefixes.is_empty() {
             return changed;
         }
-        self.decision.refused.retain(|r| !prefixes.contains(&r.prefix));
+        self.decision
+            .refused
+            .retain(|r| !prefixes.contains(&r.prefix));
         for (name, session) in &self.decision.sessions {
-            let Some(routes) = self.decision.routes.get_mut(name) else { continue };
+            let Some(routes) = self.decision.routes.get_mut(name) else {
+                continue;
+            };
             for prefix in prefixes {
                 let ads = self
                     .producers
@@ -187,12 +236,21 @@ impl BgpState {
                     .into_iter()
                     .flatten()
                     .filter_map(|key| self.produced.get(key))
-                    .flat_map(|p| p.routes.iter().filter(|(p, _)| p == prefix).filter_map(|(_, at)| at.resolve(ctx.config)));
+                    .flat_map(|p| {
+                        p.routes
+                            .iter()
+                            .filter(|(p, _)| p == prefix)
+                            .filter_map(|(_, at)| at.resolve(ctx.config))
+                    });
                 let wanted = match toward(ctx.mode, name, session, prefix, ads) {
                     Toward::Route(route) => Some(route),
                     Toward::Nothing => None,
                     Toward::Refused(communities) => {
-                        self.decision.refused.insert(RefusedRoute { peer: name.clone(), prefix: *prefix, communities });
+                        self.decision.refused.insert(RefusedRoute {
+                            peer: name.clone(),
+                            prefix: *prefix,
+                            communities,
+                        });
                         None
                     }
                 };
@@ -215,7 +273,9 @@ impl BgpState {
     /// `advertised` for an advertised Service: its prefixes and the peers
     /// receiving at least one of them.
     fn announce(&mut self, key: &ServiceKey) {
-        let Some(p) = self.produced.get(key) else { return };
+        let Some(p) = self.produced.get(key) else {
+            return;
+        };
         let prefixes: BTreeSet<IpNet> = p.routes.iter().map(|(prefix, _)| *prefix).collect();
         let peers = self
             .decision
@@ -224,7 +284,14 @@ impl BgpState {
             .filter(|(_, routes)| prefixes.iter().any(|prefix| routes.contains_key(prefix)))
             .map(|(peer, _)| peer.clone())
             .collect();
-        self.decision.advertised.insert(key.clone(), BgpAnnounce { ips: p.ips.clone(), prefixes, peers });
+        self.decision.advertised.insert(
+            key.clone(),
+            BgpAnnounce {
+                ips: p.ips.clone(),
+                prefixes,
+                peers,
+            },
+        );
     }
 }
 
