@@ -29,8 +29,7 @@ pub fn service_facts(svc: &Service, lb_class: &str) -> Option<ServiceState> {
         key: ServiceKey::new(svc.namespace().unwrap_or_default(), svc.name_any()),
         is_load_balancer: spec.type_.as_deref() == Some("LoadBalancer"),
         labels: svc.labels().clone(),
-        has_sharing_key: annotations.contains_key(ALLOW_SHARED_IP)
-            || annotations.contains_key(ALLOW_SHARED_IP_DEPRECATED),
+        has_sharing_key: annotations.contains_key(ALLOW_SHARED_IP) || annotations.contains_key(ALLOW_SHARED_IP_DEPRECATED),
         ingress,
         local_traffic_policy: spec.external_traffic_policy.as_deref() == Some("Local"),
         // Joined in from the EndpointSlices (crate::inputs).
@@ -97,11 +96,7 @@ pub fn slice_facts(slice: &EndpointSlice, names: &NodeNames) -> Option<SliceFact
     }
     serving_nodes.sort_unstable();
     serving_nodes.dedup();
-    Some(SliceFacts {
-        service_name: service.clone(),
-        serving_nodes: serving_nodes.into_boxed_slice(),
-        serving_unplaced,
-    })
+    Some(SliceFacts { service_name: service.clone(), serving_nodes: serving_nodes.into_boxed_slice(), serving_unplaced })
 }
 
 /// What the speaker keeps of a Node.
@@ -110,15 +105,8 @@ pub fn node_facts(node: &Node) -> Option<NodeState> {
         .status
         .as_ref()
         .and_then(|s| s.conditions.as_ref())
-        .is_some_and(|conds| {
-            conds
-                .iter()
-                .any(|c| c.type_ == "NetworkUnavailable" && c.status == "True")
-        });
-    Some(NodeState {
-        labels: node.labels().clone(),
-        network_unavailable,
-    })
+        .is_some_and(|conds| conds.iter().any(|c| c.type_ == "NetworkUnavailable" && c.status == "True"));
+    Some(NodeState { labels: node.labels().clone(), network_unavailable })
 }
 
 #[cfg(test)]
@@ -159,10 +147,7 @@ mod tests {
         let names = NodeNames::default();
         let f = slice_facts(&slice, &names).unwrap();
         assert_eq!(f.service_name, "web");
-        assert_eq!(
-            &*f.serving_nodes,
-            &[Arc::<str>::from("n1"), Arc::from("n3")]
-        );
+        assert_eq!(&*f.serving_nodes, &[Arc::<str>::from("n1"), Arc::from("n3")]);
         assert!(!f.serving_unplaced);
 
         let unplaced: EndpointSlice = serde_json::from_value(serde_json::json!({
@@ -186,14 +171,8 @@ mod tests {
             .unwrap()
         };
         let names = NodeNames::default();
-        let (a, b) = (
-            slice_facts(&slice("a"), &names).unwrap(),
-            slice_facts(&slice("b"), &names).unwrap(),
-        );
-        assert!(
-            Arc::ptr_eq(&a.serving_nodes[0], &b.serving_nodes[0]),
-            "one copy of n1"
-        );
+        let (a, b) = (slice_facts(&slice("a"), &names).unwrap(), slice_facts(&slice("b"), &names).unwrap());
+        assert!(Arc::ptr_eq(&a.serving_nodes[0], &b.serving_nodes[0]), "one copy of n1");
         assert_eq!(&*names.intern("n2"), "n2");
     }
 }

@@ -2,9 +2,7 @@
 //! the MetalLB namespace, its Secrets, the Namespaces and the Nodes, built and
 //! validated by the same code as the controller and `ferrolb validate`.
 
-use ferrolb_api::v1beta1::{
-    BFDProfile, BGPAdvertisement, Community, IPAddressPool, L2Advertisement,
-};
+use ferrolb_api::v1beta1::{BFDProfile, BGPAdvertisement, Community, IPAddressPool, L2Advertisement};
 use ferrolb_api::v1beta2::BGPPeer;
 use ferrolb_config::ConfigError;
 use ferrolb_config::assemble::{BgpMode, Config, ConfigInput, build_config};
@@ -18,28 +16,15 @@ use crate::watch::Projected;
 /// configuration, and what the election reads of it.
 pub fn node_facts(node: &Node) -> Option<(Node, NodeState)> {
     let state = crate::cluster::node_facts(node)?;
-    Some((
-        Node {
-            metadata: slim_meta(&node.metadata),
-            ..Node::default()
-        },
-        state,
-    ))
+    Some((Node { metadata: slim_meta(&node.metadata), ..Node::default() }, state))
 }
 
 pub fn slim_namespace(ns: &Namespace) -> Option<Namespace> {
-    Some(Namespace {
-        metadata: slim_meta(&ns.metadata),
-        ..Namespace::default()
-    })
+    Some(Namespace { metadata: slim_meta(&ns.metadata), ..Namespace::default() })
 }
 
 fn slim_meta(meta: &ObjectMeta) -> ObjectMeta {
-    ObjectMeta {
-        name: meta.name.clone(),
-        labels: meta.labels.clone(),
-        ..ObjectMeta::default()
-    }
+    ObjectMeta { name: meta.name.clone(), labels: meta.labels.clone(), ..ObjectMeta::default() }
 }
 
 pub fn whole<K: Clone>(obj: &K) -> Option<K> {
@@ -74,12 +59,7 @@ impl ConfigSources {
     }
 
     /// Builds and validates the configuration as it stands now.
-    pub fn build(
-        &self,
-        mode: BgpMode,
-        namespace: &str,
-        secret_passthrough: bool,
-    ) -> Result<Config, Vec<ConfigError>> {
+    pub fn build(&self, mode: BgpMode, namespace: &str, secret_passthrough: bool) -> Result<Config, Vec<ConfigError>> {
         let pools = self.pools.values();
         let l2 = self.l2_advertisements.values();
         let bgp = self.bgp_advertisements.values();
@@ -88,12 +68,7 @@ impl ConfigSources {
         let bfd = self.bfd_profiles.values();
         let secrets = self.secrets.values();
         let namespaces = self.namespaces.values();
-        let nodes: Vec<Node> = self
-            .nodes
-            .values()
-            .into_iter()
-            .map(|(node, _)| node)
-            .collect();
+        let nodes: Vec<Node> = self.nodes.values().into_iter().map(|(node, _)| node).collect();
         build_config(&ConfigInput {
             pools: &pools,
             l2_advertisements: &l2,
@@ -114,26 +89,14 @@ impl ConfigSources {
 /// speaker.md §1.2 step 1: a new configuration that would strand addresses
 /// this node announces (no pool contains them any more) is refused until the
 /// controller has moved those Services. Returns the stranded addresses.
-pub fn stranded<'a>(
-    config: &Config,
-    announced: impl Iterator<Item = &'a std::net::IpAddr>,
-) -> Vec<std::net::IpAddr> {
+pub fn stranded<'a>(config: &Config, announced: impl Iterator<Item = &'a std::net::IpAddr>) -> Vec<std::net::IpAddr> {
     announced
-        .filter(|ip| {
-            !config
-                .pools
-                .iter()
-                .any(|p| p.cidrs.iter().any(|n| n.contains(*ip)))
-        })
+        .filter(|ip| !config.pools.iter().any(|p| p.cidrs.iter().any(|n| n.contains(*ip))))
         .copied()
         .collect()
 }
 
 /// One line per error, `Kind/name: field: message`.
 pub fn describe(errors: &[ConfigError]) -> String {
-    errors
-        .iter()
-        .map(|e| e.to_string())
-        .collect::<Vec<_>>()
-        .join("; ")
+    errors.iter().map(|e| e.to_string()).collect::<Vec<_>>().join("; ")
 }

@@ -36,26 +36,10 @@ pub struct BgpMetrics {
 impl BgpMetrics {
     fn register(&self, metallb: &mut Registry) {
         let bgp = metallb.sub_registry_with_prefix("bgp");
-        bgp.register(
-            "session_up",
-            "BGP session state (1 is up, 0 is down)",
-            self.session_up.clone(),
-        );
-        bgp.register(
-            "updates",
-            "Number of BGP UPDATE messages sent",
-            self.updates.clone(),
-        );
-        bgp.register(
-            "announced_prefixes_total",
-            "Number of prefixes currently being advertised on the BGP session",
-            self.announced_prefixes.clone(),
-        );
-        bgp.register(
-            "pending_prefixes_total",
-            "Number of prefixes that should be advertised on the BGP session",
-            self.pending_prefixes.clone(),
-        );
+        bgp.register("session_up", "BGP session state (1 is up, 0 is down)", self.session_up.clone());
+        bgp.register("updates", "Number of BGP UPDATE messages sent", self.updates.clone());
+        bgp.register("announced_prefixes_total", "Number of prefixes currently being advertised on the BGP session", self.announced_prefixes.clone());
+        bgp.register("pending_prefixes_total", "Number of prefixes that should be advertised on the BGP session", self.pending_prefixes.clone());
     }
 
     /// Deletes a closed session's series, as MetalLB does.
@@ -77,10 +61,7 @@ pub struct SpeakerMetrics {
 impl SpeakerMetrics {
     /// Creates the families and registers them in `registry`.
     pub fn register(registry: &mut Registry) -> Self {
-        let m = SpeakerMetrics {
-            k8s: K8sClientMetrics::register(registry),
-            ..SpeakerMetrics::default()
-        };
+        let m = SpeakerMetrics { k8s: K8sClientMetrics::register(registry), ..SpeakerMetrics::default() };
         let metallb = registry.sub_registry_with_prefix("metallb");
         metallb.register(
             "speaker_announced",
@@ -109,9 +90,7 @@ mod tests {
             })
             .set(1);
         m.k8s.updates.inc();
-        let peer = BgpPeerLabels {
-            peer: "203.0.113.1:179".into(),
-        };
+        let peer = BgpPeerLabels { peer: "203.0.113.1:179".into() };
         m.bgp.session_up.get_or_create(&peer).set(1);
         m.bgp.updates.get_or_create(&peer).inc_by(3);
         m.bgp.announced_prefixes.get_or_create(&peer).set(2);

@@ -21,18 +21,13 @@ struct Meta {
 
 pub fn encode(interfaces: &[(String, Vec<IpNet>)]) -> Vec<u8> {
     // Serialising strings and networks to JSON cannot fail.
-    serde_json::to_vec(&Meta {
-        interfaces: interfaces.to_vec(),
-    })
-    .unwrap_or_default()
+    serde_json::to_vec(&Meta { interfaces: interfaces.to_vec() }).unwrap_or_default()
 }
 
 /// Unreadable or empty meta (a member that has not scanned its interfaces
 /// yet) says nothing: the member counts as able to answer anywhere.
 pub fn decode(bytes: &[u8]) -> MemberNetworks {
-    let interfaces = serde_json::from_slice::<Meta>(bytes)
-        .ok()
-        .map(|m| m.interfaces);
+    let interfaces = serde_json::from_slice::<Meta>(bytes).ok().map(|m| m.interfaces);
     MemberNetworks { interfaces }
 }
 
@@ -42,13 +37,7 @@ mod tests {
 
     #[test]
     fn round_trip_and_garbage() {
-        let ifaces = vec![(
-            "eth0".to_string(),
-            vec![
-                "198.51.100.11/24".parse().unwrap(),
-                "2001:db8::11/64".parse().unwrap(),
-            ],
-        )];
+        let ifaces = vec![("eth0".to_string(), vec!["198.51.100.11/24".parse().unwrap(), "2001:db8::11/64".parse().unwrap()])];
         assert_eq!(decode(&encode(&ifaces)).interfaces, Some(ifaces));
         assert_eq!(decode(b"").interfaces, None);
         assert_eq!(decode(b"\xff{").interfaces, None);

@@ -19,15 +19,10 @@ pub const MEMBERLIST_CONFIG_PATH: &str = "/etc/metallb/memberlist/config.json";
 /// File name of the key inside `--ml-secret-key-path` (speaker.md §3.8).
 pub const ML_SECRET_KEY_FILE: &str = "secretkey";
 /// Namespace fallback (MetalLB's).
-const SERVICE_ACCOUNT_NAMESPACE_FILE: &str =
-    "/var/run/secrets/kubernetes.io/serviceaccount/namespace";
+const SERVICE_ACCOUNT_NAMESPACE_FILE: &str = "/var/run/secrets/kubernetes.io/serviceaccount/namespace";
 
 #[derive(Debug, Clone, Parser)]
-#[command(
-    name = "speaker",
-    about = "ferrolb speaker: announces the assigned addresses from this node",
-    args_override_self = true
-)]
+#[command(name = "speaker", about = "ferrolb speaker: announces the assigned addresses from this node", args_override_self = true)]
 pub struct SpeakerOptions {
     /// This node's name (spec.nodeName of the speaker Pod).
     #[arg(long = "node-name", env = "METALLB_NODE_NAME")]
@@ -46,11 +41,7 @@ pub struct SpeakerOptions {
     pub port: u16,
 
     /// Address the metrics endpoint binds to.
-    #[arg(
-        id = "speaker_metrics_bind_address",
-        long = "metrics-bind-address",
-        default_value = "0.0.0.0"
-    )]
+    #[arg(id = "speaker_metrics_bind_address", long = "metrics-bind-address", default_value = "0.0.0.0")]
     pub metrics_bind_address: IpAddr,
 
     /// Port of /healthz and /readyz, bound on 127.0.0.1 (the speaker shares the
@@ -80,11 +71,7 @@ pub struct SpeakerOptions {
     pub ml_bind_addr: Option<String>,
 
     /// UDP port of the failure detector.
-    #[arg(
-        long = "ml-bindport",
-        env = "METALLB_ML_BIND_PORT",
-        default_value = "7946"
-    )]
+    #[arg(long = "ml-bindport", env = "METALLB_ML_BIND_PORT", default_value = "7946")]
     pub ml_bind_port: String,
 
     /// Label selector of the speaker Pods (peers of the failure detector).
@@ -112,11 +99,7 @@ pub struct SpeakerOptions {
     pub kubeconfig: Option<PathBuf>,
 
     /// FRR-mode reload debounce (ms). ferrolb reloads nothing; validated as MetalLB does.
-    #[arg(
-        long = "bgp-debounce-timeout",
-        env = "METALLB_BGP_DEBOUNCE_TIMEOUT",
-        default_value = "3000"
-    )]
+    #[arg(long = "bgp-debounce-timeout", env = "METALLB_BGP_DEBOUNCE_TIMEOUT", default_value = "3000")]
     pub bgp_debounce_timeout: String,
 
     #[arg(long = "frrk8s-namespace", env = "FRRK8S_NAMESPACE")]
@@ -156,9 +139,7 @@ pub struct SpeakerOptions {
 pub enum OptionsError {
     #[error("must specify --node-name or METALLB_NODE_NAME")]
     MissingNodeName,
-    #[error(
-        "unable to get namespace from pod service account data, please specify --namespace or METALLB_NAMESPACE: {0}"
-    )]
+    #[error("unable to get namespace from pod service account data, please specify --namespace or METALLB_NAMESPACE: {0}")]
     MissingNamespace(std::io::Error),
     #[error("--ml-bindport {0:?}: not a port number")]
     BadBindPort(String),
@@ -180,10 +161,7 @@ pub struct MembershipSettings {
 
 impl SpeakerOptions {
     pub fn node(&self) -> Result<String, OptionsError> {
-        self.node_name
-            .clone()
-            .filter(|n| !n.is_empty())
-            .ok_or(OptionsError::MissingNodeName)
+        self.node_name.clone().filter(|n| !n.is_empty()).ok_or(OptionsError::MissingNodeName)
     }
 
     pub fn resolved_namespace(&self) -> Result<String, OptionsError> {
@@ -204,20 +182,12 @@ impl SpeakerOptions {
         ) else {
             return Ok(None);
         };
-        let ip: IpAddr = addr
-            .parse()
-            .map_err(|_| OptionsError::BadBindAddr(addr.clone()))?;
-        let port: u16 = self
-            .ml_bind_port
-            .parse()
-            .map_err(|_| OptionsError::BadBindPort(self.ml_bind_port.clone()))?;
+        let ip: IpAddr = addr.parse().map_err(|_| OptionsError::BadBindAddr(addr.clone()))?;
+        let port: u16 = self.ml_bind_port.parse().map_err(|_| OptionsError::BadBindPort(self.ml_bind_port.clone()))?;
         Ok(Some(MembershipSettings {
             bind: std::net::SocketAddr::new(ip, port),
             labels: labels.clone(),
-            secret_key_path: self
-                .ml_secret_key_path
-                .clone()
-                .filter(|p| !p.as_os_str().is_empty()),
+            secret_key_path: self.ml_secret_key_path.clone().filter(|p| !p.as_os_str().is_empty()),
         }))
     }
 
@@ -228,9 +198,7 @@ impl SpeakerOptions {
             Ok(ms) if ms > 0 => {}
             _ => return Err(OptionsError::BadDebounce(self.bgp_debounce_timeout.clone())),
         }
-        if self.frrk8s_secret_passthrough
-            && (bgp_type != Some("frr-k8s") || self.frrk8s_namespace.is_none())
-        {
+        if self.frrk8s_secret_passthrough && (bgp_type != Some("frr-k8s") || self.frrk8s_namespace.is_none()) {
             return Err(OptionsError::PassthroughWithoutFrrK8s);
         }
         Ok(())
@@ -243,43 +211,19 @@ impl SpeakerOptions {
             out.push(("--host", "deprecated in MetalLB"));
         }
         if self.ml_wan_config {
-            out.push((
-                "--ml-wan-config",
-                "ferrolb's failure detector has its own timers (--heartbeat-interval)",
-            ));
+            out.push(("--ml-wan-config", "ferrolb's failure detector has its own timers (--heartbeat-interval)"));
         }
-        if self
-            .pprof_bind_address
-            .as_ref()
-            .is_some_and(|s| !s.is_empty())
-            || self.enable_pprof
-        {
-            out.push((
-                "--pprof-bind-address/--enable-pprof",
-                "Go profiling has no Rust equivalent here",
-            ));
+        if self.pprof_bind_address.as_ref().is_some_and(|s| !s.is_empty()) || self.enable_pprof {
+            out.push(("--pprof-bind-address/--enable-pprof", "Go profiling has no Rust equivalent here"));
         }
         if self.disable_epslices {
-            out.push((
-                "--disable-epslices",
-                "EndpointSlices are always used (Endpoints are deprecated)",
-            ));
+            out.push(("--disable-epslices", "EndpointSlices are always used (Endpoints are deprecated)"));
         }
-        if self.tls_min_version.is_some()
-            || self.tls_cipher_suites.is_some()
-            || self.tls_curve_preferences.is_some()
-            || self.metrics_cert_dir.is_some()
-        {
-            out.push((
-                "--tls-*/--metrics-cert-dir",
-                "the metrics endpoint is plain HTTP, as the controller's (docs/speaker.md)",
-            ));
+        if self.tls_min_version.is_some() || self.tls_cipher_suites.is_some() || self.tls_curve_preferences.is_some() || self.metrics_cert_dir.is_some() {
+            out.push(("--tls-*/--metrics-cert-dir", "the metrics endpoint is plain HTTP, as the controller's (docs/speaker.md)"));
         }
         if std::path::Path::new(MEMBERLIST_CONFIG_PATH).exists() {
-            out.push((
-                MEMBERLIST_CONFIG_PATH,
-                "memberlist tuning does not apply to ferrolb's failure detector",
-            ));
+            out.push((MEMBERLIST_CONFIG_PATH, "memberlist tuning does not apply to ferrolb's failure detector"));
         }
         out
     }
@@ -288,13 +232,9 @@ impl SpeakerOptions {
 /// `100ms`, `1s`, `1.5s`, `2m`: Go-style durations for the ferrolb timers.
 pub fn parse_duration(text: &str) -> Result<Duration, String> {
     let text = text.trim();
-    let split = text
-        .find(|c: char| c.is_ascii_alphabetic())
-        .ok_or_else(|| format!("{text:?}: missing unit (ms, s, m)"))?;
+    let split = text.find(|c: char| c.is_ascii_alphabetic()).ok_or_else(|| format!("{text:?}: missing unit (ms, s, m)"))?;
     let (number, unit) = text.split_at(split);
-    let value: f64 = number
-        .parse()
-        .map_err(|_| format!("{text:?}: not a number"))?;
+    let value: f64 = number.parse().map_err(|_| format!("{text:?}: not a number"))?;
     let scale = match unit {
         "ms" => 0.001,
         "s" => 1.0,
@@ -313,8 +253,7 @@ mod tests {
     use super::*;
 
     fn parse(args: &[&str]) -> SpeakerOptions {
-        SpeakerOptions::try_parse_from(std::iter::once("speaker").chain(args.iter().copied()))
-            .unwrap()
+        SpeakerOptions::try_parse_from(std::iter::once("speaker").chain(args.iter().copied())).unwrap()
     }
 
     #[test]
@@ -340,10 +279,7 @@ mod tests {
 
     #[test]
     fn membership_needs_both_address_and_labels() {
-        assert_eq!(
-            parse(&["--ml-bindaddr=10.0.0.1"]).membership().unwrap(),
-            None
-        );
+        assert_eq!(parse(&["--ml-bindaddr=10.0.0.1"]).membership().unwrap(), None);
         assert!(matches!(
             parse(&["--ml-bindaddr=x", "--ml-labels=a=b"]).membership(),
             Err(OptionsError::BadBindAddr(_))
@@ -352,19 +288,13 @@ mod tests {
 
     #[test]
     fn metallb_start_checks_are_kept() {
-        assert!(matches!(
-            parse(&["--bgp-debounce-timeout=0"]).check(None),
-            Err(OptionsError::BadDebounce(_))
-        ));
+        assert!(matches!(parse(&["--bgp-debounce-timeout=0"]).check(None), Err(OptionsError::BadDebounce(_))));
         assert!(matches!(
             parse(&["--frrk8s-secret-passthrough"]).check(Some("native")),
             Err(OptionsError::PassthroughWithoutFrrK8s)
         ));
         assert!(parse(&[]).check(None).is_ok());
-        assert!(matches!(
-            parse(&[]).node(),
-            Err(OptionsError::MissingNodeName)
-        ));
+        assert!(matches!(parse(&[]).node(), Err(OptionsError::MissingNodeName)));
     }
 
     #[test]

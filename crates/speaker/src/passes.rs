@@ -45,20 +45,12 @@ pub struct PassSchedule {
 impl PassSchedule {
     /// A schedule with the first pass due at `now`.
     pub fn new(now: Instant) -> Self {
-        PassSchedule {
-            at: Some(now),
-            tat: None,
-            spacing: MIN_BATCH_SPACING,
-        }
+        PassSchedule { at: Some(now), tat: None, spacing: MIN_BATCH_SPACING }
     }
 
     /// A schedule with nothing pending.
     pub fn idle() -> Self {
-        PassSchedule {
-            at: None,
-            tat: None,
-            spacing: MIN_BATCH_SPACING,
-        }
+        PassSchedule { at: None, tat: None, spacing: MIN_BATCH_SPACING }
     }
 
     /// Whether a pass is due at `now`.
@@ -75,9 +67,7 @@ impl PassSchedule {
     pub fn done(&mut self, started: Instant, now: Instant) {
         self.at = None;
         let cost = now.saturating_duration_since(started);
-        self.spacing = cost
-            .saturating_mul(COST_FACTOR)
-            .clamp(MIN_BATCH_SPACING, MAX_BATCH_SPACING);
+        self.spacing = cost.saturating_mul(COST_FACTOR).clamp(MIN_BATCH_SPACING, MAX_BATCH_SPACING);
         let tat = self.tat.map_or(started, |tat| tat.max(started)) + self.spacing;
         // However far behind the bucket is, the next batched pass waits at
         // most MAX_BATCH_SPACING after this one.
@@ -86,10 +76,7 @@ impl PassSchedule {
 
     /// Something changed that may wait for the bucket.
     pub fn batched(&mut self, now: Instant) {
-        let earliest = self
-            .tat
-            .and_then(|tat| tat.checked_sub(self.allowance()))
-            .unwrap_or(now);
+        let earliest = self.tat.and_then(|tat| tat.checked_sub(self.allowance())).unwrap_or(now);
         self.want((now + DEBOUNCE).max(earliest));
     }
 
@@ -124,10 +111,7 @@ mod tests {
         let t0 = Instant::now();
         let mut s = PassSchedule::new(t0);
         s.done(t0, t0 + cost);
-        assert!(
-            !s.due(t0 + Duration::from_secs(10)),
-            "nothing pending after a pass"
-        );
+        assert!(!s.due(t0 + Duration::from_secs(10)), "nothing pending after a pass");
         let mut passes = 0;
         let mut busy_until = t0 + cost;
         for i in 0..events {
@@ -152,18 +136,12 @@ mod tests {
             let cost = Duration::from_millis(cost_ms);
             let passes = passes_in_a_burst(cost, 10_000);
             let paced = 5_000 / spacing_ms as u32;
-            assert!(
-                (paced..=paced + BURST_PASSES + 1).contains(&passes),
-                "{cost_ms} ms passes: {passes} passes, {paced} paced"
-            );
+            assert!((paced..=paced + BURST_PASSES + 1).contains(&passes), "{cost_ms} ms passes: {passes} passes, {paced} paced");
         }
         // Passes dearer than a tenth of the maximum spacing are charged the
         // maximum: at most one pass per MAX_BATCH_SPACING after the burst.
         let passes = passes_in_a_burst(Duration::from_millis(50), 10_000);
-        assert!(
-            (50..=50 + BURST_PASSES + 1).contains(&passes),
-            "{passes} passes"
-        );
+        assert!((50..=50 + BURST_PASSES + 1).contains(&passes), "{passes} passes");
     }
 
     #[test]
@@ -197,14 +175,8 @@ mod tests {
         }
         s.batched(now);
         let batched_at = s.next().expect("a pass is pending");
-        assert!(
-            batched_at > now + DEBOUNCE,
-            "the bucket is empty: the batched pass waits"
-        );
-        assert!(
-            batched_at <= now + MAX_BATCH_SPACING,
-            "never longer than the maximum spacing"
-        );
+        assert!(batched_at > now + DEBOUNCE, "the bucket is empty: the batched pass waits");
+        assert!(batched_at <= now + MAX_BATCH_SPACING, "never longer than the maximum spacing");
         s.urgent(now + Duration::from_millis(1));
         assert_eq!(s.next(), Some(now + Duration::from_millis(1) + DEBOUNCE));
         // A later batched change does not postpone it.

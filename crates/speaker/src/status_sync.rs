@@ -53,26 +53,14 @@ pub struct StatusSync<K> {
 }
 
 impl<K: StatusKind> StatusSync<K> {
-    pub fn new(
-        client: &Client,
-        namespace: &str,
-        node: &str,
-        owner: Option<OwnerReference>,
-        errors: Counter,
-    ) -> Self {
+    pub fn new(client: &Client, namespace: &str, node: &str, owner: Option<OwnerReference>, errors: Counter) -> Self {
         let (client, ns, writer_node) = (client.clone(), namespace.to_string(), node.to_string());
         let writer = StatusWriter::new(MAX_STATUS_WRITES, move |_, ops: Vec<StatusOp>| {
-            let (client, ns, node, owner) = (
-                client.clone(),
-                ns.clone(),
-                writer_node.clone(),
-                owner.clone(),
-            );
+            let (client, ns, node, owner) = (client.clone(), ns.clone(), writer_node.clone(), owner.clone());
             async move {
                 let mut results = Vec::with_capacity(ops.len());
                 for op in ops {
-                    let result =
-                        svcstatus::apply::<K>(&client, &ns, &node, owner.as_ref(), &op).await;
+                    let result = svcstatus::apply::<K>(&client, &ns, &node, owner.as_ref(), &op).await;
                     results.push((op, result));
                 }
                 results
@@ -95,11 +83,7 @@ impl<K: StatusKind> StatusSync<K> {
     /// Hands the writer what makes the objects agree with `wanted`. A
     /// Service with a request in flight is planned again when the request
     /// returns ([`Self::written`]), from what it did.
-    pub fn plan(
-        &mut self,
-        wanted: BTreeMap<ServiceKey, Vec<String>>,
-        cache: &Projected<StatusFacts>,
-    ) {
+    pub fn plan(&mut self, wanted: BTreeMap<ServiceKey, Vec<String>>, cache: &Projected<StatusFacts>) {
         let previous = std::mem::replace(&mut self.wanted, wanted);
         // Read before the objects: a change in between makes the next plan
         // a full one, never a missed one.
@@ -112,8 +96,7 @@ impl<K: StatusKind> StatusSync<K> {
         }
         self.planned_at = Some(at);
         let (node, unseen, wanted) = (&self.node, &self.unseen, &self.wanted);
-        let plan = cache
-            .read(|m| svcstatus::plan(K::OWNERSHIP, node, wanted, unseen.effective(m.values())));
+        let plan = cache.read(|m| svcstatus::plan(K::OWNERSHIP, node, wanted, unseen.effective(m.values())));
         let submitted: BTreeSet<ServiceKey> = plan.keys().cloned().collect();
         for stale in self.submitted.difference(&submitted) {
             self.writer.cancel(stale);
@@ -144,12 +127,7 @@ impl<K: StatusKind> StatusSync<K> {
     /// A Service's requests returned: remember what they did until the
     /// watch shows it, and plan that Service again (a failure is retried
     /// after a growing delay).
-    pub fn written(
-        &mut self,
-        cache: &Projected<StatusFacts>,
-        service: ServiceKey,
-        results: Results,
-    ) {
+    pub fn written(&mut self, cache: &Projected<StatusFacts>, service: ServiceKey, results: Results) {
         let now = Instant::now();
         let mut failed = false;
         for (op, result) in results {
@@ -165,8 +143,7 @@ impl<K: StatusKind> StatusSync<K> {
         if failed {
             let attempts = self.failures.entry(service.clone()).or_default();
             *attempts = attempts.saturating_add(1);
-            self.writer
-                .hold(&service, now + backoff(RETRY_BASE, RETRY_MAX, *attempts));
+            self.writer.hold(&service, now + backoff(RETRY_BASE, RETRY_MAX, *attempts));
         } else {
             self.failures.remove(&service);
         }
@@ -178,13 +155,7 @@ impl<K: StatusKind> StatusSync<K> {
         let (node, unseen) = (&self.node, &self.unseen);
         let ops = cache.read(|m| {
             let objects = unseen.effective_for(m.values(), &service);
-            svcstatus::plan_service(
-                K::OWNERSHIP,
-                node,
-                &service,
-                self.wanted.get(&service).map(Vec::as_slice),
-                &objects,
-            )
+            svcstatus::plan_service(K::OWNERSHIP, node, &service, self.wanted.get(&service).map(Vec::as_slice), &objects)
         });
         if ops.is_empty() {
             if self.submitted.remove(&service) {
@@ -202,14 +173,8 @@ impl<K: StatusKind> StatusSync<K> {
 
 /// Keys whose entry differs between `old` and `new` (added, removed or
 /// changed).
-pub(crate) fn changed_keys<K: Ord + Clone, V: PartialEq>(
-    old: &BTreeMap<K, V>,
-    new: &BTreeMap<K, V>,
-) -> Vec<K> {
-    let changed = new
-        .iter()
-        .filter(|(k, v)| old.get(*k) != Some(*v))
-        .map(|(k, _)| k.clone());
+pub(crate) fn changed_keys<K: Ord + Clone, V: PartialEq>(old: &BTreeMap<K, V>, new: &BTreeMap<K, V>) -> Vec<K> {
+    let changed = new.iter().filter(|(k, v)| old.get(*k) != Some(*v)).map(|(k, _)| k.clone());
     let removed = old.keys().filter(|k| !new.contains_key(*k)).cloned();
     changed.chain(removed).collect()
 }
@@ -220,18 +185,8 @@ mod tests {
 
     #[test]
     fn changed_keys_are_the_added_the_removed_and_the_changed() {
-        let old: BTreeMap<&str, Vec<&str>> = [
-            ("kept", vec!["a"]),
-            ("changed", vec!["a"]),
-            ("removed", vec!["a"]),
-        ]
-        .into();
-        let new: BTreeMap<&str, Vec<&str>> = [
-            ("kept", vec!["a"]),
-            ("changed", vec!["b"]),
-            ("added", vec!["a"]),
-        ]
-        .into();
+        let old: BTreeMap<&str, Vec<&str>> = [("kept", vec!["a"]), ("changed", vec!["a"]), ("removed", vec!["a"])].into();
+        let new: BTreeMap<&str, Vec<&str>> = [("kept", vec!["a"]), ("changed", vec!["b"]), ("added", vec!["a"])].into();
         let mut keys = changed_keys(&old, &new);
         keys.sort();
         assert_eq!(keys, ["added", "changed", "removed"]);

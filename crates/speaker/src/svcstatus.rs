@@ -11,8 +11,8 @@ use std::time::{Duration, Instant};
 use ferrolb_allocator::ServiceKey;
 use ferrolb_api::labels;
 use ferrolb_api::v1beta1::{
-    InterfaceInfo, MetalLBServiceBGPStatus, MetalLBServiceL2Status, ServiceBGPStatus,
-    ServiceBGPStatusSpec, ServiceL2Status, ServiceL2StatusSpec,
+    InterfaceInfo, MetalLBServiceBGPStatus, MetalLBServiceL2Status, ServiceBGPStatus, ServiceBGPStatusSpec, ServiceL2Status,
+    ServiceL2StatusSpec,
 };
 use k8s_openapi::NamespaceResourceScope;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference};
@@ -43,16 +43,7 @@ pub enum Ownership {
 }
 
 /// What differs between ServiceL2Status and ServiceBGPStatus.
-pub trait StatusKind:
-    Resource<Scope = NamespaceResourceScope, DynamicType = ()>
-    + Clone
-    + DeserializeOwned
-    + Serialize
-    + Debug
-    + Send
-    + Sync
-    + 'static
-{
+pub trait StatusKind: Resource<Scope = NamespaceResourceScope, DynamicType = ()> + Clone + DeserializeOwned + Serialize + Debug + Send + Sync + 'static {
     /// `generateName` of created objects.
     const GENERATE_NAME: &'static str;
     const OWNERSHIP: Ownership;
@@ -67,31 +58,21 @@ impl StatusKind for ServiceL2Status {
     const GENERATE_NAME: &'static str = "l2-";
     const OWNERSHIP: Ownership = Ownership::OneNode;
     fn empty(metadata: ObjectMeta) -> Self {
-        ServiceL2Status {
-            metadata,
-            spec: ServiceL2StatusSpec::default(),
-            status: None,
-        }
+        ServiceL2Status { metadata, spec: ServiceL2StatusSpec::default(), status: None }
     }
     fn status_body(node: &str, service: &ServiceKey, items: &[String]) -> serde_json::Value {
         let status = MetalLBServiceL2Status {
             node: node.to_string(),
             service_name: service.name.clone(),
             service_namespace: service.namespace.clone(),
-            interfaces: items
-                .iter()
-                .map(|name| InterfaceInfo { name: name.clone() })
-                .collect(),
+            interfaces: items.iter().map(|name| InterfaceInfo { name: name.clone() }).collect(),
         };
         let mut value = serde_json::json!({ "status": status });
         value["status"]["interfaces"] = serde_json::json!(status.interfaces);
         value
     }
     fn items(&self) -> Vec<String> {
-        self.status
-            .iter()
-            .flat_map(|s| s.interfaces.iter().map(|i| i.name.clone()))
-            .collect()
+        self.status.iter().flat_map(|s| s.interfaces.iter().map(|i| i.name.clone())).collect()
     }
 }
 
@@ -99,11 +80,7 @@ impl StatusKind for ServiceBGPStatus {
     const GENERATE_NAME: &'static str = "bgp-";
     const OWNERSHIP: Ownership = Ownership::PerNode;
     fn empty(metadata: ObjectMeta) -> Self {
-        ServiceBGPStatus {
-            metadata,
-            spec: ServiceBGPStatusSpec::default(),
-            status: None,
-        }
+        ServiceBGPStatus { metadata, spec: ServiceBGPStatusSpec::default(), status: None }
     }
     fn status_body(node: &str, service: &ServiceKey, items: &[String]) -> serde_json::Value {
         let status = MetalLBServiceBGPStatus {
@@ -117,10 +94,7 @@ impl StatusKind for ServiceBGPStatus {
         value
     }
     fn items(&self) -> Vec<String> {
-        self.status
-            .iter()
-            .flat_map(|s| s.peers.iter().cloned())
-            .collect()
+        self.status.iter().flat_map(|s| s.peers.iter().cloned()).collect()
     }
 }
 
@@ -131,10 +105,7 @@ pub fn facts<K: StatusKind>(obj: &K) -> Option<StatusFacts> {
     Some(StatusFacts {
         name: obj.name_any(),
         node: l.get(labels::NODE)?.clone(),
-        service: ServiceKey::new(
-            l.get(labels::SERVICE_NAMESPACE)?.clone(),
-            l.get(labels::SERVICE_NAME)?.clone(),
-        ),
+        service: ServiceKey::new(l.get(labels::SERVICE_NAMESPACE)?.clone(), l.get(labels::SERVICE_NAME)?.clone()),
         items: obj.items(),
     })
 }
@@ -142,27 +113,15 @@ pub fn facts<K: StatusKind>(obj: &K) -> Option<StatusFacts> {
 /// One request against the API server.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum StatusOp {
-    Create {
-        service: ServiceKey,
-        items: Vec<String>,
-    },
-    SetItems {
-        name: String,
-        service: ServiceKey,
-        items: Vec<String>,
-    },
-    Delete {
-        name: String,
-        service: ServiceKey,
-    },
+    Create { service: ServiceKey, items: Vec<String> },
+    SetItems { name: String, service: ServiceKey, items: Vec<String> },
+    Delete { name: String, service: ServiceKey },
 }
 
 impl StatusOp {
     pub fn service(&self) -> &ServiceKey {
         match self {
-            StatusOp::Create { service, .. }
-            | StatusOp::SetItems { service, .. }
-            | StatusOp::Delete { service, .. } => service,
+            StatusOp::Create { service, .. } | StatusOp::SetItems { service, .. } | StatusOp::Delete { service, .. } => service,
         }
     }
 }
@@ -185,22 +144,12 @@ pub fn plan<'a>(
             by_service.entry(&facts.service).or_default().push(facts);
         }
     }
-    let services: BTreeSet<&ServiceKey> =
-        announced.keys().chain(by_service.keys().copied()).collect();
+    let services: BTreeSet<&ServiceKey> = announced.keys().chain(by_service.keys().copied()).collect();
     services
         .into_iter()
         .filter_map(|service| {
-            let objects = by_service
-                .get(service)
-                .map(Vec::as_slice)
-                .unwrap_or_default();
-            let ops = plan_service(
-                ownership,
-                node,
-                service,
-                announced.get(service).map(Vec::as_slice),
-                objects,
-            );
+            let objects = by_service.get(service).map(Vec::as_slice).unwrap_or_default();
+            let ops = plan_service(ownership, node, service, announced.get(service).map(Vec::as_slice), objects);
             (!ops.is_empty()).then(|| (service.clone(), ops))
         })
         .collect()
@@ -215,25 +164,15 @@ pub fn plan_service(
     announced: Option<&[String]>,
     objects: &[&StatusFacts],
 ) -> Vec<StatusOp> {
-    let objects: Vec<&StatusFacts> = objects
-        .iter()
-        .copied()
-        .filter(|f| ownership == Ownership::OneNode || f.node == node)
-        .collect();
+    let objects: Vec<&StatusFacts> = objects.iter().copied().filter(|f| ownership == Ownership::OneNode || f.node == node).collect();
     let mut ops = Vec::new();
     let Some(items) = announced else {
         for own in objects.iter().filter(|f| f.node == node) {
-            ops.push(StatusOp::Delete {
-                name: own.name.clone(),
-                service: service.clone(),
-            });
+            ops.push(StatusOp::Delete { name: own.name.clone(), service: service.clone() });
         }
         return ops;
     };
-    let mine = objects
-        .iter()
-        .filter(|f| f.node == node)
-        .min_by(|a, b| a.name.cmp(&b.name));
+    let mine = objects.iter().filter(|f| f.node == node).min_by(|a, b| a.name.cmp(&b.name));
     match mine {
         Some(kept) if sorted(&kept.items) != sorted(items) => ops.push(StatusOp::SetItems {
             name: kept.name.clone(),
@@ -241,28 +180,17 @@ pub fn plan_service(
             items: sorted(items),
         }),
         Some(_) => {}
-        None => ops.push(StatusOp::Create {
-            service: service.clone(),
-            items: sorted(items),
-        }),
+        None => ops.push(StatusOp::Create { service: service.clone(), items: sorted(items) }),
     }
     let kept = mine.map(|k| k.name.as_str());
     for other in objects.iter().filter(|f| Some(f.name.as_str()) != kept) {
-        ops.push(StatusOp::Delete {
-            name: other.name.clone(),
-            service: service.clone(),
-        });
+        ops.push(StatusOp::Delete { name: other.name.clone(), service: service.clone() });
     }
     ops
 }
 
 fn sorted(names: &[String]) -> Vec<String> {
-    names
-        .iter()
-        .cloned()
-        .collect::<BTreeSet<_>>()
-        .into_iter()
-        .collect()
+    names.iter().cloned().collect::<BTreeSet<_>>().into_iter().collect()
 }
 
 /// How long a write of ours may stay unseen by the watch before it is no
@@ -293,23 +221,14 @@ impl Unseen {
                 Some(name) => (name, service, items),
                 None => return,
             },
-            StatusOp::SetItems {
-                name,
-                service,
-                items,
-            } => (name.clone(), service, items),
+            StatusOp::SetItems { name, service, items } => (name.clone(), service, items),
             StatusOp::Delete { name, .. } => {
                 self.written.remove(name);
                 self.deleted.insert(name.clone(), now);
                 return;
             }
         };
-        let facts = StatusFacts {
-            name: name.clone(),
-            node: node.to_string(),
-            service: service.clone(),
-            items: items.clone(),
-        };
+        let facts = StatusFacts { name: name.clone(), node: node.to_string(), service: service.clone(), items: items.clone() };
         self.deleted.remove(&name);
         self.written.insert(name, (facts, now));
     }
@@ -320,15 +239,11 @@ impl Unseen {
         if self.written.is_empty() && self.deleted.is_empty() {
             return;
         }
-        let cached: BTreeMap<&str, &StatusFacts> =
-            cache.into_iter().map(|f| (f.name.as_str(), f)).collect();
+        let cached: BTreeMap<&str, &StatusFacts> = cache.into_iter().map(|f| (f.name.as_str(), f)).collect();
         let fresh = |at: &Instant| now.saturating_duration_since(*at) < UNSEEN_EXPIRY;
         let before = self.written.len() + self.deleted.len();
-        self.written.retain(|name, (facts, at)| {
-            fresh(at) && cached.get(name.as_str()).is_none_or(|c| !same(c, facts))
-        });
-        self.deleted
-            .retain(|name, at| fresh(at) && cached.contains_key(name.as_str()));
+        self.written.retain(|name, (facts, at)| fresh(at) && cached.get(name.as_str()).is_none_or(|c| !same(c, facts)));
+        self.deleted.retain(|name, at| fresh(at) && cached.contains_key(name.as_str()));
         if self.written.len() + self.deleted.len() != before {
             self.settled += 1;
         }
@@ -341,10 +256,7 @@ impl Unseen {
 
     /// The objects as they are after this node's writes: `cache` with the
     /// unseen writes laid over it.
-    pub fn effective<'a>(
-        &'a self,
-        cache: impl IntoIterator<Item = &'a StatusFacts>,
-    ) -> Vec<&'a StatusFacts> {
+    pub fn effective<'a>(&'a self, cache: impl IntoIterator<Item = &'a StatusFacts>) -> Vec<&'a StatusFacts> {
         cache
             .into_iter()
             .filter(|f| !self.deleted.contains_key(&f.name) && !self.written.contains_key(&f.name))
@@ -355,21 +267,10 @@ impl Unseen {
     /// [`Self::effective`] for one Service: after each write, so it looks
     /// at that Service's objects only (the scan of `cache` compares keys
     /// and allocates nothing for the others).
-    pub fn effective_for<'a>(
-        &'a self,
-        cache: impl IntoIterator<Item = &'a StatusFacts>,
-        service: &ServiceKey,
-    ) -> Vec<&'a StatusFacts> {
+    pub fn effective_for<'a>(&'a self, cache: impl IntoIterator<Item = &'a StatusFacts>, service: &ServiceKey) -> Vec<&'a StatusFacts> {
         let of_service = cache.into_iter().filter(|f| f.service == *service);
-        let written = self
-            .written
-            .values()
-            .map(|(f, _)| f)
-            .filter(|f| f.service == *service);
-        of_service
-            .filter(|f| !self.deleted.contains_key(&f.name) && !self.written.contains_key(&f.name))
-            .chain(written)
-            .collect()
+        let written = self.written.values().map(|(f, _)| f).filter(|f| f.service == *service);
+        of_service.filter(|f| !self.deleted.contains_key(&f.name) && !self.written.contains_key(&f.name)).chain(written).collect()
     }
 
     pub fn is_empty(&self) -> bool {
@@ -400,10 +301,7 @@ pub async fn apply<K: StatusKind>(
                     [
                         (labels::NODE.to_string(), node.to_string()),
                         (labels::SERVICE_NAME.to_string(), service.name.clone()),
-                        (
-                            labels::SERVICE_NAMESPACE.to_string(),
-                            service.namespace.clone(),
-                        ),
+                        (labels::SERVICE_NAMESPACE.to_string(), service.namespace.clone()),
                     ]
                     .into(),
                 ),
@@ -412,25 +310,11 @@ pub async fn apply<K: StatusKind>(
             });
             let created = api.create(&PostParams::default(), &obj).await?;
             let name = created.name_any();
-            api.patch_status(
-                &name,
-                &PatchParams::default(),
-                &Patch::Merge(K::status_body(node, service, items)),
-            )
-            .await?;
+            api.patch_status(&name, &PatchParams::default(), &Patch::Merge(K::status_body(node, service, items))).await?;
             Ok(Some(name))
         }
-        StatusOp::SetItems {
-            name,
-            service,
-            items,
-        } => {
-            api.patch_status(
-                name,
-                &PatchParams::default(),
-                &Patch::Merge(K::status_body(node, service, items)),
-            )
-            .await?;
+        StatusOp::SetItems { name, service, items } => {
+            api.patch_status(name, &PatchParams::default(), &Patch::Merge(K::status_body(node, service, items))).await?;
             Ok(None)
         }
         StatusOp::Delete { name, .. } => match api.delete(name, &DeleteParams::default()).await {
@@ -460,26 +344,13 @@ mod tests {
     #[test]
     fn owner_keeps_one_object_and_deletes_the_rest() {
         let announced = BTreeMap::from([(ServiceKey::new("default", "web"), vec![])]);
-        let current = vec![
-            facts("l2-b", "n1", "web", &[]),
-            facts("l2-a", "n2", "web", &[]),
-            facts("l2-c", "n1", "web", &[]),
-        ];
-        let ops: Vec<StatusOp> = plan(Ownership::OneNode, "n1", &announced, &current)
-            .into_values()
-            .flatten()
-            .collect();
+        let current = vec![facts("l2-b", "n1", "web", &[]), facts("l2-a", "n2", "web", &[]), facts("l2-c", "n1", "web", &[])];
+        let ops: Vec<StatusOp> = plan(Ownership::OneNode, "n1", &announced, &current).into_values().flatten().collect();
         assert_eq!(
             ops,
             vec![
-                StatusOp::Delete {
-                    name: "l2-a".into(),
-                    service: ServiceKey::new("default", "web")
-                },
-                StatusOp::Delete {
-                    name: "l2-c".into(),
-                    service: ServiceKey::new("default", "web")
-                },
+                StatusOp::Delete { name: "l2-a".into(), service: ServiceKey::new("default", "web") },
+                StatusOp::Delete { name: "l2-c".into(), service: ServiceKey::new("default", "web") },
             ]
         );
     }
@@ -487,40 +358,25 @@ mod tests {
     #[test]
     fn creates_updates_and_drops_own_objects_only() {
         let announced = BTreeMap::from([
-            (
-                ServiceKey::new("default", "new"),
-                vec!["eth1".to_string(), "eth0".to_string()],
-            ),
-            (
-                ServiceKey::new("default", "moved"),
-                vec!["eth0".to_string()],
-            ),
+            (ServiceKey::new("default", "new"), vec!["eth1".to_string(), "eth0".to_string()]),
+            (ServiceKey::new("default", "moved"), vec!["eth0".to_string()]),
         ]);
         let current = vec![
             facts("l2-1", "n1", "moved", &[]),
             facts("l2-2", "n1", "gone", &[]),
             facts("l2-3", "n2", "elsewhere", &[]),
         ];
-        let ops: Vec<StatusOp> = plan(Ownership::OneNode, "n1", &announced, &current)
-            .into_values()
-            .flatten()
-            .collect();
+        let ops: Vec<StatusOp> = plan(Ownership::OneNode, "n1", &announced, &current).into_values().flatten().collect();
         assert_eq!(
             ops,
             vec![
-                StatusOp::Delete {
-                    name: "l2-2".into(),
-                    service: ServiceKey::new("default", "gone")
-                },
+                StatusOp::Delete { name: "l2-2".into(), service: ServiceKey::new("default", "gone") },
                 StatusOp::SetItems {
                     name: "l2-1".into(),
                     service: ServiceKey::new("default", "moved"),
                     items: vec!["eth0".into()]
                 },
-                StatusOp::Create {
-                    service: ServiceKey::new("default", "new"),
-                    items: vec!["eth0".into(), "eth1".into()]
-                },
+                StatusOp::Create { service: ServiceKey::new("default", "new"), items: vec!["eth0".into(), "eth1".into()] },
             ]
         );
     }
@@ -529,62 +385,27 @@ mod tests {
     fn bgp_nodes_keep_their_own_objects_and_leave_the_others() {
         let web = ServiceKey::new("default", "web");
         let announced = BTreeMap::from([(web.clone(), vec!["r2".to_string(), "r1".to_string()])]);
-        let current = vec![
-            facts("bgp-a", "n2", "web", &["r1"]),
-            facts("bgp-b", "n1", "web", &["r1"]),
-            facts("bgp-c", "n1", "web", &["r1"]),
-        ];
-        let ops: Vec<StatusOp> = plan(Ownership::PerNode, "n1", &announced, &current)
-            .into_values()
-            .flatten()
-            .collect();
+        let current = vec![facts("bgp-a", "n2", "web", &["r1"]), facts("bgp-b", "n1", "web", &["r1"]), facts("bgp-c", "n1", "web", &["r1"])];
+        let ops: Vec<StatusOp> = plan(Ownership::PerNode, "n1", &announced, &current).into_values().flatten().collect();
         assert_eq!(
             ops,
             vec![
-                StatusOp::SetItems {
-                    name: "bgp-b".into(),
-                    service: web.clone(),
-                    items: vec!["r1".into(), "r2".into()]
-                },
-                StatusOp::Delete {
-                    name: "bgp-c".into(),
-                    service: web.clone()
-                },
+                StatusOp::SetItems { name: "bgp-b".into(), service: web.clone(), items: vec!["r1".into(), "r2".into()] },
+                StatusOp::Delete { name: "bgp-c".into(), service: web.clone() },
             ]
         );
         // No longer advertised from n1: only n1's objects go.
-        let ops: Vec<StatusOp> = plan(Ownership::PerNode, "n1", &BTreeMap::new(), &current)
-            .into_values()
-            .flatten()
-            .collect();
+        let ops: Vec<StatusOp> = plan(Ownership::PerNode, "n1", &BTreeMap::new(), &current).into_values().flatten().collect();
         assert_eq!(
             ops,
-            vec![
-                StatusOp::Delete {
-                    name: "bgp-b".into(),
-                    service: web.clone()
-                },
-                StatusOp::Delete {
-                    name: "bgp-c".into(),
-                    service: web
-                }
-            ]
+            vec![StatusOp::Delete { name: "bgp-b".into(), service: web.clone() }, StatusOp::Delete { name: "bgp-c".into(), service: web }]
         );
     }
 
     #[test]
     fn nothing_to_do_when_in_agreement() {
-        let announced =
-            BTreeMap::from([(ServiceKey::new("default", "web"), vec!["eth0".to_string()])]);
-        assert!(
-            plan(
-                Ownership::OneNode,
-                "n1",
-                &announced,
-                &[facts("l2-1", "n1", "web", &["eth0"])]
-            )
-            .is_empty()
-        );
+        let announced = BTreeMap::from([(ServiceKey::new("default", "web"), vec!["eth0".to_string()])]);
+        assert!(plan(Ownership::OneNode, "n1", &announced, &[facts("l2-1", "n1", "web", &["eth0"])]).is_empty());
     }
 
     #[test]
@@ -596,61 +417,23 @@ mod tests {
         let cache: Vec<StatusFacts> = vec![facts("l2-old", "n2", "web", &[])];
 
         // Before the create is seen, the plan must not create a second object.
-        let create = StatusOp::Create {
-            service: web.clone(),
-            items: vec!["eth0".into()],
-        };
+        let create = StatusOp::Create { service: web.clone(), items: vec!["eth0".into()] };
         unseen.record("n1", &create, Some("l2-new".into()), t0);
-        unseen.record(
-            "n1",
-            &StatusOp::Delete {
-                name: "l2-old".into(),
-                service: web.clone(),
-            },
-            None,
-            t0,
-        );
+        unseen.record("n1", &StatusOp::Delete { name: "l2-old".into(), service: web.clone() }, None, t0);
         unseen.settle(&cache, t0);
-        assert!(
-            plan(
-                Ownership::OneNode,
-                "n1",
-                &announced,
-                unseen.effective(&cache)
-            )
-            .is_empty()
-        );
+        assert!(plan(Ownership::OneNode, "n1", &announced, unseen.effective(&cache)).is_empty());
 
         // The watch shows the create but not yet the delete: still nothing to do.
-        let caught_up = vec![
-            facts("l2-old", "n2", "web", &[]),
-            facts("l2-new", "n1", "web", &["eth0"]),
-        ];
+        let caught_up = vec![facts("l2-old", "n2", "web", &[]), facts("l2-new", "n1", "web", &["eth0"])];
         unseen.settle(&caught_up, t0);
-        assert!(
-            plan(
-                Ownership::OneNode,
-                "n1",
-                &announced,
-                unseen.effective(&caught_up)
-            )
-            .is_empty()
-        );
+        assert!(plan(Ownership::OneNode, "n1", &announced, unseen.effective(&caught_up)).is_empty());
         assert!(!unseen.is_empty(), "the delete is not seen yet");
 
         // Both seen: nothing left to remember.
         let done = vec![facts("l2-new", "n1", "web", &["eth0"])];
         unseen.settle(&done, t0);
         assert!(unseen.is_empty());
-        assert!(
-            plan(
-                Ownership::OneNode,
-                "n1",
-                &announced,
-                unseen.effective(&done)
-            )
-            .is_empty()
-        );
+        assert!(plan(Ownership::OneNode, "n1", &announced, unseen.effective(&done)).is_empty());
     }
 
     #[test]
@@ -659,35 +442,18 @@ mod tests {
         let announced = BTreeMap::from([(web.clone(), vec![])]);
         let t0 = Instant::now();
         let mut unseen = Unseen::default();
-        unseen.record(
-            "n1",
-            &StatusOp::Create {
-                service: web.clone(),
-                items: vec![],
-            },
-            Some("l2-x".into()),
-            t0,
-        );
+        unseen.record("n1", &StatusOp::Create { service: web.clone(), items: vec![] }, Some("l2-x".into()), t0);
         // The watch relisted across the write and the object is gone: once the
         // entry expires, the plan creates one again.
         unseen.settle(&[], t0 + UNSEEN_EXPIRY);
         assert!(unseen.is_empty());
         let ops = plan(Ownership::OneNode, "n1", &announced, unseen.effective(&[]));
-        assert_eq!(
-            ops[&web],
-            vec![StatusOp::Create {
-                service: web.clone(),
-                items: vec![]
-            }]
-        );
+        assert_eq!(ops[&web], vec![StatusOp::Create { service: web.clone(), items: vec![] }]);
     }
 
     #[test]
     fn effective_for_one_service_is_effective_filtered_to_it() {
-        let (web, db) = (
-            ServiceKey::new("default", "web"),
-            ServiceKey::new("default", "db"),
-        );
+        let (web, db) = (ServiceKey::new("default", "web"), ServiceKey::new("default", "db"));
         let t0 = Instant::now();
         let cache = vec![
             facts("bgp-a", "n1", "web", &["p1"]),
@@ -696,54 +462,17 @@ mod tests {
             facts("bgp-d", "n1", "web", &["p3"]),
         ];
         let mut unseen = Unseen::default();
-        unseen.record(
-            "n1",
-            &StatusOp::SetItems {
-                name: "bgp-a".into(),
-                service: web.clone(),
-                items: vec!["p9".into()],
-            },
-            None,
-            t0,
-        );
-        unseen.record(
-            "n1",
-            &StatusOp::Delete {
-                name: "bgp-d".into(),
-                service: web.clone(),
-            },
-            None,
-            t0,
-        );
-        unseen.record(
-            "n1",
-            &StatusOp::Create {
-                service: db.clone(),
-                items: vec![],
-            },
-            Some("bgp-e".into()),
-            t0,
-        );
+        unseen.record("n1", &StatusOp::SetItems { name: "bgp-a".into(), service: web.clone(), items: vec!["p9".into()] }, None, t0);
+        unseen.record("n1", &StatusOp::Delete { name: "bgp-d".into(), service: web.clone() }, None, t0);
+        unseen.record("n1", &StatusOp::Create { service: db.clone(), items: vec![] }, Some("bgp-e".into()), t0);
         for service in [&web, &db, &ServiceKey::new("other", "none")] {
-            let mut whole: Vec<&StatusFacts> = unseen
-                .effective(&cache)
-                .into_iter()
-                .filter(|f| f.service == *service)
-                .collect();
+            let mut whole: Vec<&StatusFacts> = unseen.effective(&cache).into_iter().filter(|f| f.service == *service).collect();
             let mut one = unseen.effective_for(&cache, service);
             whole.sort_by(|a, b| a.name.cmp(&b.name));
             one.sort_by(|a, b| a.name.cmp(&b.name));
             assert_eq!(one, whole, "{service}");
         }
-        let names: Vec<&str> = unseen
-            .effective_for(&cache, &web)
-            .iter()
-            .map(|f| f.name.as_str())
-            .collect();
-        assert_eq!(
-            names,
-            vec!["bgp-c", "bgp-a"],
-            "bgp-a as written, bgp-d deleted"
-        );
+        let names: Vec<&str> = unseen.effective_for(&cache, &web).iter().map(|f| f.name.as_str()).collect();
+        assert_eq!(names, vec!["bgp-c", "bgp-a"], "bgp-a as written, bgp-d deleted");
     }
 }

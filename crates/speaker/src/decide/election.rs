@@ -27,11 +27,7 @@ pub(super) struct Ranked<'a> {
 /// The winner among `candidates` for a Service whose first address is
 /// `first_ip`. The current owner keeps the Service when it is among the
 /// best-scored candidates; otherwise the hash order decides.
-pub(super) fn winner<'a>(
-    candidates: &[Ranked<'a>],
-    first_ip: &IpAddr,
-    sticky: Option<&str>,
-) -> Option<&'a str> {
+pub(super) fn winner<'a>(candidates: &[Ranked<'a>], first_ip: &IpAddr, sticky: Option<&str>) -> Option<&'a str> {
     let best = candidates.iter().map(|c| c.score).max()?;
     let top = candidates.iter().filter(|c| c.score == best);
     if let Some(owner) = sticky

@@ -8,10 +8,7 @@ use ferrolb_allocator::PoolDef;
 use ferrolb_config::assemble::L2Advertisement;
 
 use super::election::{Ranked, winner};
-use super::{
-    DecideInput, InterfaceScope, L2Announce, MemberNetworks, NodeState, ServiceState,
-    WithdrawReason,
-};
+use super::{DecideInput, InterfaceScope, L2Announce, MemberNetworks, NodeState, ServiceState, WithdrawReason};
 
 /// Nodes carrying this label never announce (unless `--ignore-exclude-lb`).
 pub const EXCLUDE_LB_LABEL: &str = "node.kubernetes.io/exclude-from-external-load-balancers";
@@ -39,18 +36,10 @@ pub(super) struct CandidateCache<'a> {
 
 impl<'a> CandidateCache<'a> {
     pub(super) fn new(input: &DecideInput<'a>) -> Self {
-        CandidateCache {
-            input: *input,
-            by_ads: HashMap::new(),
-        }
+        CandidateCache { input: *input, by_ads: HashMap::new() }
     }
 
-    fn candidates(
-        &mut self,
-        pool: &'a str,
-        ads: &[&'a L2Advertisement],
-        ad_ids: Vec<usize>,
-    ) -> Rc<Vec<Candidate<'a>>> {
+    fn candidates(&mut self, pool: &'a str, ads: &[&'a L2Advertisement], ad_ids: Vec<usize>) -> Rc<Vec<Candidate<'a>>> {
         let input = self.input;
         self.by_ads
             .entry((pool, ad_ids))
@@ -61,38 +50,20 @@ impl<'a> CandidateCache<'a> {
 
 fn usable_speakers<'a>(input: &DecideInput<'a>) -> Vec<(&'a str, Option<&'a MemberNetworks>)> {
     match input.live {
-        Some(live) => live
-            .iter()
-            .map(|(name, nets)| (name.as_str(), Some(nets)))
-            .collect(),
-        None => input
-            .nodes
-            .keys()
-            .map(|name| (name.as_str(), None))
-            .collect(),
+        Some(live) => live.iter().map(|(name, nets)| (name.as_str(), Some(nets))).collect(),
+        None => input.nodes.keys().map(|name| (name.as_str(), None)).collect(),
     }
 }
 
-fn compute_candidates<'a>(
-    input: &DecideInput<'a>,
-    ads: &[&'a L2Advertisement],
-) -> Vec<Candidate<'a>> {
+fn compute_candidates<'a>(input: &DecideInput<'a>, ads: &[&'a L2Advertisement]) -> Vec<Candidate<'a>> {
     let mut out = Vec::new();
     for (node, networks) in usable_speakers(input) {
         // A live speaker without a Node object has no labels to select on.
-        let Some(state) = input.nodes.get(node) else {
-            continue;
-        };
-        if state.network_unavailable
-            || (!input.ignore_exclude_lb && state.labels.contains_key(EXCLUDE_LB_LABEL))
-        {
+        let Some(state) = input.nodes.get(node) else { continue };
+        if state.network_unavailable || (!input.ignore_exclude_lb && state.labels.contains_key(EXCLUDE_LB_LABEL)) {
             continue;
         }
-        let selecting: Vec<&L2Advertisement> = ads
-            .iter()
-            .copied()
-            .filter(|ad| ad.nodes.matches(&state.labels))
-            .collect();
+        let selecting: Vec<&L2Advertisement> = ads.iter().copied().filter(|ad| ad.nodes.matches(&state.labels)).collect();
         if selecting.is_empty() {
             continue;
         }
@@ -100,12 +71,7 @@ fn compute_candidates<'a>(
             .iter()
             .map(|ad| i64::from(ad.preferred_node_scores.get(node).copied().unwrap_or(0)))
             .sum();
-        out.push(Candidate {
-            node,
-            score,
-            scope: scope_of(&selecting),
-            networks,
-        });
+        out.push(Candidate { node, score, scope: scope_of(&selecting), networks });
     }
     out
 }
@@ -114,12 +80,7 @@ fn scope_of(selecting: &[&L2Advertisement]) -> InterfaceScope {
     if selecting.iter().any(|ad| ad.all_interfaces) {
         return InterfaceScope::All;
     }
-    InterfaceScope::Only(
-        selecting
-            .iter()
-            .flat_map(|ad| ad.interfaces.iter().cloned())
-            .collect::<BTreeSet<_>>(),
-    )
+    InterfaceScope::Only(selecting.iter().flat_map(|ad| ad.interfaces.iter().cloned()).collect::<BTreeSet<_>>())
 }
 
 /// §3.2 for one Service whose addresses are in `pool`.
@@ -133,19 +94,12 @@ pub(super) fn evaluate<'a>(
     if !svc.endpoints.iter().any(|e| e.serving) {
         return Err(WithdrawReason::NotOwner { owner: None });
     }
-    let all_ads: &'a [L2Advertisement] = input
-        .config
-        .pool_advertisements
-        .get(&pool.name)
-        .map(|a| a.l2.as_slice())
-        .unwrap_or(&[]);
+    let all_ads: &'a [L2Advertisement] =
+        input.config.pool_advertisements.get(&pool.name).map(|a| a.l2.as_slice()).unwrap_or(&[]);
     let (ad_ids, ads): (Vec<usize>, Vec<&'a L2Advertisement>) = all_ads
         .iter()
         .enumerate()
-        .filter(|(_, ad)| {
-            ad.service_selectors.is_empty()
-                || ad.service_selectors.iter().any(|s| s.matches(&svc.labels))
-        })
+        .filter(|(_, ad)| ad.service_selectors.is_empty() || ad.service_selectors.iter().any(|s| s.matches(&svc.labels)))
         .unzip();
     if svc.has_sharing_key && ads.iter().any(|ad| !ad.service_selectors.is_empty()) {
         return Err(WithdrawReason::SharedIpWithServiceSelector);
@@ -159,39 +113,19 @@ pub(super) fn evaluate<'a>(
     let all = cache.candidates(&pool.name, &ads, ad_ids);
     let local: Vec<&Candidate<'a>> = all
         .iter()
-        .filter(|c| {
-            !svc.local_traffic_policy
-                || svc
-                    .endpoints
-                    .iter()
-                    .any(|e| e.serving && e.node.as_deref() == Some(c.node))
-        })
+        .filter(|c| !svc.local_traffic_policy || svc.endpoints.iter().any(|e| e.serving && e.node.as_deref() == Some(c.node)))
         .collect();
     let able = able_to_answer(&local, &ips);
-    let ranked: Vec<Ranked<'a>> = able
-        .iter()
-        .map(|c| Ranked {
-            node: c.node,
-            score: c.score,
-        })
-        .collect();
+    let ranked: Vec<Ranked<'a>> = able.iter().map(|c| Ranked { node: c.node, score: c.score }).collect();
     let sticky = input.sticky.get(&svc.key).map(String::as_str);
     let Some(owner) = ips.first().and_then(|first| winner(&ranked, first, sticky)) else {
         return Err(WithdrawReason::NotOwner { owner: None });
     };
     if owner != input.node {
-        return Err(WithdrawReason::NotOwner {
-            owner: Some(owner.to_string()),
-        });
+        return Err(WithdrawReason::NotOwner { owner: Some(owner.to_string()) });
     }
-    let scope = able
-        .iter()
-        .find(|c| c.node == owner)
-        .map(|c| c.scope.clone())
-        .unwrap_or(InterfaceScope::All);
-    Ok(L2Announce {
-        ips: ips.into_iter().map(|ip| (ip, scope.clone())).collect(),
-    })
+    let scope = able.iter().find(|c| c.node == owner).map(|c| c.scope.clone()).unwrap_or(InterfaceScope::All);
+    Ok(L2Announce { ips: ips.into_iter().map(|ip| (ip, scope.clone())).collect() })
 }
 
 /// ferrolb's link-awareness: prefer candidates that have, on an interface
@@ -199,19 +133,14 @@ pub(super) fn evaluate<'a>(
 /// candidates with at least one such interface up with carrier; failing
 /// that, every candidate. A candidate that did not publish its networks
 /// counts as able.
-fn able_to_answer<'c, 'a>(
-    candidates: &[&'c Candidate<'a>],
-    ips: &[IpAddr],
-) -> Vec<&'c Candidate<'a>> {
+fn able_to_answer<'c, 'a>(candidates: &[&'c Candidate<'a>], ips: &[IpAddr]) -> Vec<&'c Candidate<'a>> {
     let on_subnet: Vec<&Candidate> = candidates
         .iter()
         .copied()
         .filter(|c| match interfaces_of(c) {
             None => true,
             Some(ifaces) => ips.iter().all(|ip| {
-                ifaces.iter().any(|(name, nets)| {
-                    allowed(&c.scope, name) && nets.iter().any(|n| n.contains(ip))
-                })
+                ifaces.iter().any(|(name, nets)| allowed(&c.scope, name) && nets.iter().any(|n| n.contains(ip)))
             }),
         })
         .collect();

@@ -30,10 +30,7 @@ pub(super) fn addresses<'c>(
     let pool = config
         .pools
         .iter()
-        .find(|pool| {
-            ips.iter()
-                .all(|ip| pool.cidrs.iter().any(|net| net.contains(ip)))
-        })
+        .find(|pool| ips.iter().all(|ip| pool.cidrs.iter().any(|net| net.contains(ip))))
         .ok_or(WithdrawReason::IpNotAllowed)?;
     Ok((pool, ips))
 }

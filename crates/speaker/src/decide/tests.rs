@@ -21,21 +21,9 @@ pub(super) fn ad(name: &str) -> L2Advertisement {
 
 fn config(ads: Vec<L2Advertisement>) -> Config {
     let mut pool_advertisements = BTreeMap::new();
-    pool_advertisements.insert(
-        "pool".to_string(),
-        PoolAdvertisements {
-            l2: ads,
-            bgp: vec![],
-        },
-    );
+    pool_advertisements.insert("pool".to_string(), PoolAdvertisements { l2: ads, bgp: vec![] });
     Config {
-        pools: vec![PoolDef::new(
-            "pool",
-            vec![
-                "198.51.100.192/27".parse().unwrap(),
-                "2001:db8::200/120".parse().unwrap(),
-            ],
-        )],
+        pools: vec![PoolDef::new("pool", vec!["198.51.100.192/27".parse().unwrap(), "2001:db8::200/120".parse().unwrap()])],
         pool_advertisements,
         ..Config::default()
     }
@@ -49,21 +37,12 @@ pub(super) fn service(name: &str, ips: &[&str], endpoint_nodes: &[&str]) -> Serv
         has_sharing_key: false,
         ingress: ips.iter().map(|s| s.to_string()).collect(),
         local_traffic_policy: false,
-        endpoints: endpoint_nodes
-            .iter()
-            .map(|n| Endpoint {
-                node: Some(n.to_string()),
-                serving: true,
-            })
-            .collect(),
+        endpoints: endpoint_nodes.iter().map(|n| Endpoint { node: Some(n.to_string()), serving: true }).collect(),
     }
 }
 
 fn nodes(names: &[&str]) -> BTreeMap<String, NodeState> {
-    names
-        .iter()
-        .map(|n| (n.to_string(), NodeState::default()))
-        .collect()
+    names.iter().map(|n| (n.to_string(), NodeState::default())).collect()
 }
 
 struct World {
@@ -76,13 +55,7 @@ struct World {
 
 impl World {
     fn new(config: Config, services: Vec<ServiceState>, node_names: &[&str]) -> Self {
-        World {
-            config,
-            services,
-            nodes: nodes(node_names),
-            live: None,
-            sticky: BTreeMap::new(),
-        }
+        World { config, services, nodes: nodes(node_names), live: None, sticky: BTreeMap::new() }
     }
 
     fn decide_on(&self, node: &str) -> Decision {
@@ -100,28 +73,17 @@ impl World {
     /// The nodes announcing `svc`, over every node's own decision.
     fn owners(&self, svc: &str) -> Vec<String> {
         let key = ServiceKey::new("default", svc);
-        self.nodes
-            .keys()
-            .filter(|n| self.decide_on(n).layer2.contains_key(&key))
-            .cloned()
-            .collect()
+        self.nodes.keys().filter(|n| self.decide_on(n).layer2.contains_key(&key)).cloned().collect()
     }
 
     fn reason_on(&self, node: &str, svc: &str) -> Option<WithdrawReason> {
-        self.decide_on(node)
-            .withdrawn
-            .get(&ServiceKey::new("default", svc))
-            .cloned()
+        self.decide_on(node).withdrawn.get(&ServiceKey::new("default", svc)).cloned()
     }
 }
 
 fn hash_winner(names: &[&str], ip: &str) -> String {
     let ip: IpAddr = ip.parse().unwrap();
-    names
-        .iter()
-        .min_by_key(|n| election_hash(n, &ip))
-        .unwrap()
-        .to_string()
+    names.iter().min_by_key(|n| election_hash(n, &ip)).unwrap().to_string()
 }
 
 #[test]
@@ -129,20 +91,13 @@ fn election_hash_is_sha256_of_node_hash_ip() {
     // sha256("node1#198.51.100.200"), computed with coreutils' sha256sum.
     let h = election_hash("node1", &"198.51.100.200".parse().unwrap());
     let hex: String = h.iter().map(|b| format!("{b:02x}")).collect();
-    assert_eq!(
-        hex,
-        "d394e1861a10028c1c0e8bed4719611cf81296fd100937d4bf3b2b3b259e8868"
-    );
+    assert_eq!(hex, "d394e1861a10028c1c0e8bed4719611cf81296fd100937d4bf3b2b3b259e8868");
 }
 
 #[test]
 fn exactly_one_node_announces_and_it_is_the_hash_winner() {
     let names = ["node1", "node2", "node3"];
-    let w = World::new(
-        config(vec![ad("l2")]),
-        vec![service("web", &["198.51.100.200"], &["node2"])],
-        &names,
-    );
+    let w = World::new(config(vec![ad("l2")]), vec![service("web", &["198.51.100.200"], &["node2"])], &names);
     assert_eq!(w.owners("web"), vec![hash_winner(&names, "198.51.100.200")]);
 }
 
@@ -151,11 +106,7 @@ fn dual_stack_is_announced_by_one_node_elected_on_the_first_address() {
     let names = ["node1", "node2", "node3"];
     let w = World::new(
         config(vec![ad("l2")]),
-        vec![service(
-            "web",
-            &["2001:db8::200", "198.51.100.200"],
-            &["node1"],
-        )],
+        vec![service("web", &["2001:db8::200", "198.51.100.200"], &["node1"])],
         &names,
     );
     let owner = hash_winner(&names, "2001:db8::200");
@@ -176,27 +127,12 @@ fn withdrawal_reasons_follow_the_service_checks() {
         ],
         &["node1"],
     );
-    w.services.push(ServiceState {
-        is_load_balancer: false,
-        ..service("cluster", &["198.51.100.202"], &["node1"])
-    });
-    assert_eq!(
-        w.reason_on("node1", "none"),
-        Some(WithdrawReason::NoIpAllocated)
-    );
+    w.services.push(ServiceState { is_load_balancer: false, ..service("cluster", &["198.51.100.202"], &["node1"]) });
+    assert_eq!(w.reason_on("node1", "none"), Some(WithdrawReason::NoIpAllocated));
     assert_eq!(w.reason_on("node1", "bad"), Some(WithdrawReason::InvalidIp));
-    assert_eq!(
-        w.reason_on("node1", "foreign"),
-        Some(WithdrawReason::IpNotAllowed)
-    );
-    assert_eq!(
-        w.reason_on("node1", "noeps"),
-        Some(WithdrawReason::NotOwner { owner: None })
-    );
-    assert_eq!(
-        w.reason_on("node1", "cluster"),
-        Some(WithdrawReason::NotLoadBalancer)
-    );
+    assert_eq!(w.reason_on("node1", "foreign"), Some(WithdrawReason::IpNotAllowed));
+    assert_eq!(w.reason_on("node1", "noeps"), Some(WithdrawReason::NotOwner { owner: None }));
+    assert_eq!(w.reason_on("node1", "cluster"), Some(WithdrawReason::NotLoadBalancer));
 }
 
 #[test]
@@ -213,25 +149,11 @@ fn node_selectors_restrict_candidates_and_others_see_no_matching_advertisement()
     let mut only2 = ad("l2");
     let mut sel = Selector::default();
     sel.match_labels.insert("zone".into(), "b".into());
-    only2.nodes = NodeSet {
-        selectors: vec![sel],
-        nodes: BTreeSet::from(["node2".to_string()]),
-    };
-    let mut w = World::new(
-        config(vec![only2]),
-        vec![service("web", &["198.51.100.200"], &["node1"])],
-        &["node1", "node2"],
-    );
-    w.nodes
-        .get_mut("node2")
-        .unwrap()
-        .labels
-        .insert("zone".into(), "b".into());
+    only2.nodes = NodeSet { selectors: vec![sel], nodes: BTreeSet::from(["node2".to_string()]) };
+    let mut w = World::new(config(vec![only2]), vec![service("web", &["198.51.100.200"], &["node1"])], &["node1", "node2"]);
+    w.nodes.get_mut("node2").unwrap().labels.insert("zone".into(), "b".into());
     assert_eq!(w.owners("web"), vec!["node2".to_string()]);
-    assert_eq!(
-        w.reason_on("node1", "web"),
-        Some(WithdrawReason::NoMatchingAdvertisement)
-    );
+    assert_eq!(w.reason_on("node1", "web"), Some(WithdrawReason::NoMatchingAdvertisement));
 }
 
 #[test]
@@ -246,55 +168,29 @@ fn service_selectors_and_sharing_keys() {
     shared.key = ServiceKey::new("default", "shared");
     shared.has_sharing_key = true;
     let other = service("other", &["198.51.100.201"], &["node1"]);
-    let w = World::new(
-        config(vec![selective]),
-        vec![matching, shared, other],
-        &["node1"],
-    );
+    let w = World::new(config(vec![selective]), vec![matching, shared, other], &["node1"]);
     assert_eq!(w.owners("web"), vec!["node1".to_string()]);
-    assert_eq!(
-        w.reason_on("node1", "shared"),
-        Some(WithdrawReason::SharedIpWithServiceSelector)
-    );
-    assert_eq!(
-        w.reason_on("node1", "other"),
-        Some(WithdrawReason::NoMatchingAdvertisement)
-    );
+    assert_eq!(w.reason_on("node1", "shared"), Some(WithdrawReason::SharedIpWithServiceSelector));
+    assert_eq!(w.reason_on("node1", "other"), Some(WithdrawReason::NoMatchingAdvertisement));
 }
 
 #[test]
 fn preference_scores_win_over_the_hash() {
     let names = ["node1", "node2", "node3"];
-    let loser = names
-        .iter()
-        .find(|n| **n != hash_winner(&names, "198.51.100.200"))
-        .unwrap()
-        .to_string();
+    let loser = names.iter().find(|n| **n != hash_winner(&names, "198.51.100.200")).unwrap().to_string();
     let mut preferring = ad("l2");
     preferring.preferred_node_scores.insert(loser.clone(), 10);
     preferring.has_preferences = true;
-    let w = World::new(
-        config(vec![preferring]),
-        vec![service("web", &["198.51.100.200"], &["node1"])],
-        &names,
-    );
+    let w = World::new(config(vec![preferring]), vec![service("web", &["198.51.100.200"], &["node1"])], &names);
     assert_eq!(w.owners("web"), vec![loser]);
 }
 
 #[test]
 fn excluded_and_unavailable_nodes_are_not_candidates() {
     let names = ["node1", "node2", "node3"];
-    let mut w = World::new(
-        config(vec![ad("l2")]),
-        vec![service("web", &["198.51.100.200"], &["node1"])],
-        &names,
-    );
+    let mut w = World::new(config(vec![ad("l2")]), vec![service("web", &["198.51.100.200"], &["node1"])], &names);
     let first = hash_winner(&names, "198.51.100.200");
-    w.nodes
-        .get_mut(&first)
-        .unwrap()
-        .labels
-        .insert(layer2::EXCLUDE_LB_LABEL.into(), "".into());
+    w.nodes.get_mut(&first).unwrap().labels.insert(layer2::EXCLUDE_LB_LABEL.into(), "".into());
     let rest: Vec<&str> = names.iter().copied().filter(|n| *n != first).collect();
     let second = hash_winner(&rest, "198.51.100.200");
     assert_eq!(w.owners("web"), vec![second.clone()]);
@@ -311,46 +207,24 @@ fn interfaces_of_advertisements_selecting_the_node_are_united() {
     let mut b = ad("b");
     b.all_interfaces = false;
     b.interfaces = vec!["eth1".into()];
-    let w = World::new(
-        config(vec![a, b]),
-        vec![service("web", &["198.51.100.200"], &["node1"])],
-        &["node1"],
-    );
+    let w = World::new(config(vec![a, b]), vec![service("web", &["198.51.100.200"], &["node1"])], &["node1"]);
     let d = w.decide_on("node1");
     let scope = &d.layer2[&ServiceKey::new("default", "web")].ips[0].1;
-    assert_eq!(
-        scope,
-        &InterfaceScope::Only(BTreeSet::from(["eth0".to_string(), "eth1".to_string()]))
-    );
+    assert_eq!(scope, &InterfaceScope::Only(BTreeSet::from(["eth0".to_string(), "eth1".to_string()])));
 }
 
 fn member(ifaces: &[(&str, &str)]) -> MemberNetworks {
     MemberNetworks {
-        interfaces: Some(
-            ifaces
-                .iter()
-                .map(|(name, net)| (name.to_string(), vec![net.parse().unwrap()]))
-                .collect(),
-        ),
+        interfaces: Some(ifaces.iter().map(|(name, net)| (name.to_string(), vec![net.parse().unwrap()])).collect()),
     }
 }
 
 #[test]
 fn only_live_members_are_candidates() {
     let names = ["node1", "node2", "node3"];
-    let mut w = World::new(
-        config(vec![ad("l2")]),
-        vec![service("web", &["198.51.100.200"], &["node1"])],
-        &names,
-    );
+    let mut w = World::new(config(vec![ad("l2")]), vec![service("web", &["198.51.100.200"], &["node1"])], &names);
     let first = hash_winner(&names, "198.51.100.200");
-    w.live = Some(
-        names
-            .iter()
-            .filter(|n| **n != first)
-            .map(|n| (n.to_string(), MemberNetworks::default()))
-            .collect(),
-    );
+    w.live = Some(names.iter().filter(|n| **n != first).map(|n| (n.to_string(), MemberNetworks::default())).collect());
     let owners = w.owners("web");
     assert_eq!(owners.len(), 1);
     assert_ne!(owners[0], first);
@@ -359,16 +233,10 @@ fn only_live_members_are_candidates() {
 #[test]
 fn a_node_without_the_subnet_or_carrier_is_passed_over_while_another_has_it() {
     let names = ["node1", "node2", "node3"];
-    let mut w = World::new(
-        config(vec![ad("l2")]),
-        vec![service("web", &["198.51.100.200"], &["node1"])],
-        &names,
-    );
+    let mut w = World::new(config(vec![ad("l2")]), vec![service("web", &["198.51.100.200"], &["node1"])], &names);
     let first = hash_winner(&names, "198.51.100.200");
-    let mut live: BTreeMap<String, MemberNetworks> = names
-        .iter()
-        .map(|n| (n.to_string(), member(&[("eth0", "198.51.100.0/24")])))
-        .collect();
+    let mut live: BTreeMap<String, MemberNetworks> =
+        names.iter().map(|n| (n.to_string(), member(&[("eth0", "198.51.100.0/24")]))).collect();
     // The winner's eth0 lost carrier: it publishes only another network.
     live.insert(first.clone(), member(&[("eth1", "203.0.113.0/24")]));
     w.live = Some(live.clone());
@@ -395,15 +263,10 @@ fn a_node_without_the_subnet_or_carrier_is_passed_over_while_another_has_it() {
 #[test]
 fn the_current_owner_keeps_the_service_when_a_better_hashed_node_returns() {
     let names = ["node1", "node2", "node3"];
-    let mut w = World::new(
-        config(vec![ad("l2")]),
-        vec![service("web", &["198.51.100.200"], &["node1"])],
-        &names,
-    );
+    let mut w = World::new(config(vec![ad("l2")]), vec![service("web", &["198.51.100.200"], &["node1"])], &names);
     let first = hash_winner(&names, "198.51.100.200");
     let second = names.iter().find(|n| **n != first).unwrap().to_string();
-    w.sticky
-        .insert(ServiceKey::new("default", "web"), second.clone());
+    w.sticky.insert(ServiceKey::new("default", "web"), second.clone());
     assert_eq!(w.owners("web"), vec![second]);
 }
 
@@ -414,10 +277,7 @@ fn announced_addresses_merge_services_sharing_an_address() {
     a.interfaces = vec!["eth0".into()];
     let w = World::new(
         config(vec![a]),
-        vec![
-            service("web", &["198.51.100.200"], &["node1"]),
-            service("dns", &["198.51.100.200"], &["node1"]),
-        ],
+        vec![service("web", &["198.51.100.200"], &["node1"]), service("dns", &["198.51.100.200"], &["node1"])],
         &["node1"],
     );
     let all = w.decide_on("node1").announced_addresses();

@@ -28,26 +28,15 @@ pub(super) fn applicable<'c>(
     svc: &ServiceState,
     pool: &'c PoolDef,
 ) -> Result<Vec<(usize, &'c BgpAdvertisement)>, WithdrawReason> {
-    let all: &'c [BgpAdvertisement] = ctx
-        .config
-        .pool_advertisements
-        .get(&pool.name)
-        .map(|a| a.bgp.as_slice())
-        .unwrap_or(&[]);
-    let selecting: Vec<(usize, &'c BgpAdvertisement)> = all
-        .iter()
-        .enumerate()
-        .filter(|(_, ad)| selects(&ad.nodes, own))
-        .collect();
+    let all: &'c [BgpAdvertisement] =
+        ctx.config.pool_advertisements.get(&pool.name).map(|a| a.bgp.as_slice()).unwrap_or(&[]);
+    let selecting: Vec<(usize, &'c BgpAdvertisement)> = all.iter().enumerate().filter(|(_, ad)| selects(&ad.nodes, own)).collect();
     if selecting.is_empty() {
         return Err(WithdrawReason::NotOwner { owner: None });
     }
     let ads: Vec<(usize, &'c BgpAdvertisement)> = selecting
         .into_iter()
-        .filter(|(_, ad)| {
-            ad.service_selectors.is_empty()
-                || ad.service_selectors.iter().any(|s| s.matches(&svc.labels))
-        })
+        .filter(|(_, ad)| ad.service_selectors.is_empty() || ad.service_selectors.iter().any(|s| s.matches(&svc.labels)))
         .collect();
     if ads.is_empty() {
         return Err(WithdrawReason::NoMatchingAdvertisement);
@@ -55,10 +44,7 @@ pub(super) fn applicable<'c>(
     let has_v4 = pool.cidrs.iter().any(|n| matches!(n, ipnet::IpNet::V4(_)));
     let has_v6 = pool.cidrs.iter().any(|n| matches!(n, ipnet::IpNet::V6(_)));
     for (i, (_, a)) in ads.iter().enumerate() {
-        if ads[i + 1..]
-            .iter()
-            .any(|(_, b)| conflict(a, b, has_v4, has_v6, ctx.node))
-        {
+        if ads[i + 1..].iter().any(|(_, b)| conflict(a, b, has_v4, has_v6, ctx.node)) {
             return Err(WithdrawReason::ConflictingAdvertisements);
         }
     }
@@ -84,27 +70,12 @@ pub(super) fn applicable<'c>(
 /// this node. Both select this node, so their node sets are never disjoint
 /// here, whatever the sets computed when the configuration was built say:
 /// the test runs on copies whose node set is this node alone.
-fn conflict(
-    a: &BgpAdvertisement,
-    b: &BgpAdvertisement,
-    has_v4: bool,
-    has_v6: bool,
-    node: &str,
-) -> bool {
+fn conflict(a: &BgpAdvertisement, b: &BgpAdvertisement, has_v4: bool, has_v6: bool, node: &str) -> bool {
     if a.local_pref == b.local_pref {
         return false;
     }
-    let here = NodeSet {
-        selectors: Vec::new(),
-        nodes: BTreeSet::from([node.to_string()]),
-    };
-    let a = BgpAdvertisement {
-        nodes: here.clone(),
-        ..a.clone()
-    };
-    let b = BgpAdvertisement {
-        nodes: here,
-        ..b.clone()
-    };
+    let here = NodeSet { selectors: Vec::new(), nodes: BTreeSet::from([node.to_string()]) };
+    let a = BgpAdvertisement { nodes: here.clone(), ..a.clone() };
+    let b = BgpAdvertisement { nodes: here, ..b.clone() };
     !advertisements_compatible(&a, &b, has_v4, has_v6)
 }

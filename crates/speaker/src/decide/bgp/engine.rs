@@ -46,20 +46,16 @@ pub enum PeerConfigError {
 pub fn engine_peer(s: &PeerSession, env: &PeerEnv<'_>) -> Result<PeerConfig, PeerConfigError> {
     let address = match (s.address, &s.interface) {
         (Some(address), _) => address,
-        (None, Some(iface)) => IpAddr::V6(
-            *env.link_local
-                .get(iface)
-                .ok_or_else(|| PeerConfigError::NoLinkLocal(iface.clone()))?,
-        ),
+        (None, Some(iface)) => {
+            IpAddr::V6(*env.link_local.get(iface).ok_or_else(|| PeerConfigError::NoLinkLocal(iface.clone()))?)
+        }
         // Validation requires an address or an interface (crds.md R6).
         (None, None) => return Err(PeerConfigError::NoLinkLocal(String::new())),
     };
     let router_id = match s.router_id {
         Some(IpAddr::V4(id)) => id,
         Some(other) => return Err(PeerConfigError::RouterIdNotIpv4(other)),
-        None => env
-            .node_ipv4
-            .unwrap_or_else(|| fallback_router_id(env.node)),
+        None => env.node_ipv4.unwrap_or_else(|| fallback_router_id(env.node)),
     };
     let peer_asn = match s.remote_asn {
         RemoteAsn::Exact(asn) => PeerAsn::Exact(asn),
@@ -73,10 +69,7 @@ pub fn engine_peer(s: &PeerSession, env: &PeerEnv<'_>) -> Result<PeerConfig, Pee
             env.secrets
                 .get(&(namespace.clone(), name.clone()))
                 .cloned()
-                .ok_or_else(|| PeerConfigError::UnknownSecret {
-                    namespace: namespace.clone(),
-                    name: name.clone(),
-                })?,
+                .ok_or_else(|| PeerConfigError::UnknownSecret { namespace: namespace.clone(), name: name.clone() })?,
         ),
     };
     let mut cfg = PeerConfig::new(s.my_asn, peer_asn, address, router_id);
@@ -106,20 +99,11 @@ pub fn engine_routes(routes: &BTreeMap<IpNet, Route>) -> BTreeMap<IpNet, Adverti
     routes
         .iter()
         .map(|(prefix, route)| {
-            let mut ad = Advertisement {
-                local_pref: route.local_pref,
-                ..Advertisement::default()
-            };
+            let mut ad = Advertisement { local_pref: route.local_pref, ..Advertisement::default() };
             for c in &route.communities {
                 match *c {
-                    Community::Standard { asn, value } => ad
-                        .communities
-                        .push((u32::from(asn) << 16) | u32::from(value)),
-                    Community::Large {
-                        global,
-                        local1,
-                        local2,
-                    } => ad.large_communities.push((global, local1, local2)),
+                    Community::Standard { asn, value } => ad.communities.push((u32::from(asn) << 16) | u32::from(value)),
+                    Community::Large { global, local1, local2 } => ad.large_communities.push((global, local1, local2)),
                 }
             }
             (*prefix, ad)

@@ -32,20 +32,9 @@ struct Header {
 }
 
 fn header(text: &str) -> Result<Header, String> {
-    let mut h = Header {
-        node: String::new(),
-        mode: BgpMode::Native,
-        ignore_exclude_lb: false,
-        endpoints: BTreeMap::new(),
-    };
-    for line in text
-        .lines()
-        .map(str::trim)
-        .filter(|l| !l.is_empty() && !l.starts_with('#'))
-    {
-        let (field, value) = line
-            .split_once(':')
-            .ok_or_else(|| format!("not `field: value`: {line}"))?;
+    let mut h = Header { node: String::new(), mode: BgpMode::Native, ignore_exclude_lb: false, endpoints: BTreeMap::new() };
+    for line in text.lines().map(str::trim).filter(|l| !l.is_empty() && !l.starts_with('#')) {
+        let (field, value) = line.split_once(':').ok_or_else(|| format!("not `field: value`: {line}"))?;
         let value = value.trim();
         match field {
             "node" => h.node = value.to_string(),
@@ -54,19 +43,11 @@ fn header(text: &str) -> Result<Header, String> {
             "endpoints" => {
                 let mut words = value.split_whitespace();
                 let svc = words.next().ok_or("endpoints without a Service")?;
-                let (ns, name) = svc
-                    .split_once('/')
-                    .ok_or_else(|| format!("not NAMESPACE/NAME: {svc}"))?;
+                let (ns, name) = svc.split_once('/').ok_or_else(|| format!("not NAMESPACE/NAME: {svc}"))?;
                 let eps = words
                     .map(|w| match w.strip_suffix('!') {
-                        Some(node) => Endpoint {
-                            node: Some(node.to_string()),
-                            serving: false,
-                        },
-                        None => Endpoint {
-                            node: Some(w.to_string()),
-                            serving: true,
-                        },
+                        Some(node) => Endpoint { node: Some(node.to_string()), serving: false },
+                        None => Endpoint { node: Some(w.to_string()), serving: true },
                     })
                     .collect();
                 h.endpoints.insert(ServiceKey::new(ns, name), eps);
@@ -81,31 +62,18 @@ fn header(text: &str) -> Result<Header, String> {
 }
 
 fn run(text: &str) -> Result<String, String> {
-    let (head, yaml) = text
-        .split_once("\n---\n")
-        .ok_or("no `---` between the header and the objects")?;
+    let (head, yaml) = text.split_once("\n---\n").ok_or("no `---` between the header and the objects")?;
     let h = header(head)?;
     let manifests = read_str("golden", yaml, &ReadOptions::default()).map_err(|e| e.to_string())?;
-    let config =
-        build_config(&manifests.config_input(h.mode, "metallb-system")).map_err(|errs| {
-            errs.iter()
-                .map(ToString::to_string)
-                .collect::<Vec<_>>()
-                .join("\n")
-        })?;
-    let nodes: BTreeMap<String, NodeState> = manifests
-        .nodes
-        .iter()
-        .filter_map(|n| Some((n.name_any(), node_facts(n)?)))
-        .collect();
+    let config = build_config(&manifests.config_input(h.mode, "metallb-system"))
+        .map_err(|errs| errs.iter().map(ToString::to_string).collect::<Vec<_>>().join("\n"))?;
+    let nodes: BTreeMap<String, NodeState> =
+        manifests.nodes.iter().filter_map(|n| Some((n.name_any(), node_facts(n)?))).collect();
     let services: Vec<ServiceState> = manifests
         .services
         .iter()
         .filter_map(|s| service_facts(s, ""))
-        .map(|s| ServiceState {
-            endpoints: h.endpoints.get(&s.key).cloned().unwrap_or_default(),
-            ..s
-        })
+        .map(|s| ServiceState { endpoints: h.endpoints.get(&s.key).cloned().unwrap_or_default(), ..s })
         .collect();
     let decision = decide_bgp(&BgpInput {
         node: &h.node,
@@ -124,11 +92,7 @@ fn opt<T: ToString>(v: Option<T>) -> String {
 
 fn list<T: ToString>(items: impl IntoIterator<Item = T>) -> String {
     let items: Vec<String> = items.into_iter().map(|i| i.to_string()).collect();
-    if items.is_empty() {
-        "-".into()
-    } else {
-        items.join(",")
-    }
+    if items.is_empty() { "-".into() } else { items.join(",") }
 }
 
 fn render(d: &BgpDecision) -> String {
@@ -175,25 +139,14 @@ fn render(d: &BgpDecision) -> String {
             let _ = writeln!(out, "routes {peer} none");
         }
         for (prefix, r) in routes {
-            let _ = writeln!(
-                out,
-                "route {peer} {prefix} local-pref={} communities={}",
-                opt(r.local_pref),
-                list(&r.communities)
-            );
+            let _ = writeln!(out, "route {peer} {prefix} local-pref={} communities={}", opt(r.local_pref), list(&r.communities));
         }
     }
     for r in &d.refused {
         let _ = writeln!(out, "refused {} {}: {}", r.peer, r.prefix, r.message());
     }
     for (key, a) in &d.advertised {
-        let _ = writeln!(
-            out,
-            "advertise {key} ips={} prefixes={} status-peers={}",
-            list(&a.ips),
-            list(&a.prefixes),
-            list(&a.peers)
-        );
+        let _ = writeln!(out, "advertise {key} ips={} prefixes={} status-peers={}", list(&a.ips), list(&a.prefixes), list(&a.peers));
     }
     for (key, reason) in &d.withdrawn {
         let _ = writeln!(out, "withdraw {key} {reason}");

@@ -49,13 +49,7 @@ pub struct BgpInput<'a> {
 impl<'a> BgpInput<'a> {
     /// What is read besides the Services.
     pub fn context(&self) -> BgpContext<'a> {
-        BgpContext {
-            node: self.node,
-            mode: self.mode,
-            config: self.config,
-            nodes: self.nodes,
-            ignore_exclude_lb: self.ignore_exclude_lb,
-        }
+        BgpContext { node: self.node, mode: self.mode, config: self.config, nodes: self.nodes, ignore_exclude_lb: self.ignore_exclude_lb }
     }
 }
 
@@ -162,10 +156,7 @@ pub const MAX_COMMUNITIES: usize = 63;
 impl RefusedRoute {
     /// MetalLB's error text for it.
     pub fn message(&self) -> String {
-        format!(
-            "max supported communities is {MAX_COMMUNITIES}, got {}",
-            self.communities
-        )
+        format!("max supported communities is {MAX_COMMUNITIES}, got {}", self.communities)
     }
 }
 
@@ -186,11 +177,7 @@ impl BgpDecision {
     /// The ServiceBGPStatus this node keeps per Service (§5.2): only Services
     /// advertised to at least one peer have one.
     pub fn status_peers(&self) -> BTreeMap<&ServiceKey, &BTreeSet<String>> {
-        self.advertised
-            .iter()
-            .filter(|(_, a)| !a.peers.is_empty())
-            .map(|(k, a)| (k, &a.peers))
-            .collect()
+        self.advertised.iter().filter(|(_, a)| !a.peers.is_empty()).map(|(k, a)| (k, &a.peers)).collect()
     }
 }
 

@@ -18,13 +18,7 @@ use super::*;
 use crate::decide::Endpoint;
 use crate::decide::layer2::EXCLUDE_LB_LABEL;
 
-const COMMUNITIES: [&str; 5] = [
-    "64500:1",
-    "64500:2",
-    "65000:100",
-    "large:64500:1:1",
-    "large:1:2:3",
-];
+const COMMUNITIES: [&str; 5] = ["64500:1", "64500:2", "65000:100", "large:64500:1:1", "large:1:2:3"];
 const V4_LENGTHS: [i32; 3] = [24, 28, 32];
 const V6_LENGTHS: [i32; 3] = [64, 120, 128];
 const LOCAL_PREFS: [u32; 3] = [0, 100, 200];
@@ -89,13 +83,7 @@ fn service() -> impl Strategy<Value = SvcGen> {
         any::<bool>(),
         prop::collection::vec((any::<bool>(), prop::bool::weighted(0.8)), 0..3),
     )
-        .prop_map(|(v4, v6, app, local, endpoints)| SvcGen {
-            v4,
-            v6,
-            app,
-            local,
-            endpoints,
-        })
+        .prop_map(|(v4, v6, app, local, endpoints)| SvcGen { v4, v6, app, local, endpoints })
 }
 
 fn world() -> impl Strategy<Value = WorldGen> {
@@ -108,17 +96,15 @@ fn world() -> impl Strategy<Value = WorldGen> {
         prop::option::weighted(0.5, prop::collection::vec(0usize..5, 0..3)),
         prop::option::weighted(0.3, any::<bool>()),
     )
-        .prop_map(
-            |(v4_len, v6_len, local_pref, communities, zone_a, peers, app)| AdGen {
-                v4_len,
-                v6_len,
-                local_pref,
-                communities,
-                zone_a,
-                peers,
-                app,
-            },
-        );
+        .prop_map(|(v4_len, v6_len, local_pref, communities, zone_a, peers, app)| AdGen {
+            v4_len,
+            v6_len,
+            local_pref,
+            communities,
+            zone_a,
+            peers,
+            app,
+        });
     let asn = prop_oneof![
         Just(AsnGen::Internal),
         Just(AsnGen::External),
@@ -126,27 +112,11 @@ fn world() -> impl Strategy<Value = WorldGen> {
         Just(AsnGen::DynamicExternal),
         Just(AsnGen::LocalAsIbgp),
     ];
-    let peer = (
-        asn,
-        any::<bool>(),
-        prop::bool::weighted(0.3),
-        prop::bool::weighted(0.2),
-        prop::option::weighted(0.3, any::<bool>()),
-    )
-        .prop_map(|(asn, v6, dual_stack, interface, zone_a)| PeerGen {
-            asn,
-            v6,
-            dual_stack,
-            interface,
-            zone_a,
-        });
+    let peer = (asn, any::<bool>(), prop::bool::weighted(0.3), prop::bool::weighted(0.2), prop::option::weighted(0.3, any::<bool>()))
+        .prop_map(|(asn, v6, dual_stack, interface, zone_a)| PeerGen { asn, v6, dual_stack, interface, zone_a });
     let svc = service();
     (
-        prop_oneof![
-            Just(BgpMode::Native),
-            Just(BgpMode::Frr),
-            Just(BgpMode::FrrK8s)
-        ],
+        prop_oneof![Just(BgpMode::Native), Just(BgpMode::Frr), Just(BgpMode::FrrK8s)],
         any::<bool>(),
         prop::bool::weighted(0.1),
         prop::bool::weighted(0.1),
@@ -154,17 +124,15 @@ fn world() -> impl Strategy<Value = WorldGen> {
         prop::collection::vec(peer, 1..5),
         prop::collection::vec(svc, 1..6),
     )
-        .prop_map(
-            |(mode, zone_a, unavailable, excluded, ads, peers, services)| WorldGen {
-                mode,
-                zone_a,
-                unavailable,
-                excluded,
-                ads,
-                peers,
-                services,
-            },
-        )
+        .prop_map(|(mode, zone_a, unavailable, excluded, ads, peers, services)| WorldGen {
+            mode,
+            zone_a,
+            unavailable,
+            excluded,
+            ads,
+            peers,
+            services,
+        })
 }
 
 fn zone(a: bool) -> &'static str {
@@ -188,11 +156,7 @@ fn ips_of(s: &SvcGen) -> Vec<IpAddr> {
         out.push(format!("198.51.100.{}", u16::from(i) * 7).parse().unwrap());
     }
     if let Some(i) = s.v6 {
-        out.push(
-            format!("2001:db8:100::{:x}", u16::from(i) * 300)
-                .parse()
-                .unwrap(),
-        );
+        out.push(format!("2001:db8:100::{:x}", u16::from(i) * 300).parse().unwrap());
     }
     out
 }
@@ -208,13 +172,7 @@ fn build(g: &WorldGen) -> Built {
     if g.excluded {
         labels.insert(EXCLUDE_LB_LABEL.to_string(), String::new());
     }
-    let nodes = BTreeMap::from([(
-        NODE.to_string(),
-        NodeState {
-            labels,
-            network_unavailable: g.unavailable,
-        },
-    )]);
+    let nodes = BTreeMap::from([(NODE.to_string(), NodeState { labels, network_unavailable: g.unavailable })]);
     let ads = g
         .ads
         .iter()
@@ -224,25 +182,13 @@ fn build(g: &WorldGen) -> Built {
             out.aggregation_length = V4_LENGTHS[a.v4_len];
             out.aggregation_length_v6 = V6_LENGTHS[a.v6_len];
             out.local_pref = LOCAL_PREFS[a.local_pref];
-            out.communities = COMMUNITIES
-                .iter()
-                .zip(&a.communities)
-                .filter(|(_, on)| **on)
-                .map(|(c, _)| Community::parse(c).unwrap())
-                .collect();
+            out.communities =
+                COMMUNITIES.iter().zip(&a.communities).filter(|(_, on)| **on).map(|(c, _)| Community::parse(c).unwrap()).collect();
             if let Some(z) = a.zone_a {
-                out.nodes = NodeSet {
-                    selectors: vec![selector("zone", zone(z))],
-                    nodes: BTreeSet::new(),
-                };
+                out.nodes = NodeSet { selectors: vec![selector("zone", zone(z))], nodes: BTreeSet::new() };
             }
             if let Some(list) = &a.peers {
-                out.peers = list
-                    .iter()
-                    .map(|i| peer_name(*i))
-                    .collect::<BTreeSet<_>>()
-                    .into_iter()
-                    .collect();
+                out.peers = list.iter().map(|i| peer_name(*i)).collect::<BTreeSet<_>>().into_iter().collect();
             }
             if let Some(app) = a.app {
                 out.service_selectors = vec![selector("app", &app.to_string())];
@@ -255,21 +201,13 @@ fn build(g: &WorldGen) -> Built {
         .iter()
         .enumerate()
         .map(|(i, p)| {
-            let address = if p.v6 {
-                format!("2001:db8::{}", i + 1)
-            } else {
-                format!("203.0.113.{}", i + 1)
-            };
+            let address = if p.v6 { format!("2001:db8::{}", i + 1) } else { format!("203.0.113.{}", i + 1) };
             let mut out = peer(&peer_name(i), 64500, 64501, &address);
             match p.asn {
                 AsnGen::Internal => out.asn = 64500,
                 AsnGen::External => {}
-                AsnGen::DynamicInternal => {
-                    (out.asn, out.dynamic_asn) = (0, Some(DynamicAsn::Internal))
-                }
-                AsnGen::DynamicExternal => {
-                    (out.asn, out.dynamic_asn) = (0, Some(DynamicAsn::External))
-                }
+                AsnGen::DynamicInternal => (out.asn, out.dynamic_asn) = (0, Some(DynamicAsn::Internal)),
+                AsnGen::DynamicExternal => (out.asn, out.dynamic_asn) = (0, Some(DynamicAsn::External)),
                 AsnGen::LocalAsIbgp => out.local_asn = 64501,
             }
             out.dual_stack_address_family = p.dual_stack;
@@ -278,30 +216,15 @@ fn build(g: &WorldGen) -> Built {
                 out.interface = Some(format!("eth{i}"));
             }
             if let Some(z) = p.zone_a {
-                out.nodes = NodeSet {
-                    selectors: vec![selector("zone", zone(z))],
-                    nodes: BTreeSet::new(),
-                };
+                out.nodes = NodeSet { selectors: vec![selector("zone", zone(z))], nodes: BTreeSet::new() };
             }
             out
         })
         .collect();
     let mut pool_advertisements = BTreeMap::new();
-    pool_advertisements.insert(
-        "pool".to_string(),
-        PoolAdvertisements {
-            l2: vec![],
-            bgp: ads,
-        },
-    );
+    pool_advertisements.insert("pool".to_string(), PoolAdvertisements { l2: vec![], bgp: ads });
     let config = Config {
-        pools: vec![PoolDef::new(
-            "pool",
-            vec![
-                "198.51.100.0/24".parse().unwrap(),
-                "2001:db8:100::/64".parse().unwrap(),
-            ],
-        )],
+        pools: vec![PoolDef::new("pool", vec!["198.51.100.0/24".parse().unwrap(), "2001:db8:100::/64".parse().unwrap()])],
         pool_advertisements,
         peers,
         ..Config::default()
@@ -320,29 +243,15 @@ fn build(g: &WorldGen) -> Built {
             endpoints: s
                 .endpoints
                 .iter()
-                .map(|(here, serving)| Endpoint {
-                    node: Some(if *here { NODE } else { "node-b" }.to_string()),
-                    serving: *serving,
-                })
+                .map(|(here, serving)| Endpoint { node: Some(if *here { NODE } else { "node-b" }.to_string()), serving: *serving })
                 .collect(),
         })
         .collect();
-    Built {
-        config,
-        services,
-        nodes,
-    }
+    Built { config, services, nodes }
 }
 
 fn decide_built(b: &Built, mode: BgpMode) -> BgpDecision {
-    decide_bgp(&BgpInput {
-        node: NODE,
-        mode,
-        config: &b.config,
-        services: &b.services,
-        nodes: &b.nodes,
-        ignore_exclude_lb: false,
-    })
+    decide_bgp(&BgpInput { node: NODE, mode, config: &b.config, services: &b.services, nodes: &b.nodes, ignore_exclude_lb: false })
 }
 
 // The model.
@@ -352,10 +261,7 @@ fn ad_selects_node(g: &WorldGen, a: &AdGen) -> bool {
 }
 
 fn applicable<'g>(g: &'g WorldGen, s: &SvcGen) -> Vec<&'g AdGen> {
-    g.ads
-        .iter()
-        .filter(|a| ad_selects_node(g, a) && a.app.is_none_or(|app| app == s.app))
-        .collect()
+    g.ads.iter().filter(|a| ad_selects_node(g, a) && a.app.is_none_or(|app| app == s.app)).collect()
 }
 
 /// crds.md B10 for a pool with both families, on one node.
@@ -364,9 +270,7 @@ fn compatible(a: &AdGen, b: &AdGen) -> bool {
         (Some(x), Some(y)) => !x.is_empty() && !y.is_empty() && !x.iter().any(|p| y.contains(p)),
         _ => false,
     };
-    LOCAL_PREFS[a.local_pref] == LOCAL_PREFS[b.local_pref]
-        || (a.v4_len != b.v4_len && a.v6_len != b.v6_len)
-        || peers_disjoint
+    LOCAL_PREFS[a.local_pref] == LOCAL_PREFS[b.local_pref] || (a.v4_len != b.v4_len && a.v6_len != b.v6_len) || peers_disjoint
 }
 
 /// §4.2, the reason string or `None` when advertised.
@@ -381,11 +285,7 @@ fn model_reason(g: &WorldGen, s: &SvcGen) -> Option<&'static str> {
     if ads.is_empty() {
         return Some("noMatchingAdvertisement");
     }
-    if ads
-        .iter()
-        .enumerate()
-        .any(|(i, a)| ads[i + 1..].iter().any(|b| !compatible(a, b)))
-    {
+    if ads.iter().enumerate().any(|(i, a)| ads[i + 1..].iter().any(|b| !compatible(a, b))) {
         return Some("conflictingAdvertisements");
     }
     if g.unavailable {
@@ -408,21 +308,14 @@ fn model_has_session(g: &WorldGen, p: &PeerGen) -> bool {
 }
 
 fn model_ibgp(p: &PeerGen) -> bool {
-    matches!(
-        p.asn,
-        AsnGen::Internal | AsnGen::DynamicInternal | AsnGen::LocalAsIbgp
-    )
+    matches!(p.asn, AsnGen::Internal | AsnGen::DynamicInternal | AsnGen::LocalAsIbgp)
 }
 
 fn model_families(g: &WorldGen, p: &PeerGen) -> BTreeSet<Family> {
     if g.mode == BgpMode::Native || p.dual_stack || p.interface {
         return BTreeSet::from(Family::ALL);
     }
-    BTreeSet::from([if p.v6 {
-        Family::Ipv6Unicast
-    } else {
-        Family::Ipv4Unicast
-    }])
+    BTreeSet::from([if p.v6 { Family::Ipv6Unicast } else { Family::Ipv4Unicast }])
 }
 
 fn mask(ip: IpAddr, a: &AdGen) -> IpNet {
@@ -434,9 +327,7 @@ fn mask(ip: IpAddr, a: &AdGen) -> IpNet {
 }
 
 fn names_peer(a: &AdGen, peer: usize) -> bool {
-    a.peers
-        .as_ref()
-        .is_none_or(|list| list.is_empty() || list.contains(&peer))
+    a.peers.as_ref().is_none_or(|list| list.is_empty() || list.contains(&peer))
 }
 
 /// Per peer and prefix, the union of communities of every (Service,
@@ -456,11 +347,7 @@ fn model_routes(g: &WorldGen) -> BTreeMap<String, BTreeMap<IpNet, BTreeSet<Commu
                     if !families.contains(&Family::of(&prefix)) {
                         continue;
                     }
-                    let communities = COMMUNITIES
-                        .iter()
-                        .zip(&a.communities)
-                        .filter(|(_, on)| **on)
-                        .map(|(c, _)| Community::parse(c).unwrap());
+                    let communities = COMMUNITIES.iter().zip(&a.communities).filter(|(_, on)| **on).map(|(c, _)| Community::parse(c).unwrap());
                     routes.entry(prefix).or_default().extend(communities);
                 }
             }

@@ -15,11 +15,7 @@ use super::{NodeState, PeerSession, RemoteAsn};
 const NATIVE_HOLD: u16 = 90;
 const FRR_HOLD: u16 = 180;
 
-pub(super) fn for_node(
-    config: &Config,
-    mode: BgpMode,
-    own: Option<&NodeState>,
-) -> BTreeMap<String, PeerSession> {
+pub(super) fn for_node(config: &Config, mode: BgpMode, own: Option<&NodeState>) -> BTreeMap<String, PeerSession> {
     config
         .peers
         .iter()

@@ -6,9 +6,7 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use ferrolb_allocator::{PoolDef, ServiceKey};
 use ferrolb_bgp::packet::Family;
 use ferrolb_bgp::session::PeerAsn;
-use ferrolb_config::assemble::{
-    BgpAdvertisement, BgpMode, Config, DynamicAsn, NodeSet, Password, Peer, PoolAdvertisements,
-};
+use ferrolb_config::assemble::{BgpAdvertisement, BgpMode, Config, DynamicAsn, NodeSet, Password, Peer, PoolAdvertisements};
 use ferrolb_config::community::Community;
 use ferrolb_config::duration::SECOND;
 use ferrolb_config::selector::Selector;
@@ -16,8 +14,8 @@ use ferrolb_config::timers::Timers;
 
 use super::engine::{PeerConfigError, PeerEnv, engine_peer, engine_routes, fallback_router_id};
 use super::*;
-use crate::decide::layer2::EXCLUDE_LB_LABEL;
 use crate::decide::tests::service;
+use crate::decide::layer2::EXCLUDE_LB_LABEL;
 
 pub(super) const NODE: &str = "node-a";
 
@@ -66,10 +64,7 @@ fn label_selector(key: &str, value: &str) -> Selector {
 }
 
 fn nodes_where(key: &str, value: &str) -> NodeSet {
-    NodeSet {
-        selectors: vec![label_selector(key, value)],
-        nodes: BTreeSet::new(),
-    }
+    NodeSet { selectors: vec![label_selector(key, value)], nodes: BTreeSet::new() }
 }
 
 fn community(text: &str) -> Community {
@@ -97,30 +92,15 @@ struct World {
 impl World {
     fn new(ads: Vec<BgpAdvertisement>, peers: Vec<Peer>, services: Vec<ServiceState>) -> Self {
         let mut pool_advertisements = BTreeMap::new();
-        pool_advertisements.insert(
-            "pool".to_string(),
-            PoolAdvertisements {
-                l2: vec![],
-                bgp: ads,
-            },
-        );
+        pool_advertisements.insert("pool".to_string(), PoolAdvertisements { l2: vec![], bgp: ads });
         let config = Config {
-            pools: vec![PoolDef::new(
-                "pool",
-                vec![net("198.51.100.0/24"), net("2001:db8:100::/64")],
-            )],
+            pools: vec![PoolDef::new("pool", vec![net("198.51.100.0/24"), net("2001:db8:100::/64")])],
             pool_advertisements,
             peers,
             ..Config::default()
         };
         let nodes = BTreeMap::from([(NODE.to_string(), NodeState::default())]);
-        World {
-            mode: BgpMode::Frr,
-            config,
-            services,
-            nodes,
-            ignore_exclude_lb: false,
-        }
+        World { mode: BgpMode::Frr, config, services, nodes, ignore_exclude_lb: false }
     }
 
     fn own(&mut self) -> &mut NodeState {
@@ -139,10 +119,7 @@ impl World {
     }
 
     fn reason(&self, svc: &str) -> Option<&'static str> {
-        self.decide()
-            .withdrawn
-            .get(&key(svc))
-            .map(WithdrawReason::as_str)
+        self.decide().withdrawn.get(&key(svc)).map(WithdrawReason::as_str)
     }
 
     fn routes(&self, peer: &str) -> BTreeMap<IpNet, Route> {
@@ -166,11 +143,7 @@ fn sessions_follow_the_peers_node_selectors() {
     zone_a.nodes = nodes_where("zone", "a");
     let mut zone_b = ebgp("zone-b");
     zone_b.nodes = nodes_where("zone", "b");
-    let mut w = World::new(
-        vec![adv("ad")],
-        vec![zone_a, zone_b, ebgp("everywhere")],
-        vec![],
-    );
+    let mut w = World::new(vec![adv("ad")], vec![zone_a, zone_b, ebgp("everywhere")], vec![]);
     w.own().labels.insert("zone".into(), "a".into());
     let names: Vec<String> = w.decide().sessions.into_keys().collect();
     assert_eq!(names, vec!["everywhere".to_string(), "zone-a".to_string()]);
@@ -187,16 +160,10 @@ fn session_parameters_carry_every_peer_field() {
     p.dynamic_asn = Some(DynamicAsn::External);
     p.local_asn = 64999;
     p.port = 1179;
-    p.timers = Some(Timers {
-        hold: 30 * SECOND + SECOND / 2,
-        keepalive: 10 * SECOND,
-    });
+    p.timers = Some(Timers { hold: 30 * SECOND + SECOND / 2, keepalive: 10 * SECOND });
     p.connect_time = Some(5 * SECOND);
     p.router_id = Some("192.0.2.9".parse().unwrap());
-    p.password = Password::SecretRef {
-        name: "bgp".into(),
-        namespace: "metallb-system".into(),
-    };
+    p.password = Password::SecretRef { name: "bgp".into(), namespace: "metallb-system".into() };
     p.source_address = Some("2001:db8::9".parse().unwrap());
     p.ebgp_multihop = true;
     p.vrf = Some("red".into());
@@ -210,18 +177,9 @@ fn session_parameters_carry_every_peer_field() {
     assert_eq!(s.remote_asn, RemoteAsn::Dynamic(DynamicAsn::External));
     assert_eq!(s.address, Some("2001:db8::1".parse().unwrap()));
     assert_eq!(s.port, 1179);
-    assert_eq!(
-        (s.hold_time, s.keepalive_time, s.connect_time),
-        (30, Some(10), Some(5))
-    );
+    assert_eq!((s.hold_time, s.keepalive_time, s.connect_time), (30, Some(10), Some(5)));
     assert_eq!(s.router_id, Some("192.0.2.9".parse().unwrap()));
-    assert_eq!(
-        s.password,
-        Password::SecretRef {
-            name: "bgp".into(),
-            namespace: "metallb-system".into()
-        }
-    );
+    assert_eq!(s.password, Password::SecretRef { name: "bgp".into(), namespace: "metallb-system".into() });
     assert_eq!(s.source_address, Some("2001:db8::9".parse().unwrap()));
     assert!(s.ebgp_multihop && s.graceful_restart && s.disable_mp);
     assert_eq!(s.vrf.as_deref(), Some("red"));
@@ -233,13 +191,7 @@ fn session_parameters_carry_every_peer_field() {
 #[test]
 fn unset_timers_take_the_modes_default_hold_time() {
     let mut w = World::new(vec![adv("ad")], vec![ebgp("p")], vec![]);
-    assert_eq!(
-        (
-            w.decide().sessions["p"].hold_time,
-            w.decide().sessions["p"].keepalive_time
-        ),
-        (180, None)
-    );
+    assert_eq!((w.decide().sessions["p"].hold_time, w.decide().sessions["p"].keepalive_time), (180, None));
     w.mode = BgpMode::Native;
     assert_eq!(w.decide().sessions["p"].hold_time, 90);
 }
@@ -270,11 +222,7 @@ fn the_shared_service_checks_come_first() {
 fn not_owner_when_no_advertisement_of_the_pool_selects_this_node() {
     let mut elsewhere = adv("ad");
     elsewhere.nodes = nodes_where("zone", "b");
-    let mut w = World::new(
-        vec![elsewhere],
-        vec![ebgp("p")],
-        vec![service("web", &["198.51.100.10"], &[NODE])],
-    );
+    let mut w = World::new(vec![elsewhere], vec![ebgp("p")], vec![service("web", &["198.51.100.10"], &[NODE])]);
     w.own().labels.insert("zone".into(), "a".into());
     assert_eq!(w.reason("web"), Some("notOwner"));
     assert!(w.routes("p").is_empty());
@@ -288,11 +236,7 @@ fn no_matching_advertisement_when_the_service_selectors_exclude_it() {
     only_web.service_selectors = vec![label_selector("app", "web")];
     let mut web = service("web", &["198.51.100.10"], &[NODE]);
     web.labels.insert("app".into(), "web".into());
-    let w = World::new(
-        vec![only_web],
-        vec![ebgp("p")],
-        vec![web, service("db", &["198.51.100.11"], &[NODE])],
-    );
+    let w = World::new(vec![only_web], vec![ebgp("p")], vec![web, service("db", &["198.51.100.11"], &[NODE])]);
     assert_eq!(w.reason("db"), Some("noMatchingAdvertisement"));
     assert_eq!(w.reason("web"), None);
 }
@@ -323,17 +267,11 @@ fn conflicting_advertisements_are_refused_per_service() {
 
 #[test]
 fn unavailable_and_excluded_nodes_advertise_nothing() {
-    let mut w = World::new(
-        vec![adv("ad")],
-        vec![ebgp("p")],
-        vec![service("web", &["198.51.100.10"], &[NODE])],
-    );
+    let mut w = World::new(vec![adv("ad")], vec![ebgp("p")], vec![service("web", &["198.51.100.10"], &[NODE])]);
     w.own().network_unavailable = true;
     assert_eq!(w.reason("web"), Some("nodeNetworkUnavailable"));
     w.own().network_unavailable = false;
-    w.own()
-        .labels
-        .insert(EXCLUDE_LB_LABEL.into(), String::new());
+    w.own().labels.insert(EXCLUDE_LB_LABEL.into(), String::new());
     assert_eq!(w.reason("web"), Some("nodeLabeledExcludeBalancers"));
     assert!(w.routes("p").is_empty());
     w.ignore_exclude_lb = true;
@@ -370,10 +308,7 @@ fn endpoints_decide_by_traffic_policy() {
     assert_eq!(w.reason("cluster-elsewhere"), None);
     assert_eq!(w.reason("cluster-none"), Some("noEndpoints"));
     let prefixes: Vec<IpNet> = w.routes("p").into_keys().collect();
-    assert_eq!(
-        prefixes,
-        vec![net("198.51.100.11/32"), net("198.51.100.14/32")]
-    );
+    assert_eq!(prefixes, vec![net("198.51.100.11/32"), net("198.51.100.14/32")]);
 }
 
 // §4.3
@@ -387,43 +322,20 @@ fn each_address_is_masked_per_family_by_each_applicable_advertisement() {
     let w = World::new(
         vec![agg, adv("host")],
         vec![peer("dual", 64500, 64501, "203.0.113.1")],
-        vec![service(
-            "web",
-            &["198.51.100.10", "2001:db8:100::10"],
-            &[NODE],
-        )],
+        vec![service("web", &["198.51.100.10", "2001:db8:100::10"], &[NODE])],
     );
     let mut w = w;
     w.config.peers[0].dual_stack_address_family = true;
     let d = w.decide();
-    let want: BTreeSet<IpNet> = [
-        "198.51.100.0/24",
-        "198.51.100.10/32",
-        "2001:db8:100::/64",
-        "2001:db8:100::10/128",
-    ]
-    .into_iter()
-    .map(net)
-    .collect();
+    let want: BTreeSet<IpNet> = ["198.51.100.0/24", "198.51.100.10/32", "2001:db8:100::/64", "2001:db8:100::10/128"]
+        .into_iter()
+        .map(net)
+        .collect();
     assert_eq!(d.advertised[&key("web")].prefixes, want);
-    assert_eq!(
-        d.routes["dual"].keys().copied().collect::<BTreeSet<_>>(),
-        want
-    );
+    assert_eq!(d.routes["dual"].keys().copied().collect::<BTreeSet<_>>(), want);
     let agg_route = &d.routes["dual"][&net("198.51.100.0/24")];
-    assert_eq!(
-        agg_route
-            .communities
-            .iter()
-            .map(ToString::to_string)
-            .collect::<Vec<_>>(),
-        vec!["64500:1", "64500:2"]
-    );
-    assert!(
-        d.routes["dual"][&net("198.51.100.10/32")]
-            .communities
-            .is_empty()
-    );
+    assert_eq!(agg_route.communities.iter().map(ToString::to_string).collect::<Vec<_>>(), vec!["64500:1", "64500:2"]);
+    assert!(d.routes["dual"][&net("198.51.100.10/32")].communities.is_empty());
 }
 
 // §4.4
@@ -433,20 +345,10 @@ fn routes_go_only_to_the_peers_an_advertisement_names() {
     let mut to_p = adv("to-p");
     to_p.peers = vec!["p".into(), "absent".into()];
     to_p.aggregation_length = 24;
-    let w = World::new(
-        vec![to_p, adv("to-all")],
-        vec![ebgp("p"), ebgp("q")],
-        vec![service("web", &["198.51.100.10"], &[NODE])],
-    );
+    let w = World::new(vec![to_p, adv("to-all")], vec![ebgp("p"), ebgp("q")], vec![service("web", &["198.51.100.10"], &[NODE])]);
     let d = w.decide();
-    assert_eq!(
-        d.routes["p"].keys().copied().collect::<Vec<_>>(),
-        vec![net("198.51.100.0/24"), net("198.51.100.10/32")]
-    );
-    assert_eq!(
-        d.routes["q"].keys().copied().collect::<Vec<_>>(),
-        vec![net("198.51.100.10/32")]
-    );
+    assert_eq!(d.routes["p"].keys().copied().collect::<Vec<_>>(), vec![net("198.51.100.0/24"), net("198.51.100.10/32")]);
+    assert_eq!(d.routes["q"].keys().copied().collect::<Vec<_>>(), vec![net("198.51.100.10/32")]);
     assert!(!d.routes.contains_key("absent"));
 }
 
@@ -462,28 +364,18 @@ fn a_shared_prefix_is_sent_once_with_the_union_of_communities() {
     let w = World::new(
         vec![web_ad, db_ad],
         vec![ebgp("p")],
-        vec![
-            service("web", &["198.51.100.10"], &[NODE]),
-            service("db", &["198.51.100.20"], &[NODE]),
-        ],
+        vec![service("web", &["198.51.100.10"], &[NODE]), service("db", &["198.51.100.20"], &[NODE])],
     );
     let routes = w.routes("p");
     assert_eq!(routes.len(), 1);
-    let got: Vec<String> = routes[&net("198.51.100.0/24")]
-        .communities
-        .iter()
-        .map(ToString::to_string)
-        .collect();
+    let got: Vec<String> = routes[&net("198.51.100.0/24")].communities.iter().map(ToString::to_string).collect();
     // Sorted as MetalLB sorts: a standard A:B counts as large (A·65536+B):0:0.
     assert_eq!(got, vec!["large:64500:1:1", "64500:1", "64500:2"]);
 
     // §4.4 step 6: withdrawing one Service keeps the prefix the other produces.
     let mut w = w;
     w.services[0].endpoints.clear();
-    assert_eq!(
-        w.routes("p").keys().copied().collect::<Vec<_>>(),
-        vec![net("198.51.100.0/24")]
-    );
+    assert_eq!(w.routes("p").keys().copied().collect::<Vec<_>>(), vec![net("198.51.100.0/24")]);
 }
 
 #[test]
@@ -493,21 +385,8 @@ fn frr_modes_send_each_family_to_peers_of_that_family() {
     let mut unnumbered = peer("unnumbered", 64500, 64501, "203.0.113.4");
     unnumbered.address = None;
     unnumbered.interface = Some("eth1".into());
-    let peers = vec![
-        peer("v4", 64500, 64501, "203.0.113.1"),
-        peer("v6", 64500, 64501, "2001:db8::1"),
-        dual,
-        unnumbered,
-    ];
-    let mut w = World::new(
-        vec![adv("ad")],
-        peers,
-        vec![service(
-            "web",
-            &["198.51.100.10", "2001:db8:100::10"],
-            &[NODE],
-        )],
-    );
+    let peers = vec![peer("v4", 64500, 64501, "203.0.113.1"), peer("v6", 64500, 64501, "2001:db8::1"), dual, unnumbered];
+    let mut w = World::new(vec![adv("ad")], peers, vec![service("web", &["198.51.100.10", "2001:db8:100::10"], &[NODE])]);
     let v4 = net("198.51.100.10/32");
     let v6 = net("2001:db8:100::10/128");
     for mode in [BgpMode::Frr, BgpMode::FrrK8s] {
@@ -556,67 +435,33 @@ fn ibgp_is_judged_on_the_as_presented_and_dynamic_asns() {
     local_as.local_asn = 65000;
     let mut ad = adv("ad");
     ad.local_pref = 120;
-    let w = World::new(
-        vec![ad],
-        vec![internal, external, local_as],
-        vec![service("web", &["198.51.100.10"], &[NODE])],
-    );
+    let w = World::new(vec![ad], vec![internal, external, local_as], vec![service("web", &["198.51.100.10"], &[NODE])]);
     let d = w.decide();
     let pref = |p: &str| d.routes[p][&net("198.51.100.10/32")].local_pref;
-    assert_eq!(
-        (pref("internal"), pref("external"), pref("local-as")),
-        (Some(120), None, Some(120))
-    );
+    assert_eq!((pref("internal"), pref("external"), pref("local-as")), (Some(120), None, Some(120)));
 }
 
 #[test]
 fn more_than_63_communities_hold_the_route_back_from_that_peer() {
-    let many = |from: u16, n: u16| {
-        (from..from + n)
-            .map(|v| Community::Standard {
-                asn: 64500,
-                value: v,
-            })
-            .collect()
-    };
+    let many = |from: u16, n: u16| (from..from + n).map(|v| Community::Standard { asn: 64500, value: v }).collect();
     let mut first = adv("first");
     first.communities = many(0, 40);
     first.peers = vec!["p".into(), "q".into()];
     let mut second = adv("second");
     second.communities = many(40, 24);
     second.peers = vec!["p".into()];
-    let w = World::new(
-        vec![first, second],
-        vec![ebgp("p"), ebgp("q")],
-        vec![service("web", &["198.51.100.10"], &[NODE])],
-    );
+    let w = World::new(vec![first, second], vec![ebgp("p"), ebgp("q")], vec![service("web", &["198.51.100.10"], &[NODE])]);
     let d = w.decide();
     assert!(d.routes["p"].is_empty());
-    assert_eq!(
-        d.routes["q"][&net("198.51.100.10/32")].communities.len(),
-        40
-    );
-    let refused: Vec<String> = d
-        .refused
-        .iter()
-        .map(|r| format!("{} {} {}", r.peer, r.prefix, r.message()))
-        .collect();
-    assert_eq!(
-        refused,
-        vec!["p 198.51.100.10/32 max supported communities is 63, got 64"]
-    );
+    assert_eq!(d.routes["q"][&net("198.51.100.10/32")].communities.len(), 40);
+    let refused: Vec<String> = d.refused.iter().map(|r| format!("{} {} {}", r.peer, r.prefix, r.message())).collect();
+    assert_eq!(refused, vec!["p 198.51.100.10/32 max supported communities is 63, got 64"]);
     // Only the peer that still receives a prefix is listed.
-    assert_eq!(
-        d.advertised[&key("web")].peers,
-        BTreeSet::from(["q".to_string()])
-    );
+    assert_eq!(d.advertised[&key("web")].peers, BTreeSet::from(["q".to_string()]));
 
     let mut w = w;
     w.config.pool_advertisements.get_mut("pool").unwrap().bgp[1].communities = many(40, 23);
-    assert_eq!(
-        w.routes("p")[&net("198.51.100.10/32")].communities.len(),
-        63
-    );
+    assert_eq!(w.routes("p")[&net("198.51.100.10/32")].communities.len(), 63);
 }
 
 // §5.2
@@ -646,11 +491,7 @@ fn status_lists_peers_receiving_a_prefix_of_the_service_even_through_another() {
     let mut to_nobody = adv("to-nobody");
     to_nobody.peers = vec!["absent".into()];
     to_nobody.service_selectors = vec![label_selector("app", "none")];
-    let w = World::new(
-        vec![web_ad, agg_for_web, agg_for_db, to_nobody],
-        vec![ebgp("p"), ebgp("q")],
-        vec![web, db, idle],
-    );
+    let w = World::new(vec![web_ad, agg_for_web, agg_for_db, to_nobody], vec![ebgp("p"), ebgp("q")], vec![web, db, idle]);
     let d = w.decide();
     let status = d.status_peers();
     let names = |s: &BTreeSet<String>| s.iter().cloned().collect::<Vec<_>>();
@@ -663,25 +504,14 @@ fn status_lists_peers_receiving_a_prefix_of_the_service_even_through_another() {
 
 // Engine conversion
 
-fn env_with<'a>(
-    link_local: &'a BTreeMap<String, Ipv6Addr>,
-    secrets: &'a BTreeMap<(String, String), String>,
-) -> PeerEnv<'a> {
-    PeerEnv {
-        node: NODE,
-        node_ipv4: None,
-        link_local,
-        secrets,
-    }
+fn env_with<'a>(link_local: &'a BTreeMap<String, Ipv6Addr>, secrets: &'a BTreeMap<(String, String), String>) -> PeerEnv<'a> {
+    PeerEnv { node: NODE, node_ipv4: None, link_local, secrets }
 }
 
 #[test]
 fn engine_peer_carries_the_session() {
     let mut p = peer("p", 64500, 64501, "203.0.113.1");
-    p.timers = Some(Timers {
-        hold: 9 * SECOND,
-        keepalive: 3 * SECOND,
-    });
+    p.timers = Some(Timers { hold: 9 * SECOND, keepalive: 3 * SECOND });
     p.connect_time = Some(7 * SECOND);
     p.password = Password::Plain("s3cret".into());
     p.source_address = Some("203.0.113.100".parse().unwrap());
@@ -700,10 +530,7 @@ fn engine_peer_carries_the_session() {
     assert_eq!(cfg.peer_asn, PeerAsn::Exact(64501));
     assert_eq!(cfg.address, "203.0.113.1".parse::<IpAddr>().unwrap());
     assert_eq!(cfg.router_id, Ipv4Addr::new(192, 0, 2, 7));
-    assert_eq!(
-        (cfg.hold_time, cfg.keepalive_time, cfg.connect_time),
-        (9, Some(3), Some(7))
-    );
+    assert_eq!((cfg.hold_time, cfg.keepalive_time, cfg.connect_time), (9, Some(3), Some(7)));
     assert_eq!(cfg.password.as_deref(), Some("s3cret"));
     assert_eq!(cfg.source, Some("203.0.113.100".parse().unwrap()));
     assert!(cfg.ebgp_multihop);
@@ -719,10 +546,7 @@ fn engine_peer_resolves_what_the_configuration_cannot_know() {
     unnumbered.address = None;
     unnumbered.interface = Some("eth1".into());
     unnumbered.dynamic_asn = Some(DynamicAsn::Internal);
-    unnumbered.password = Password::SecretRef {
-        name: "bgp".into(),
-        namespace: "ns".into(),
-    };
+    unnumbered.password = Password::SecretRef { name: "bgp".into(), namespace: "ns".into() };
     let mut v6_id = peer("v6-id", 64500, 64501, "203.0.113.1");
     v6_id.router_id = Some("2001:db8::1".parse().unwrap());
     let w = World::new(vec![], vec![unnumbered, v6_id], vec![]);
@@ -732,16 +556,10 @@ fn engine_peer_resolves_what_the_configuration_cannot_know() {
     let none = BTreeMap::new();
     let none_secrets = BTreeMap::new();
 
-    assert_eq!(
-        engine_peer(&d.sessions["u"], &env_with(&none, &secrets)),
-        Err(PeerConfigError::NoLinkLocal("eth1".into()))
-    );
+    assert_eq!(engine_peer(&d.sessions["u"], &env_with(&none, &secrets)), Err(PeerConfigError::NoLinkLocal("eth1".into())));
     assert_eq!(
         engine_peer(&d.sessions["u"], &env_with(&link_local, &none_secrets)),
-        Err(PeerConfigError::UnknownSecret {
-            namespace: "ns".into(),
-            name: "bgp".into()
-        })
+        Err(PeerConfigError::UnknownSecret { namespace: "ns".into(), name: "bgp".into() })
     );
     let cfg = engine_peer(&d.sessions["u"], &env_with(&link_local, &secrets)).unwrap();
     assert_eq!(cfg.address, "fe80::1".parse::<IpAddr>().unwrap());
@@ -752,30 +570,21 @@ fn engine_peer_resolves_what_the_configuration_cannot_know() {
     assert_eq!(cfg.router_id, fallback_router_id(NODE));
     assert_eq!(
         engine_peer(&d.sessions["v6-id"], &env_with(&none, &none_secrets)),
-        Err(PeerConfigError::RouterIdNotIpv4(
-            "2001:db8::1".parse().unwrap()
-        ))
+        Err(PeerConfigError::RouterIdNotIpv4("2001:db8::1".parse().unwrap()))
     );
 }
 
 #[test]
 fn fallback_router_id_is_the_little_endian_crc32_of_the_node_name() {
     // zlib.crc32(b"node1") in Python is 0x85ef2540.
-    assert_eq!(
-        fallback_router_id("node1"),
-        Ipv4Addr::new(0x40, 0x25, 0xef, 0x85)
-    );
+    assert_eq!(fallback_router_id("node1"), Ipv4Addr::new(0x40, 0x25, 0xef, 0x85));
 }
 
 #[test]
 fn engine_routes_encode_both_community_kinds() {
     let route = Route {
         local_pref: Some(10),
-        communities: BTreeSet::from([
-            community("64500:7"),
-            community("large:1:2:3"),
-            community("0:1"),
-        ]),
+        communities: BTreeSet::from([community("64500:7"), community("large:1:2:3"), community("0:1")]),
     };
     let out = engine_routes(&BTreeMap::from([(net("198.51.100.0/24"), route)]));
     let ad = &out[&net("198.51.100.0/24")];
