@@ -31,6 +31,16 @@ pub fn whole<K: Clone>(obj: &K) -> Option<K> {
     Some(obj.clone())
 }
 
+/// An IPAddressPool without its status and what changes with it (the
+/// resource version, managed fields): the controller rewrites the status
+/// (addresses in use) on every allocation, and the speaker reads only the
+/// spec. Kept whole, each new Service woke a configuration reload and a
+/// pass over every Service.
+pub fn pool_spec(pool: &IPAddressPool) -> Option<IPAddressPool> {
+    let metadata = ObjectMeta { resource_version: None, managed_fields: None, ..pool.metadata.clone() };
+    Some(IPAddressPool { metadata, spec: pool.spec.clone(), status: None })
+}
+
 /// The configuration objects being watched.
 #[derive(Clone)]
 pub struct ConfigSources {

@@ -479,7 +479,7 @@ impl Caches {
                     "ipaddresspools",
                     Api::<IPAddressPool>::namespaced(c.clone(), &n),
                     all.clone(),
-                    config_load::whole,
+                    config_load::pool_spec,
                     notify.config_changed.clone(),
                 ),
                 l2_advertisements: watches::spawn(
