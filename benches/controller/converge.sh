@@ -6,6 +6,10 @@
 # Service (counted by the API server).
 #
 # Usage: benches/controller/converge.sh [--services N] [--pool CIDR] [--etcd-fsync] [--controller-arg=FLAG ...]
+#        [--react-samples K] [--log-level LEVEL] [--controller-log FILE]
+# --react-samples K: once idle, K times one new Service and the milliseconds
+# from its create until a watch delivers its address (the controller's
+# reaction to one change while N Services exist).
 # The controller runs as metallb-system/controller under deploy/'s RBAC
 # (impersonated): RBAC and API Priority and Fairness apply as in a cluster.
 # Env:   PROFILE=release|dev (default release)

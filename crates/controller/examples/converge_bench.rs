@@ -10,6 +10,13 @@
 //!   watch has listed; WATCH requests are left out because the API server
 //!   counts them only when they end), in total and per Service.
 //!
+//! - with `--react-samples K`, once idle: K times, a new Service is created
+//!   and the time until a watch on it (opened before the create) delivers
+//!   the controller's status with an address: its reaction to one change
+//!   (also reported: the create request's own round trip, which the
+//!   controller cannot shorten)
+//!   while N Services exist.
+//!
 //! The controller runs as `metallb-system/controller` under deploy/'s RBAC
 //! (impersonated), so RBAC and API Priority and Fairness apply as in a
 //! cluster. `--etcd-fsync` lets etcd fsync as a production member does.
@@ -29,7 +36,8 @@ use ferrolb_test_harness::{FixtureOptions, KubeFixture, apply_yaml_in, create_na
 use futures::{StreamExt, TryStreamExt};
 use k8s_openapi::api::core::v1::Service;
 use kube::Client;
-use kube::api::Api;
+use kube::api::{Api, ListParams, WatchParams};
+use kube::core::WatchEvent;
 use kube::runtime::{WatchStreamExt, watcher};
 
 type Error = Box<dyn std::error::Error>;
@@ -53,6 +61,15 @@ struct Args {
     /// Let the fixture's etcd fsync, as a production member does.
     #[arg(long)]
     etcd_fsync: bool,
+    /// Single-Service reaction samples once the controller is idle.
+    #[arg(long, default_value_t = 0)]
+    react_samples: usize,
+    /// The controller's --log-level.
+    #[arg(long, default_value = "warn")]
+    log_level: String,
+    /// Where the controller's output goes (default: discarded).
+    #[arg(long)]
+    controller_log: Option<PathBuf>,
 }
 
 struct Figures {
@@ -61,6 +78,10 @@ struct Figures {
     rss_kib: u64,
     cpu: f64,
     requests: BTreeMap<(String, String), u64>,
+    /// Milliseconds from a Service's create to its address in a watch.
+    react_ms: Vec<f64>,
+    /// Milliseconds the create request of those samples took.
+    create_ms: Vec<f64>,
 }
 
 const SYSTEM: &str = "metallb-system";
@@ -109,7 +130,7 @@ async fn run(args: &Args) -> Result<Figures, Error> {
     }
     let before = apiserver_requests(&client).await?;
     let started = Instant::now();
-    let mut child = spawn_ferrolb(&args.ferrolb, &kubeconfig, &args.controller_args)?;
+    let mut child = spawn_ferrolb(args, &kubeconfig)?;
     let all_ips = wait_all_assigned(stream.applied_objects(), n, &mut child, started).await?;
     let rss_kib = peak_rss_kib(child.id());
     // Idle: the API server counted no new request for 2 s.
@@ -123,6 +144,16 @@ async fn run(args: &Args) -> Result<Figures, Error> {
     }
     let idle = started.elapsed().saturating_sub(Duration::from_secs(2));
     let cpu = cpu_seconds(child.id());
+    let (mut react_ms, mut create_ms) = (Vec::new(), Vec::new());
+    for j in 0..args.react_samples {
+        if let Some(status) = child.try_wait()? {
+            return Err(format!("controller exited with {status}").into());
+        }
+        let (create, address) = react(&api, &format!("react-{j:03}")).await?;
+        create_ms.push(create);
+        react_ms.push(address);
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
     let _ = child.kill();
     let _ = child.wait();
     let mut requests = BTreeMap::new();
@@ -135,7 +166,49 @@ async fn run(args: &Args) -> Result<Figures, Error> {
     // The API server counts a WATCH when it ends; the controller's are still
     // open, so watches are left out of the comparison.
     requests.retain(|(verb, _), v| *v > 0 && verb != "WATCH");
-    Ok(Figures { all_ips, idle, rss_kib, cpu, requests })
+    Ok(Figures { all_ips, idle, rss_kib, cpu, requests, react_ms, create_ms })
+}
+
+/// Creates Service `name` and returns the milliseconds its create request
+/// took and those until a watch on it, opened before the create, delivers
+/// it with an address.
+async fn react(api: &Api<Service>, name: &str) -> Result<(f64, f64), Error> {
+    let fields = format!("metadata.name={name}");
+    // From the list's version, so nothing written after it is missed.
+    let list = api.list_metadata(&ListParams::default().fields(&fields)).await?;
+    let version = list.metadata.resource_version.ok_or("Service list without resourceVersion")?;
+    let stream = api.watch(&WatchParams::default().fields(&fields).timeout(60), &version).await?;
+    let mut stream = std::pin::pin!(stream);
+    let started = Instant::now();
+    api.create(&Default::default(), &service(name)?).await?;
+    let created = started.elapsed().as_secs_f64() * 1000.0;
+    while let Some(event) = stream.try_next().await? {
+        match event {
+            WatchEvent::Added(svc) | WatchEvent::Modified(svc) if has_address(&svc) => {
+                return Ok((created, started.elapsed().as_secs_f64() * 1000.0));
+            }
+            WatchEvent::Error(e) => return Err(format!("watch on {name}: {e:?}").into()),
+            _ => {}
+        }
+    }
+    Err(format!("the watch on {name} ended before it had an address").into())
+}
+
+fn has_address(svc: &Service) -> bool {
+    svc.status
+        .as_ref()
+        .and_then(|s| s.load_balancer.as_ref())
+        .and_then(|l| l.ingress.as_ref())
+        .is_some_and(|i| i.iter().any(|e| e.ip.is_some()))
+}
+
+fn service(name: &str) -> Result<Service, Error> {
+    Ok(serde_json::from_value(serde_json::json!({
+        "metadata": {"name": name},
+        // Node ports would run out (2,768 in the default range).
+        "spec": {"type": "LoadBalancer", "allocateLoadBalancerNodePorts": false,
+                 "ports": [{"port": 80, "protocol": "TCP"}]}
+    }))?)
 }
 
 async fn create_services(client: &Client, n: usize, concurrency: usize) -> Result<(), Error> {
@@ -146,13 +219,7 @@ async fn create_services(client: &Client, n: usize, concurrency: usize) -> Resul
         .map(|i| {
             let api = api.clone();
             async move {
-                let svc: Service = serde_json::from_value(serde_json::json!({
-                    "metadata": {"name": format!("svc-{i:05}")},
-                    // Node ports would run out (2,768 in the default range).
-                    "spec": {"type": "LoadBalancer", "allocateLoadBalancerNodePorts": false,
-                             "ports": [{"port": 80, "protocol": "TCP"}]}
-                }))?;
-                api.create(&Default::default(), &svc).await?;
+                api.create(&Default::default(), &service(&format!("svc-{i:05}"))?).await?;
                 Ok::<_, Error>(())
             }
         })
@@ -178,6 +245,18 @@ fn print(args: &Args, results: &[(&str, Figures)]) {
     row("CPU user+sys (s)", &|r| format!("{:.2}", r.cpu));
     row("API requests (total)", &|r| r.requests.values().sum::<u64>().to_string());
     row("API requests per Service", &|r| format!("{:.3}", r.requests.values().sum::<u64>() as f64 / n));
+    if args.react_samples > 0 {
+        let samples = |v: &[f64]| v.iter().map(|m| format!("{m:.1}")).collect::<Vec<_>>().join(",");
+        let median = |v: &[f64]| {
+            let mut v = v.to_vec();
+            v.sort_by(f64::total_cmp);
+            v.get(v.len() / 2).map_or_else(|| "-".into(), |m| format!("{m:.1}"))
+        };
+        row("one new Service: create -> address (ms)", &|r| samples(&r.react_ms));
+        row("  median (ms)", &|r| median(&r.react_ms));
+        row("  its create request alone (ms)", &|r| samples(&r.create_ms));
+        row("  median (ms)", &|r| median(&r.create_ms));
+    }
     let mut keys: Vec<&(String, String)> = results.iter().flat_map(|(_, r)| r.requests.keys()).collect();
     keys.sort();
     keys.dedup();
@@ -186,16 +265,21 @@ fn print(args: &Args, results: &[(&str, Figures)]) {
     }
 }
 
-fn spawn_ferrolb(bin: &Path, kubeconfig: &Path, extra: &[String]) -> Result<Child, Error> {
-    Ok(Command::new(bin)
+fn spawn_ferrolb(args: &Args, kubeconfig: &Path) -> Result<Child, Error> {
+    let stdout = match &args.controller_log {
+        Some(path) => Stdio::from(std::fs::File::create(path)?),
+        None => Stdio::null(),
+    };
+    Ok(Command::new(&args.ferrolb)
         .arg("controller")
         .arg(format!("--kubeconfig={}", kubeconfig.display()))
         .arg(format!("--namespace={SYSTEM}"))
         .args(["--port=0", "--health-probe-port=0", "--leader-elect=false", "--pod-name=controller-bench"])
-        .args(["--webhook-mode=disabled", "--log-level=warn"])
-        .args(extra)
+        .arg("--webhook-mode=disabled")
+        .arg(format!("--log-level={}", args.log_level))
+        .args(&args.controller_args)
         .stdin(Stdio::null())
-        .stdout(Stdio::null())
+        .stdout(stdout)
         .spawn()?)
 }
 

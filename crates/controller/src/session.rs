@@ -14,7 +14,8 @@
 //! - `exec`: the executor. It owns the writers and the Event recorder,
 //!   waits for the next notification, answer or timer, drains every other
 //!   notification already there (a burst is one batch, one turn), feeds
-//!   the step and carries out its effects.
+//!   the step and carries out its effects (IPAddressPool status writes
+//!   only after the Service status writes outstanding: `hold`).
 //!
 //! Writes are fenced (docs/fencing.md): each status patch carries the
 //! resourceVersion it was computed from, and requests are sent only while
@@ -43,6 +44,7 @@ use crate::metrics::Metrics;
 use crate::watch::{Caches, ChangeRouter};
 
 mod exec;
+mod hold;
 pub mod step;
 
 pub use exec::CacheWorld;
@@ -53,6 +55,10 @@ pub const EVENT_COMPONENT: &str = "metallb-controller";
 /// Events the session keeps waiting for the recorder before it stops taking
 /// notifications.
 pub const OUTBOX_LIMIT: usize = 1024;
+
+/// Longest an IPAddressPool status write waits for the Service status
+/// writes outstanding to be answered (`session::hold`).
+pub const POOL_WRITE_WAIT_MAX: Duration = Duration::from_millis(100);
 
 /// What a session needs from the process.
 #[derive(Clone)]

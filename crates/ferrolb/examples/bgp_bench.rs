@@ -22,7 +22,11 @@
 //!   QUIET_MAX after the full RIB);
 //! - SAMPLES times: a new Service is created (Service, then its status,
 //!   then its EndpointSlice, as controller and EndpointSlice controller
-//!   would write them), and the time until its /32 is in bgpd's RIB.
+//!   would write them), and the time until its /32 is in bgpd's RIB;
+//! - SAMPLES times with the project's controller running: a Service without
+//!   address and its EndpointSlice, the time until bgpd's prefix count
+//!   grows, split at the moment a watch on that Service (opened before the
+//!   create) delivers the controller's status write.
 //!
 //! Each speaker runs as the `metallb-system/speaker` ServiceAccount under
 //! its own project's RBAC: MetalLB's as shipped in its release's
@@ -46,6 +50,8 @@
 //!   OUT       directory for logs (created)
 //!   FERROLB_LOG_LEVEL  ferrolb speaker's --log-level (default info; debug
 //!             logs each pass's duration)
+//!   FERROLB_CONTROLLER_LOG_LEVEL  ferrolb controller's --log-level
+//!             (default info)
 //!
 //! Output: `key=value` lines on stdout (`<kind>_<size>_<figure>`, then
 //! `ratio_<size>_<figure>` = ferrolb / metallb); progress on stderr.
@@ -488,6 +494,70 @@ mod proc_stats {
     }
 }
 
+/// `later - earlier` in milliseconds, negative when `later` is earlier.
+fn signed_ms(later: Instant, earlier: Instant) -> f64 {
+    match later.checked_duration_since(earlier) {
+        Some(d) => d.as_secs_f64() * 1000.0,
+        None => -(earlier.duration_since(later).as_secs_f64() * 1000.0),
+    }
+}
+
+/// When a client first sees a Service's address: a watch on that one
+/// Service, opened before it is created. The figure includes the watch's
+/// delivery (the API server's watch cache, then this process), a
+/// millisecond or two, which the speaker's share then lacks.
+mod status_watch {
+    use super::*;
+    use futures::TryStreamExt;
+    use kube::api::WatchParams;
+    use kube::core::WatchEvent;
+    use tokio::sync::oneshot;
+
+    /// Starts watching Service `name` in SERVICE_NS; the receiver gets the
+    /// instant the first event with an ingress address arrived, and fails
+    /// if the watch ends without one.
+    pub async fn start(admin: &Client, name: &str) -> Result<oneshot::Receiver<Instant>> {
+        let api: Api<Service> = Api::namespaced(admin.clone(), SERVICE_NS);
+        let fields = format!("metadata.name={name}");
+        // From the list's version: nothing written after it is missed,
+        // whenever the watch itself is in place.
+        let list = api.list_metadata(&ListParams::default().fields(&fields)).await?;
+        let version = list.metadata.resource_version.context("Service list without resourceVersion")?;
+        let timeout = u32::try_from(SAMPLE_LIMIT.as_secs() + 30).unwrap_or(u32::MAX);
+        let params = WatchParams::default().fields(&fields).timeout(timeout);
+        let stream = api.watch(&params, &version).await.with_context(|| format!("watching Service {name}"))?;
+        let (tx, rx) = oneshot::channel();
+        let name = name.to_owned();
+        tokio::spawn(async move {
+            let mut stream = std::pin::pin!(stream);
+            loop {
+                match stream.try_next().await {
+                    Ok(Some(WatchEvent::Added(svc) | WatchEvent::Modified(svc))) if has_address(&svc) => {
+                        let _ = tx.send(Instant::now());
+                        return;
+                    }
+                    Ok(Some(WatchEvent::Error(e))) => {
+                        eprintln!("bgp-bench: watch on Service {name}: {e:?}");
+                        return;
+                    }
+                    Ok(Some(_)) => {}
+                    Ok(None) => return,
+                    Err(e) => {
+                        eprintln!("bgp-bench: watch on Service {name}: {e}");
+                        return;
+                    }
+                }
+            }
+        });
+        Ok(rx)
+    }
+
+    fn has_address(svc: &Service) -> bool {
+        let ingress = svc.status.as_ref().and_then(|s| s.load_balancer.as_ref()).and_then(|lb| lb.ingress.as_ref());
+        ingress.is_some_and(|i| i.iter().any(|e| e.ip.is_some()))
+    }
+}
+
 /// The project's controller on the host (it needs no network of its own),
 /// flags as its Deployment gives them, webhook off, metrics and health on
 /// free loopback ports.
@@ -498,11 +568,12 @@ fn start_controller(kind: Kind, cfg: &Config, kubeconfig: &Path, log: &Path) -> 
     match kind {
         Kind::Metallb => {
             cmd = Command::new(cfg.metallb_controller.as_ref().context("METALLB_CONTROLLER")?);
-            cmd.env("KUBECONFIG", kubeconfig);
+            cmd.env("KUBECONFIG", kubeconfig).arg("--log-level=info");
         }
         Kind::Ferrolb => {
             cmd = Command::new(cfg.ferrolb.as_ref().context("FERROLB")?);
             cmd.arg("controller").arg("--kubeconfig").arg(kubeconfig).arg("--bind-address=127.0.0.1");
+            cmd.arg(format!("--log-level={}", std::env::var("FERROLB_CONTROLLER_LOG_LEVEL").unwrap_or_else(|_| "info".into())));
         }
     }
     cmd.args([
@@ -511,7 +582,6 @@ fn start_controller(kind: Kind, cfg: &Config, kubeconfig: &Path, log: &Path) -> 
         "--webhook-mode=disabled".into(),
         format!("--port={metrics}"),
         format!("--health-probe-port={health}"),
-        "--log-level=info".into(),
     ]);
     for var in ["METALLB_BGP_TYPE", "METALLB_ML_SECRET_NAME", "METALLB_DEPLOYMENT"] {
         cmd.env_remove(var);
@@ -574,6 +644,11 @@ struct Figures {
     /// From a Service's creation without an address to its /32 in the RIB,
     /// with the project's own controller assigning the address.
     with_allocation_ms: Vec<f64>,
+    /// The same samples split where the driver's watch delivers the status
+    /// with an address: the controller's part (plus the watch's delivery)
+    /// and the speaker's.
+    create_to_status_ms: Vec<f64>,
+    status_to_rib_ms: Vec<f64>,
     /// A sample with allocation not in the RIB within SAMPLE_LIMIT (a
     /// speaker still busy at 10,000 Services): the samples stop there.
     with_allocation_timed_out: bool,
@@ -705,6 +780,7 @@ impl Run<'_> {
         'samples: for j in 0..self.cfg.samples {
             let name = format!("alloc-{}-{size}-{j}", kind.name());
             let (_, before) = vty.peer(node.ipv4)?;
+            let status = status_watch::start(self.admin, &name).await?;
             let t0 = Instant::now();
             objects::unassigned_service(self.admin, &name, MAX_SERVICES + 100 + j).await?;
             loop {
@@ -719,7 +795,16 @@ impl Run<'_> {
                 }
                 tokio::time::sleep(SAMPLE_POLL).await;
             }
-            f.with_allocation_ms.push(t0.elapsed().as_secs_f64() * 1000.0);
+            let in_rib = Instant::now();
+            f.with_allocation_ms.push(in_rib.duration_since(t0).as_secs_f64() * 1000.0);
+            // The watch normally delivered the status before the route
+            // appeared; it may trail a little, never by seconds.
+            let seen = tokio::time::timeout(Duration::from_secs(10), status).await;
+            let seen = seen.with_context(|| format!("{key}: the watch on {name} delivered no status within 10 s of the route"))?;
+            let seen = seen.with_context(|| format!("{key}: the watch on {name} ended without a status"))?;
+            f.create_to_status_ms.push(seen.duration_since(t0).as_secs_f64() * 1000.0);
+            // Negative when the watch trailed the RIB: reported as measured.
+            f.status_to_rib_ms.push(signed_ms(in_rib, seen));
             tokio::time::sleep(Duration::from_millis(500)).await;
         }
         if let Some(status) = controller.try_wait()? {
@@ -763,6 +848,10 @@ impl Run<'_> {
         report(&format!("{key}_with_allocation_ms"), joined_ms(&f.with_allocation_ms));
         report(&format!("{key}_with_allocation_ms_median"), format!("{:.1}", f.with_allocation_median_ms()));
         report(&format!("{key}_with_allocation_timed_out"), u8::from(f.with_allocation_timed_out));
+        report(&format!("{key}_create_to_status_ms"), joined_ms(&f.create_to_status_ms));
+        report(&format!("{key}_create_to_status_ms_median"), format!("{:.1}", median(&f.create_to_status_ms)));
+        report(&format!("{key}_status_to_rib_ms"), joined_ms(&f.status_to_rib_ms));
+        report(&format!("{key}_status_to_rib_ms_median"), format!("{:.1}", median(&f.status_to_rib_ms)));
         report(&format!("{key}_servicebgpstatus_objects"), bgp_statuses);
         Ok(f)
     }
@@ -782,6 +871,8 @@ fn ratios(size: usize, metallb: &Figures, ferrolb: &Figures) {
         ("service_to_rib_ms_median", metallb.latency_median_ms(), ferrolb.latency_median_ms()),
         ("last_write_to_rib_ms_median", metallb.after_writes_median_ms(), ferrolb.after_writes_median_ms()),
         ("with_allocation_ms_median", metallb.with_allocation_median_ms(), ferrolb.with_allocation_median_ms()),
+        ("create_to_status_ms_median", median(&metallb.create_to_status_ms), median(&ferrolb.create_to_status_ms)),
+        ("status_to_rib_ms_median", median(&metallb.status_to_rib_ms), median(&ferrolb.status_to_rib_ms)),
     ];
     for (name, m, f) in pairs {
         report(&format!("ratio_{size}_{name}"), format!("{:.3}", f / m));

@@ -24,9 +24,10 @@ use ferrolb_runtime::events::{self, EventSpec, Recorder};
 use ferrolb_runtime::mem::shrink_sparse;
 use ferrolb_runtime::retry::sleep_until;
 
+use super::hold::Held;
 use super::step::{self, Clock, Effect, Input, Step, World};
-use super::{OUTBOX_LIMIT, SessionContext};
-use crate::pool_status;
+use super::{OUTBOX_LIMIT, POOL_WRITE_WAIT_MAX, SessionContext};
+use crate::pool_status::{self, PoolWrite};
 use crate::service_record::ServiceRecord;
 use crate::service_status;
 use crate::watch::{CONFIG_STATE_NAME, Caches, Change, ServiceId};
@@ -74,6 +75,9 @@ pub(super) struct Executor {
     step: Step,
     services: service_status::Writer,
     pools: pool_status::Writer,
+    /// Pool status writes waiting for the Service writes outstanding (see
+    /// `session::hold`).
+    held_pools: Held<(String, PoolWrite)>,
     config_state: ConfigStateWriter,
     recorder: Recorder,
     backlog: events::Backlog,
@@ -96,6 +100,7 @@ impl Executor {
             step: Step::new(ctx.lb_class.clone(), ctx.metrics.clone()),
             services: service_status::writer(ctx.client.clone(), ctx.write_concurrency, ctx.fence.clone()),
             pools: pool_status::writer(pool_api, ctx.fence.clone()),
+            held_pools: Held::new(POOL_WRITE_WAIT_MAX),
             config_state: ConfigStateWriter::new(cs_api, Identity::controller(), owner),
             recorder,
             backlog,
@@ -134,6 +139,7 @@ impl Executor {
                 (name, result) = self.pools.next() => inputs.push(Input::PoolWritten { name, result }),
                 result = self.config_state.next() => self.config_state.finished(result, Instant::now()),
                 _ = sleep_until(self.timer) => {}
+                _ = sleep_until(self.held_pools.deadline()) => {}
             }
             // Take everything else that is already there, so a burst of
             // notifications is handled as one batch.
@@ -157,13 +163,16 @@ impl Executor {
                 Effect::CancelServiceWrite { id } => {
                     self.services.cancel(&id);
                 }
-                Effect::WritePool { name, patch, .. } => self.pools.submit(name, patch),
+                Effect::WritePool { name, patch, .. } => self.held_pools.push(clock.now, (name, patch)),
                 Effect::Event { object, spec } => self.outbox.push_back((object, spec)),
                 Effect::Verdict(verdict) => self.config_state.set(verdict),
                 Effect::Timer(at) => self.timer = at,
             }
         }
         let backlog = self.services.backlog();
+        for (name, patch) in self.held_pools.release(clock.now, backlog > 0) {
+            self.pools.submit(name, patch);
+        }
         self.backlog.set(backlog);
         self.ctx.progress.set_pending(backlog + self.step.unresolved());
         let stored = stored_config_state(&self.ctx.caches, &self.ctx.namespace);
