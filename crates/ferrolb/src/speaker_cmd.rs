@@ -19,6 +19,7 @@ pub fn speaker(opts: SpeakerOptions) -> ExitCode {
     }
     // Logging starts no thread; the runtime below does.
     crate::process::one_malloc_arena();
+    crate::process::return_freed_memory();
     let result = crate::process::runtime(2).and_then(|rt| {
         rt.block_on(async {
             let shutdown = crate::serve::shutdown_on_signal()?;

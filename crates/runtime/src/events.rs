@@ -46,6 +46,9 @@ use tokio::task::JoinSet;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
+mod occurrence;
+use occurrence::Occurrence;
+
 /// A repeat later than this after the previous occurrence starts a new Event object.
 pub const AGGREGATION_WINDOW: Duration = Duration::from_secs(600);
 
@@ -260,14 +263,6 @@ impl Backlog {
 /// Namespace and name of the Event written.
 type JobResult = Result<(String, String), kube::Error>;
 
-/// One occurrence on its way to the task; `counted` when it holds a place
-/// of the channel's bound (returned when the task takes it).
-struct Occurrence {
-    object: ObjectReference,
-    spec: EventSpec,
-    counted: bool,
-}
-
 /// Handle used by the reconcile loop. Cloning is cheap.
 #[derive(Clone)]
 pub struct Recorder {
@@ -287,7 +282,7 @@ impl Slot<'_> {
     pub fn record(self, object: ObjectReference, spec: EventSpec) {
         self.permit.forget();
         // The receiver lives as long as the session; a send after it ended is moot.
-        let _ = self.tx.send(Occurrence { object, spec, counted: true });
+        let _ = self.tx.send(Occurrence::pack(&object, spec, true));
     }
 }
 
@@ -297,7 +292,7 @@ impl Recorder {
     /// producer of bursts uses [`Recorder::try_record`]).
     pub fn record(&self, object: &ObjectReference, spec: EventSpec) {
         // The receiver lives as long as the session; a send after it ended is moot.
-        let _ = self.tx.send(Occurrence { object: object.clone(), spec, counted: false });
+        let _ = self.tx.send(Occurrence::pack(object, spec, false));
     }
 
     /// Queues one occurrence if the channel has room; otherwise hands it
@@ -415,7 +410,8 @@ impl RecorderTask {
                         if o.counted {
                             self.room.add_permits(1);
                         }
-                        self.observe(o.object, o.spec)
+                        let (object, spec) = o.unpack();
+                        self.observe(object, spec)
                     }
                     None => return,
                 },

@@ -111,6 +111,26 @@ where
         true
     }
 
+    /// Drops the queued bodies of the keys `keep` refuses, as [`Self::cancel`]
+    /// of each would, in one pass over the queue (a caller that re-plans
+    /// every key would otherwise keep its own copy of the keys it queued, to
+    /// know which to cancel).
+    pub fn retain_queued(&mut self, mut keep: impl FnMut(&K) -> bool) {
+        let before = self.queued.len();
+        let (in_flight, follow_ups) = (&self.in_flight, &mut self.follow_ups);
+        self.queued.retain(|key, _| {
+            let kept = keep(key);
+            if !kept && in_flight.contains(key) {
+                *follow_ups -= 1;
+            }
+            kept
+        });
+        if self.queued.len() != before {
+            let queued = &self.queued;
+            self.order.retain(|k| queued.contains_key(k));
+        }
+    }
+
     /// No write for `key` starts before `until` (e.g. a retry delay).
     pub fn hold(&mut self, key: &K, until: Instant) {
         if until <= Instant::now() {
@@ -335,6 +355,24 @@ mod tests {
         assert_eq!(w.next().await, ("a", 3));
         let written: Vec<u32> = log.lock().unwrap().iter().map(|l| l.1).collect();
         assert_eq!(written, [1, 3]);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn retained_queue_keeps_only_what_is_kept() {
+        let (log, peak) = (Log::default(), Arc::new(AtomicUsize::new(0)));
+        let mut w = writer(1, Duration::from_millis(10), &log, &peak);
+        // a in flight with a follow-up; b, c, d queued.
+        for (k, body) in [("a", 1), ("a", 2), ("b", 1), ("c", 1), ("d", 1)] {
+            w.submit(k, body);
+        }
+        assert_eq!(w.backlog(), 4);
+        w.retain_queued(|k| *k == "c");
+        assert_eq!(w.backlog(), 2, "a in flight, c queued");
+        assert!(w.in_flight(&"a") && !w.busy(&"b") && w.busy(&"c") && !w.busy(&"d"));
+        assert_eq!(drain(&mut w, 2).await, [("a", 1), ("c", 1)]);
+        assert_eq!(w.backlog(), 0);
+        let written: Vec<(&str, u32)> = log.lock().unwrap().iter().map(|l| (l.0, l.1)).collect();
+        assert_eq!(written, [("a", 1), ("c", 1)], "a's follow-up, b and d were dropped");
     }
 
     #[tokio::test(start_paused = true)]

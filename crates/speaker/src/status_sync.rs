@@ -3,7 +3,7 @@
 //! the watch plus this node's unseen writes, hands each Service's requests to
 //! a bounded writer, and retries failures after a growing delay.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, HashSet};
 use std::marker::PhantomData;
 use std::time::Duration;
 
@@ -35,8 +35,6 @@ pub struct StatusSync<K> {
     /// Interfaces or peers of each Service this node announces, as its
     /// object should show them (from the last decision).
     wanted: BTreeMap<ServiceKey, Vec<String>>,
-    /// Services whose requests were handed to the writer by the last plan.
-    submitted: BTreeSet<ServiceKey>,
     /// Failed attempts in a row per Service, for the retry delay; dropped on
     /// success and when the Service needs no request any more.
     failures: BTreeMap<ServiceKey, u32>,
@@ -71,7 +69,6 @@ impl<K: StatusKind> StatusSync<K> {
             node: node.to_string(),
             writer,
             wanted: BTreeMap::new(),
-            submitted: BTreeSet::new(),
             failures: BTreeMap::new(),
             unseen: Unseen::default(),
             planned_at: None,
@@ -95,19 +92,23 @@ impl<K: StatusKind> StatusSync<K> {
             return;
         }
         self.planned_at = Some(at);
+        // Each Service's requests go to the writer as they are planned, and
+        // the queued requests of the Services left out are dropped: no whole
+        // plan, nor a set of what was submitted, is kept beside the writer's
+        // queue (at the first pass, each would be a copy of every key).
         let (node, unseen, wanted) = (&self.node, &self.unseen, &self.wanted);
-        let plan = cache.read(|m| svcstatus::plan(K::OWNERSHIP, node, wanted, unseen.effective(m.values())));
-        let submitted: BTreeSet<ServiceKey> = plan.keys().cloned().collect();
-        for stale in self.submitted.difference(&submitted) {
-            self.writer.cancel(stale);
-            self.failures.remove(stale);
-        }
-        for (service, ops) in plan {
-            if !self.writer.in_flight(&service) {
-                self.writer.submit(service, ops);
-            }
-        }
-        self.submitted = submitted;
+        let (writer, failures) = (&mut self.writer, &mut self.failures);
+        cache.read(|m| {
+            let mut planned: HashSet<&ServiceKey> = HashSet::new();
+            svcstatus::plan_each(K::OWNERSHIP, node, wanted, unseen.effective(m.values()), |service, ops| {
+                if !writer.in_flight(service) {
+                    writer.submit(service.clone(), ops);
+                }
+                planned.insert(service);
+            });
+            writer.retain_queued(|service| planned.contains(service));
+            failures.retain(|service, _| planned.contains(service));
+        });
     }
 
     /// [`Self::plan`] again with the same wanted state, after the objects
@@ -158,15 +159,10 @@ impl<K: StatusKind> StatusSync<K> {
             svcstatus::plan_service(K::OWNERSHIP, node, &service, self.wanted.get(&service).map(Vec::as_slice), &objects)
         });
         if ops.is_empty() {
-            if self.submitted.remove(&service) {
-                self.writer.cancel(&service);
-            }
+            self.writer.cancel(&service);
             self.failures.remove(&service);
-        } else {
-            if !self.writer.in_flight(&service) {
-                self.writer.submit(service.clone(), ops);
-            }
-            self.submitted.insert(service);
+        } else if !self.writer.in_flight(&service) {
+            self.writer.submit(service, ops);
         }
     }
 }

@@ -78,6 +78,11 @@ fn families_strategy() -> impl Strategy<Value = Vec<Family>> {
     ]
 }
 
+/// `d` as the RIB-Out holds it.
+fn shared(d: &BTreeMap<IpNet, RouteAttrs>) -> Routes {
+    d.iter().map(|(p, a)| (*p, Arc::new(a.clone()))).collect()
+}
+
 fn in_families(d: &BTreeMap<IpNet, RouteAttrs>, f: &[Family]) -> BTreeMap<IpNet, RouteAttrs> {
     d.iter()
         .filter(|(p, _)| f.contains(&Family::of(p)))
@@ -93,7 +98,7 @@ proptest! {
     ) {
         let mut rib_out = RibOut::new();
         let mut peer = BTreeMap::new();
-        rib_out.set_desired(steps[0].clone());
+        rib_out.set_desired(shared(&steps[0]));
         let first = rib_out.initial(&families);
         let eors: Vec<_> = first.iter().filter(|c| matches!(c, Change::EndOfRib(_))).collect();
         prop_assert_eq!(eors.len(), families.len());
@@ -101,7 +106,7 @@ proptest! {
         apply(&mut peer, &first);
         prop_assert_eq!(&peer, &in_families(&steps[0], &families));
         for desired in &steps[1..] {
-            rib_out.set_desired(desired.clone());
+            rib_out.set_desired(shared(desired));
             let changes = rib_out.diff(&families);
             // Minimal: each prefix at most once, only changed ones, one
             // UPDATE per distinct attribute set.
@@ -135,7 +140,7 @@ proptest! {
     fn refresh_resends_one_family_in_full(desired in desired_strategy()) {
         let all = [Family::Ipv4Unicast, Family::Ipv6Unicast];
         let mut rib_out = RibOut::new();
-        rib_out.set_desired(desired.clone());
+        rib_out.set_desired(shared(&desired));
         rib_out.initial(&all);
         let mut peer = BTreeMap::new();
         apply(&mut peer, &rib_out.refresh(Family::Ipv6Unicast));
@@ -179,4 +184,29 @@ fn resolve_fills_next_hop_as_path_and_local_pref_for_ibgp_only() {
     assert_eq!(ibgp[&prefix(2)].local_pref, Some(150));
     assert_eq!(ibgp[&prefix(3)].local_pref, Some(100));
     assert!(ibgp[&prefix(3)].as_path.is_empty());
+}
+
+#[test]
+fn routes_with_equal_attributes_share_them() {
+    let ad = |c: u32| Advertisement { local_pref: None, communities: vec![c], large_communities: vec![] };
+    // Two IPv4 routes alike, one IPv4 route apart, one IPv6 route alike
+    // but for its next hop.
+    let ads = BTreeMap::from([(prefix(2), ad(1)), (prefix(4), ad(1)), (prefix(6), ad(2)), (prefix(3), ad(1))]);
+    let ctx = AttrContext {
+        ibgp: false,
+        local_asn: 64512,
+        next_hop_v4: Some(IpAddr::V4(Ipv4Addr::new(198, 51, 100, 11))),
+        next_hop_v6: Some("2001:db8::11".parse().expect("ip")),
+        default_local_pref: 100,
+    };
+    let routes = resolve(&ads, &ctx);
+    assert!(Arc::ptr_eq(&routes[&prefix(2)], &routes[&prefix(4)]));
+    assert!(!Arc::ptr_eq(&routes[&prefix(2)], &routes[&prefix(6)]));
+    assert!(!Arc::ptr_eq(&routes[&prefix(2)], &routes[&prefix(3)]));
+    assert_eq!(routes[&prefix(3)].next_hop, ctx.next_hop_v6.expect("v6"));
+    // What the peer has been sent shares them too.
+    let mut rib_out = RibOut::new();
+    rib_out.set_desired(routes);
+    rib_out.initial(&[Family::Ipv4Unicast, Family::Ipv6Unicast]);
+    assert!(Arc::ptr_eq(&rib_out.sent()[&prefix(2)], &rib_out.sent()[&prefix(4)]));
 }

@@ -15,8 +15,8 @@ use tracing::{debug, info, warn};
 
 use super::{PeerConfig, PeerStatus};
 use crate::network::{self, FrameError};
-use crate::packet::{self, Family, Message, RouteAttrs};
-use crate::rib_out::{Advertisement, AttrContext, Change, RibOut, resolve};
+use crate::packet::{self, Family, Message};
+use crate::rib_out::{Advertisement, AttrContext, Change, RibOut, Routes, resolve};
 use crate::session::{Action, Event, Outgoing, Session, State, Timer};
 
 pub(crate) enum PeerCmd {
@@ -357,7 +357,7 @@ impl PeerTask {
     }
 
     /// The desired routes with this connection's attributes.
-    fn resolved(&self) -> BTreeMap<IpNet, RouteAttrs> {
+    fn resolved(&self) -> Routes {
         let Some(n) = self.session.negotiated() else {
             return BTreeMap::new();
         };
