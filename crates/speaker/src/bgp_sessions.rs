@@ -90,13 +90,7 @@ impl BgpSessions {
     /// The engine dials every peer and listens for none, as MetalLB's
     /// native speaker does (speaker.md §4.5): no port 179 to bind on the
     /// host, and routers configured active or passive both work.
-    pub fn start(
-        node: &str,
-        namespace: &str,
-        metrics: SpeakerMetrics,
-        recorder: Recorder,
-        bfd: Bfd,
-    ) -> std::io::Result<Self> {
+    pub fn start(node: &str, namespace: &str, metrics: SpeakerMetrics, recorder: Recorder, bfd: Bfd) -> std::io::Result<Self> {
         let engine = Engine::start(&[])?;
         let status = engine.status();
         let (bfd_down_tx, bfd_down_rx) = mpsc::unbounded_channel();
@@ -163,28 +157,13 @@ impl BgpSessions {
     /// reports Services that start or stop being advertised. Only what
     /// `changes` names is compared with what the engine was told (all of it
     /// after a rebuild).
-    pub fn apply(
-        &mut self,
-        decision: &BgpDecision,
-        changes: &BgpChanges,
-        config: &Config,
-        ifaces: &[InterfaceInfo],
-        secrets: &BTreeMap<(String, String), String>,
-    ) {
+    pub fn apply(&mut self, decision: &BgpDecision, changes: &BgpChanges, config: &Config, ifaces: &[InterfaceInfo], secrets: &BTreeMap<(String, String), String>) {
         self.apply_peers(decision, config, ifaces, secrets, Some(changes));
-        if changes.all {
-            self.apply_services(
-                decision,
-                decision
-                    .advertised
-                    .keys()
-                    .chain(self.advertised.keys())
-                    .cloned()
-                    .collect(),
-            );
-        } else {
-            self.apply_services(decision, changes.services.clone());
-        }
+        let services = match changes.all {
+            true => decision.advertised.keys().chain(self.advertised.keys()).cloned().collect(),
+            false => changes.services.clone(),
+        };
+        self.apply_services(decision, services);
         self.publish_status();
     }
 
@@ -192,13 +171,7 @@ impl BgpSessions {
     /// sessions (and BFD) come up while the Services are still being
     /// listed. The engine holds End-of-RIB until [`Self::apply`] gives the
     /// routes, so a graceful-restart helper keeps our routes meanwhile.
-    pub fn start_sessions(
-        &mut self,
-        decision: &BgpDecision,
-        config: &Config,
-        ifaces: &[InterfaceInfo],
-        secrets: &BTreeMap<(String, String), String>,
-    ) {
+    pub fn start_sessions(&mut self, decision: &BgpDecision, config: &Config, ifaces: &[InterfaceInfo], secrets: &BTreeMap<(String, String), String>) {
         self.apply_peers(decision, config, ifaces, secrets, None);
         self.publish_status();
     }
@@ -212,23 +185,14 @@ impl BgpSessions {
         routes_changed: Option<&BgpChanges>,
     ) {
         let with_routes = routes_changed.is_some();
-        let unnumbered: BTreeSet<String> = decision
-            .sessions
-            .values()
-            .filter(|s| s.address.is_none())
-            .filter_map(|s| s.interface.clone())
-            .collect();
+        let unnumbered: BTreeSet<String> =
+            decision.sessions.values().filter(|s| s.address.is_none()).filter_map(|s| s.interface.clone()).collect();
         self.unnumbered.send_if_modified(|current| {
             let changed = *current != unnumbered;
             *current = unnumbered;
             changed
         });
-        let env = PeerEnv {
-            node: &self.node,
-            node_ipv4: node_ipv4(ifaces),
-            link_local: &self.link_local,
-            secrets,
-        };
+        let env = PeerEnv { node: &self.node, node_ipv4: node_ipv4(ifaces), link_local: &self.link_local, secrets };
         let mut wanted: BTreeMap<&String, (PeerConfig, &PeerSession)> = BTreeMap::new();
         for (name, session) in &decision.sessions {
             match engine_peer(session, &env) {
@@ -245,25 +209,16 @@ impl BgpSessions {
                 }
             }
         }
-        self.refused
-            .retain(|name, _| decision.sessions.contains_key(name));
+        self.refused.retain(|name, _| decision.sessions.contains_key(name));
 
-        let gone: Vec<String> = self
-            .peers
-            .keys()
-            .filter(|n| !wanted.contains_key(n))
-            .cloned()
-            .collect();
+        let gone: Vec<String> = self.peers.keys().filter(|n| !wanted.contains_key(n)).cloned().collect();
         for name in gone {
             self.remove(&name);
         }
         let no_routes = BTreeMap::new();
         for (name, (cfg, session)) in wanted {
             let routes = decision.routes.get(name).unwrap_or(&no_routes);
-            let bfd = session
-                .bfd_profile
-                .as_deref()
-                .and_then(|p| bfd_session(&cfg, config.bfd_profile(p)?));
+            let bfd = session.bfd_profile.as_deref().and_then(|p| bfd_session(&cfg, config.bfd_profile(p)?));
             match self.peers.get_mut(name) {
                 Some(applied) => {
                     if applied.config != cfg {
@@ -272,9 +227,7 @@ impl BgpSessions {
                         applied.label = peer_label(&cfg);
                         applied.config = cfg;
                     }
-                    let maybe_changed = routes_changed
-                        .is_some_and(|c| c.all || c.peers.contains(name.as_str()))
-                        || applied.routes.is_none();
+                    let maybe_changed = routes_changed.is_some_and(|c| c.all || c.peers.contains(name.as_str())) || applied.routes.is_none();
                     if with_routes && maybe_changed && applied.routes.as_ref() != Some(routes) {
                         self.engine.set_routes(name, engine_routes(routes));
                         applied.routes = Some(routes.clone());
@@ -289,15 +242,7 @@ impl BgpSessions {
                     });
                     let label = peer_label(&cfg);
                     self.metrics.bgp.session_up.get_or_create(&label).set(0);
-                    self.peers.insert(
-                        name.clone(),
-                        Applied {
-                            config: cfg,
-                            routes: told,
-                            label,
-                            bfd: None,
-                        },
-                    );
+                    self.peers.insert(name.clone(), Applied { config: cfg, routes: told, label, bfd: None });
                 }
             }
             self.apply_bfd(name, bfd);
@@ -305,9 +250,7 @@ impl BgpSessions {
     }
 
     fn remove(&mut self, name: &str) {
-        let Some(applied) = self.peers.remove(name) else {
-            return;
-        };
+        let Some(applied) = self.peers.remove(name) else { return };
         tracing::info!(peer = %name, "closing BGP session: peer no longer configured for this node");
         // The task sends its Cease and ends on its own.
         drop(self.engine.forget_peer(name));
@@ -320,9 +263,7 @@ impl BgpSessions {
 
     /// Starts, changes or stops the BFD session beside peer `name`.
     fn apply_bfd(&mut self, name: &str, wanted: Option<BfdSessionConfig>) {
-        let Some(applied) = self.peers.get_mut(name) else {
-            return;
-        };
+        let Some(applied) = self.peers.get_mut(name) else { return };
         let current = applied.bfd.clone();
         match (current, wanted) {
             (None, None) => {}
@@ -343,18 +284,12 @@ impl BgpSessions {
                     let (key, profile) = (cfg.key(), cfg.profile.clone());
                     match self.bfd.add(cfg) {
                         Ok(status) => {
-                            tokio::spawn(watch_bfd(
-                                name.to_string(),
-                                status,
-                                self.bfd_down_tx.clone(),
-                            ));
+                            tokio::spawn(watch_bfd(name.to_string(), status, self.bfd_down_tx.clone()));
                             if let Some(applied) = self.peers.get_mut(name) {
                                 applied.bfd = Some((key, profile));
                             }
                         }
-                        Err(error) => {
-                            tracing::error!(peer = %name, %error, "BFD session not started")
-                        }
+                        Err(error) => tracing::error!(peer = %name, %error, "BFD session not started"),
                     }
                 }
             }
@@ -375,46 +310,30 @@ impl BgpSessions {
     /// those that stop. `keys` holds every Service that may have changed.
     fn apply_services(&mut self, decision: &BgpDecision, keys: BTreeSet<ServiceKey>) {
         for key in keys {
-            match decision.advertised.get(&key) {
-                Some(announce) => {
-                    if self.advertised.get(&key) == Some(&announce.ips) {
-                        continue;
-                    }
-                    if let Some(old) = self.advertised.get(&key) {
-                        self.forget_announced(&key, old);
-                    }
-                    for ip in &announce.ips {
-                        self.metrics
-                            .announced
-                            .get_or_create(&self.announced_labels(&key, ip))
-                            .set(1);
-                    }
-                    tracing::info!(service = %key, ips = ?announce.ips, protocol = PROTOCOL_BGP, peers = ?announce.peers, event = "serviceAnnounced", "service has IP, announcing");
-                    self.recorder.record(
-                        &crate::runner::service_reference(&key),
-                        EventSpec {
-                            type_: EventType::Normal,
-                            reason: "nodeAssigned".into(),
-                            message: format!(
-                                "announcing from node \"{}\" with protocol \"bgp\"",
-                                self.node
-                            ),
-                        },
-                    );
-                    self.advertised.insert(key, announce.ips.clone());
+            let Some(announce) = decision.advertised.get(&key) else {
+                if let Some(ips) = self.advertised.remove(&key) {
+                    let reason = decision.withdrawn.get(&key).map(|r| r.as_str()).unwrap_or("serviceDeleted");
+                    tracing::info!(service = %key, ips = ?ips, reason, protocol = PROTOCOL_BGP, event = "serviceWithdrawn", "withdrawing service announcement");
+                    self.forget_announced(&key, &ips);
                 }
-                None => {
-                    if let Some(ips) = self.advertised.remove(&key) {
-                        let reason = decision
-                            .withdrawn
-                            .get(&key)
-                            .map(|r| r.as_str())
-                            .unwrap_or("serviceDeleted");
-                        tracing::info!(service = %key, ips = ?ips, reason, protocol = PROTOCOL_BGP, event = "serviceWithdrawn", "withdrawing service announcement");
-                        self.forget_announced(&key, &ips);
-                    }
-                }
+                continue;
+            };
+            if self.advertised.get(&key) == Some(&announce.ips) {
+                continue;
             }
+            if let Some(old) = self.advertised.get(&key) {
+                self.forget_announced(&key, old);
+            }
+            for ip in &announce.ips {
+                self.metrics.announced.get_or_create(&self.announced_labels(&key, ip)).set(1);
+            }
+            tracing::info!(service = %key, ips = ?announce.ips, protocol = PROTOCOL_BGP, peers = ?announce.peers, event = "serviceAnnounced", "service has IP, announcing");
+            self.recorder.record(&crate::runner::service_reference(&key), EventSpec {
+                type_: EventType::Normal,
+                reason: "nodeAssigned".into(),
+                message: format!("announcing from node \"{}\" with protocol \"bgp\"", self.node),
+            });
+            self.advertised.insert(key, announce.ips.clone());
         }
         for refused in &decision.refused {
             tracing::error!(peer = %refused.peer, prefix = %refused.prefix, error = %refused.message(), "route not advertised");
@@ -422,19 +341,12 @@ impl BgpSessions {
     }
 
     fn announced_labels(&self, key: &ServiceKey, ip: &IpAddr) -> AnnouncedLabels {
-        AnnouncedLabels {
-            service: key.to_string(),
-            protocol: PROTOCOL_BGP.into(),
-            node: self.node.clone(),
-            ip: ip.to_string(),
-        }
+        AnnouncedLabels { service: key.to_string(), protocol: PROTOCOL_BGP.into(), node: self.node.clone(), ip: ip.to_string() }
     }
 
     fn forget_announced(&self, key: &ServiceKey, ips: &[IpAddr]) {
         for ip in ips {
-            self.metrics
-                .announced
-                .remove(&self.announced_labels(key, ip));
+            self.metrics.announced.remove(&self.announced_labels(key, ip));
         }
     }
 
@@ -445,50 +357,30 @@ impl BgpSessions {
         for (name, applied) in &self.peers {
             let Some(s) = status.get(name) else { continue };
             let m = &self.metrics.bgp;
-            m.session_up
-                .get_or_create(&applied.label)
-                .set(i64::from(s.session_up));
-            m.announced_prefixes
-                .get_or_create(&applied.label)
-                .set(gauge(s.prefixes_advertised));
-            m.pending_prefixes
-                .get_or_create(&applied.label)
-                .set(gauge(s.pending_prefixes));
+            m.session_up.get_or_create(&applied.label).set(i64::from(s.session_up));
+            m.announced_prefixes.get_or_create(&applied.label).set(gauge(s.prefixes_advertised));
+            m.pending_prefixes.get_or_create(&applied.label).set(gauge(s.pending_prefixes));
             let seen = self.seen.entry(name.clone()).or_default();
-            m.updates
-                .get_or_create(&applied.label)
-                .inc_by(s.updates_sent.saturating_sub(seen.updates_sent));
+            m.updates.get_or_create(&applied.label).inc_by(s.updates_sent.saturating_sub(seen.updates_sent));
             seen.updates_sent = s.updates_sent;
             if s.session_up != seen.up {
                 seen.up = s.session_up;
                 let peer = peer_reference(&self.namespace, name);
                 if s.session_up {
                     tracing::info!(peer = %name, address = %applied.config.address, event = "sessionUp", "BGP session established");
-                    self.recorder.record(
-                        &peer,
-                        EventSpec {
-                            type_: EventType::Normal,
-                            reason: "sessionUp".into(),
-                            message: format!(
-                                "BGP session with {} established on node \"{}\"",
-                                applied.label.peer, self.node
-                            ),
-                        },
-                    );
+                    self.recorder.record(&peer, EventSpec {
+                        type_: EventType::Normal,
+                        reason: "sessionUp".into(),
+                        message: format!("BGP session with {} established on node \"{}\"", applied.label.peer, self.node),
+                    });
                 } else {
                     let why = s.last_error.clone().unwrap_or_else(|| "unknown".into());
                     tracing::warn!(peer = %name, address = %applied.config.address, reason = %why, event = "sessionDown", "BGP session down");
-                    self.recorder.record(
-                        &peer,
-                        EventSpec {
-                            type_: EventType::Warning,
-                            reason: "sessionDown".into(),
-                            message: format!(
-                                "BGP session with {} on node \"{}\" went down: {why}",
-                                applied.label.peer, self.node
-                            ),
-                        },
-                    );
+                    self.recorder.record(&peer, EventSpec {
+                        type_: EventType::Warning,
+                        reason: "sessionDown".into(),
+                        message: format!("BGP session with {} on node \"{}\" went down: {why}", applied.label.peer, self.node),
+                    });
                 }
             }
         }
@@ -532,14 +424,9 @@ fn peer_reference(namespace: &str, name: &str) -> ObjectReference {
 /// interface other than loopback, by interface index (stable across
 /// restarts, unlike a set's order).
 fn node_ipv4(ifaces: &[InterfaceInfo]) -> Option<Ipv4Addr> {
-    let mut usable: Vec<&InterfaceInfo> =
-        ifaces.iter().filter(|i| i.up && i.name != "lo").collect();
+    let mut usable: Vec<&InterfaceInfo> = ifaces.iter().filter(|i| i.up && i.name != "lo").collect();
     usable.sort_by_key(|i| i.index);
-    usable
-        .iter()
-        .flat_map(|i| i.ipv4.iter())
-        .map(|n| n.addr())
-        .find(|a| !a.is_loopback())
+    usable.iter().flat_map(|i| i.ipv4.iter()).map(|n| n.addr()).find(|a| !a.is_loopback())
 }
 
 /// The BFD session beside a BGP session: same peer, same source, single
@@ -549,11 +436,7 @@ fn bfd_session(cfg: &PeerConfig, profile: &BfdProfile) -> Option<BfdSessionConfi
         peer: cfg.address,
         local: cfg.source,
         interface: cfg.interface.clone(),
-        hop: if cfg.ebgp_multihop {
-            Hop::Multi
-        } else {
-            Hop::Single
-        },
+        hop: if cfg.ebgp_multihop { Hop::Multi } else { Hop::Single },
         profile: bfd_profile(profile),
         vrf: cfg.vrf.clone().unwrap_or_default(),
     })
@@ -563,13 +446,8 @@ fn bfd_session(cfg: &PeerConfig, profile: &BfdProfile) -> Option<BfdSessionConfi
 /// unset (crds.md §6).
 pub fn bfd_profile(p: &BfdProfile) -> Profile {
     let d = Profile::default();
-    let ms = |v: Option<u32>, default: std::time::Duration| {
-        v.map_or(default, |ms| {
-            std::time::Duration::from_millis(u64::from(ms))
-        })
-    };
-    let small =
-        |v: Option<u32>, default: u8| v.map_or(default, |n| u8::try_from(n).unwrap_or(u8::MAX));
+    let ms = |v: Option<u32>, default: std::time::Duration| v.map_or(default, |ms| std::time::Duration::from_millis(u64::from(ms)));
+    let small = |v: Option<u32>, default: u8| v.map_or(default, |n| u8::try_from(n).unwrap_or(u8::MAX));
     Profile {
         receive_interval: ms(p.receive_interval, d.receive_interval),
         transmit_interval: ms(p.transmit_interval, d.transmit_interval),
@@ -583,10 +461,7 @@ pub fn bfd_profile(p: &BfdProfile) -> Profile {
 
 /// Reads the kernel's neighbour table for the routers of the interfaces in
 /// `interfaces` (BGP unnumbered) until the speaker drops its sender.
-async fn find_neighbors(
-    mut interfaces: watch::Receiver<BTreeSet<String>>,
-    found: watch::Sender<BTreeMap<String, Ipv6Addr>>,
-) {
+async fn find_neighbors(mut interfaces: watch::Receiver<BTreeSet<String>>, found: watch::Sender<BTreeMap<String, Ipv6Addr>>) {
     loop {
         let wanted = interfaces.borrow_and_update().clone();
         let mut routers = BTreeMap::new();
@@ -599,9 +474,7 @@ async fn find_neighbors(
                         routers.insert(name.clone(), *first);
                     }
                 }
-                Err(error) => {
-                    tracing::warn!(interface = %name, %error, "reading the neighbour table failed")
-                }
+                Err(error) => tracing::warn!(interface = %name, %error, "reading the neighbour table failed"),
             }
         }
         found.send_if_modified(|current| {
@@ -622,11 +495,7 @@ async fn find_neighbors(
 /// takes milliseconds to recover): the session's `falls` count is what is
 /// compared, so no fall is missed; one report per read is enough (the BGP
 /// session is reset once).
-async fn watch_bfd(
-    peer: String,
-    mut status: watch::Receiver<ferrolb_bfd::SessionStatus>,
-    down: mpsc::UnboundedSender<String>,
-) {
+async fn watch_bfd(peer: String, mut status: watch::Receiver<ferrolb_bfd::SessionStatus>, down: mpsc::UnboundedSender<String>) {
     let mut seen = status.borrow_and_update().falls;
     while status.changed().await.is_ok() {
         let falls = status.borrow_and_update().falls;
@@ -648,9 +517,7 @@ pub fn referenced_secrets<'a>(
         .peers
         .iter()
         .filter_map(|p| match &p.password {
-            ferrolb_config::assemble::Password::SecretRef { name, namespace } => {
-                Some((namespace.clone(), name.clone()))
-            }
+            ferrolb_config::assemble::Password::SecretRef { name, namespace } => Some((namespace.clone(), name.clone())),
             _ => None,
         })
         .collect();
@@ -676,17 +543,8 @@ mod watch_bfd_tests {
     use ferrolb_bfd::{Fall, SessionStatus};
 
     fn status(state: State, falls: u64) -> SessionStatus {
-        let last_fall = (falls > 0).then(|| Fall {
-            at: std::time::Instant::now(),
-            diag: Diagnostic::EchoFunctionFailed,
-        });
-        SessionStatus {
-            state,
-            diag: Diagnostic::None,
-            remote_state: state,
-            falls,
-            last_fall,
-        }
+        let last_fall = (falls > 0).then(|| Fall { at: std::time::Instant::now(), diag: Diagnostic::EchoFunctionFailed });
+        SessionStatus { state, diag: Diagnostic::None, remote_state: state, falls, last_fall }
     }
 
     /// A fall the watcher never saw as Down (Up -> Down -> Up between two
@@ -710,11 +568,7 @@ mod watch_bfd_tests {
         settle().await;
         assert_eq!(next(&mut down), Some("p".to_string()));
         // Remote state changes while Down: no new fall.
-        tx.send(SessionStatus {
-            remote_state: State::Init,
-            ..status(State::Down, 2)
-        })
-        .expect("send");
+        tx.send(SessionStatus { remote_state: State::Init, ..status(State::Down, 2) }).expect("send");
         settle().await;
         assert_eq!(next(&mut down), None);
         task.abort();

@@ -6,9 +6,9 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use ferrolb_allocator::ServiceKey;
 
 use crate::cluster::SliceFacts;
-use crate::decide::{Endpoint, MemberNetworks, ServiceState};
 use crate::svcstatus::StatusFacts;
 use crate::watch::{Changes, ObjectKey, Projected};
+use crate::decide::{Endpoint, MemberNetworks, ServiceState};
 
 /// Services with their serving endpoints joined in, in key order. Reads the
 /// caches in place: only the Services are copied, and each Service gets one
@@ -21,10 +21,7 @@ pub fn services<'a>(
     // (namespace, Service name): a slice's Service is in the slice's namespace.
     let mut serving: HashMap<(&str, &str), Vec<&SliceFacts>> = HashMap::new();
     for ((namespace, _), slice) in slices {
-        serving
-            .entry((namespace.as_str(), slice.service_name.as_str()))
-            .or_default()
-            .push(slice);
+        serving.entry((namespace.as_str(), slice.service_name.as_str())).or_default().push(slice);
     }
     let mut out: Vec<ServiceState> = facts
         .into_iter()
@@ -38,10 +35,7 @@ pub fn services<'a>(
 }
 
 /// The Service with the serving endpoints of `slices` (its own).
-fn joined<'a>(
-    svc: &ServiceState,
-    slices: impl IntoIterator<Item = &'a SliceFacts>,
-) -> ServiceState {
+fn joined<'a>(svc: &ServiceState, slices: impl IntoIterator<Item = &'a SliceFacts>) -> ServiceState {
     let mut nodes: BTreeSet<&str> = BTreeSet::new();
     let mut unplaced = false;
     for slice in slices {
@@ -50,19 +44,10 @@ fn joined<'a>(
     }
     let endpoints = nodes
         .into_iter()
-        .map(|n| Endpoint {
-            node: Some(n.to_string()),
-            serving: true,
-        })
-        .chain(unplaced.then_some(Endpoint {
-            node: None,
-            serving: true,
-        }))
+        .map(|n| Endpoint { node: Some(n.to_string()), serving: true })
+        .chain(unplaced.then_some(Endpoint { node: None, serving: true }))
         .collect();
-    ServiceState {
-        endpoints,
-        ..svc.clone()
-    }
+    ServiceState { endpoints, ..svc.clone() }
 }
 
 /// What changed in [`ServiceInputs`] at a refresh.
@@ -83,7 +68,7 @@ pub struct ServiceInputs {
     services: BTreeMap<ServiceKey, ServiceState>,
     /// The Service each EndpointSlice named when last read.
     slice_service: HashMap<ObjectKey, String>,
-    /// The slices naming each Service, by (namespace, Service name).
+    /// The slices naming each Service.
     slices_of: HashMap<ServiceKey, BTreeSet<String>>,
 }
 
@@ -97,50 +82,23 @@ impl ServiceInputs {
     }
 
     /// Brings the Services up to date with the watches.
-    pub fn refresh(
-        &mut self,
-        services: &Projected<ServiceState>,
-        slices: &Projected<SliceFacts>,
-    ) -> Refreshed {
+    pub fn refresh(&mut self, services: &Projected<ServiceState>, slices: &Projected<SliceFacts>) -> Refreshed {
         // Taken before the maps are read (see `take_changes`).
         let (svc_changes, slice_changes) = (services.take_changes(), slices.take_changes());
-        let (Changes::Keys(changed_services), Changes::Keys(changed_slices)) =
-            (svc_changes, slice_changes)
-        else {
+        let (Changes::Keys(changed_services), Changes::Keys(changed_slices)) = (svc_changes, slice_changes) else {
             self.reload(services, slices);
             return Refreshed::All;
         };
-        let mut dirty: BTreeSet<ServiceKey> = changed_services
-            .into_iter()
-            .map(|(ns, name)| ServiceKey::new(ns, name))
-            .collect();
+        let mut dirty: BTreeSet<ServiceKey> = changed_services.into_iter().map(|(ns, name)| ServiceKey::new(ns, name)).collect();
         slices.read(|all| {
             for key in changed_slices {
                 let now = all.get(&key).map(|s| s.service_name.clone());
-                let before = self.slice_service.remove(&key);
-                if before == now {
-                    if let Some(name) = now {
-                        dirty.insert(ServiceKey::new(key.0.clone(), name.clone()));
-                        self.slice_service.insert(key, name);
-                    }
-                    continue;
-                }
-                if let Some(name) = before {
-                    let service = ServiceKey::new(key.0.clone(), name);
-                    if let Some(set) = self.slices_of.get_mut(&service) {
-                        set.remove(&key.1);
-                        if set.is_empty() {
-                            self.slices_of.remove(&service);
-                        }
-                    }
-                    dirty.insert(service);
+                if let Some(name) = self.slice_service.remove(&key) {
+                    self.unlink(&key, name, &mut dirty);
                 }
                 if let Some(name) = now {
                     let service = ServiceKey::new(key.0.clone(), name.clone());
-                    self.slices_of
-                        .entry(service.clone())
-                        .or_default()
-                        .insert(key.1.clone());
+                    self.slices_of.entry(service.clone()).or_default().insert(key.1.clone());
                     dirty.insert(service);
                     self.slice_service.insert(key, name);
                 }
@@ -149,16 +107,9 @@ impl ServiceInputs {
         let mut changed = BTreeSet::new();
         for key in dirty {
             let object = (key.namespace.clone(), key.name.clone());
-            let fresh = services.read(|svcs| svcs.get(&object).cloned());
-            let fresh = fresh.map(|svc| {
+            let fresh = services.read(|svcs| svcs.get(&object).cloned()).map(|svc| {
                 let names = self.slices_of.get(&key);
-                slices.read(|all| {
-                    let own = names
-                        .into_iter()
-                        .flatten()
-                        .filter_map(|name| all.get(&(key.namespace.clone(), name.clone())));
-                    joined(&svc, own)
-                })
+                slices.read(|all| joined(&svc, names.into_iter().flatten().filter_map(|name| all.get(&(key.namespace.clone(), name.clone())))))
             });
             if self.services.get(&key) == fresh.as_ref() {
                 continue;
@@ -172,20 +123,27 @@ impl ServiceInputs {
         Refreshed::Keys(changed)
     }
 
+    /// Forgets that slice `key` named Service `name`, which must be joined again.
+    fn unlink(&mut self, key: &ObjectKey, name: String, dirty: &mut BTreeSet<ServiceKey>) {
+        let service = ServiceKey::new(key.0.clone(), name);
+        if let Some(set) = self.slices_of.get_mut(&service) {
+            set.remove(&key.1);
+            if set.is_empty() {
+                self.slices_of.remove(&service);
+            }
+        }
+        dirty.insert(service);
+    }
+
     fn reload(&mut self, services: &Projected<ServiceState>, slices: &Projected<SliceFacts>) {
-        let joined =
-            services.read(|svcs| slices.read(|all| self::services(svcs.values(), all.iter())));
+        let joined = services.read(|svcs| slices.read(|all| self::services(svcs.values(), all.iter())));
         self.services = joined.into_iter().map(|s| (s.key.clone(), s)).collect();
         self.slice_service.clear();
         self.slices_of.clear();
         slices.read(|all| {
             for (key, slice) in all {
-                self.slice_service
-                    .insert(key.clone(), slice.service_name.clone());
-                self.slices_of
-                    .entry(ServiceKey::new(key.0.clone(), slice.service_name.clone()))
-                    .or_default()
-                    .insert(key.1.clone());
+                self.slice_service.insert(key.clone(), slice.service_name.clone());
+                self.slices_of.entry(ServiceKey::new(key.0.clone(), slice.service_name.clone())).or_default().insert(key.1.clone());
             }
         });
     }
@@ -195,10 +153,7 @@ impl ServiceInputs {
 /// objects. When several exist (a hand-over in progress) the live writer
 /// wins, and among live writers the smallest name, so every speaker reads the
 /// same owner from the same objects.
-pub fn sticky<'a>(
-    statuses: impl IntoIterator<Item = &'a StatusFacts>,
-    live: Option<&BTreeMap<String, MemberNetworks>>,
-) -> BTreeMap<ServiceKey, String> {
+pub fn sticky<'a>(statuses: impl IntoIterator<Item = &'a StatusFacts>, live: Option<&BTreeMap<String, MemberNetworks>>) -> BTreeMap<ServiceKey, String> {
     let mut out: BTreeMap<ServiceKey, String> = BTreeMap::new();
     for s in statuses {
         if live.is_some_and(|l| !l.contains_key(&s.node)) {
@@ -219,12 +174,7 @@ mod tests {
     use super::*;
 
     fn status(node: &str, svc: &str) -> StatusFacts {
-        StatusFacts {
-            name: format!("l2-{node}"),
-            node: node.into(),
-            service: ServiceKey::new("d", svc),
-            items: vec![],
-        }
+        StatusFacts { name: format!("l2-{node}"), node: node.into(), service: ServiceKey::new("d", svc), items: vec![] }
     }
 
     #[test]
@@ -232,13 +182,9 @@ mod tests {
         let statuses = vec![status("n3", "a"), status("n1", "a"), status("n2", "b")];
         let all = sticky(&statuses, None);
         assert_eq!(all[&ServiceKey::new("d", "a")], "n1");
-        let live: BTreeMap<String, MemberNetworks> =
-            [("n3".to_string(), MemberNetworks::default())].into();
+        let live: BTreeMap<String, MemberNetworks> = [("n3".to_string(), MemberNetworks::default())].into();
         let some = sticky(&statuses, Some(&live));
-        assert_eq!(
-            some.get(&ServiceKey::new("d", "a")).map(String::as_str),
-            Some("n3")
-        );
+        assert_eq!(some.get(&ServiceKey::new("d", "a")).map(String::as_str), Some("n3"));
         assert!(!some.contains_key(&ServiceKey::new("d", "b")));
     }
 
@@ -315,24 +261,15 @@ mod tests {
                 },
             )
         };
-        let slices = [
-            slice("web-1", "web", &["a", "b"], false),
-            slice("web-2", "web", &["b", "c"], true),
-        ];
+        let slices = [slice("web-1", "web", &["a", "b"], false), slice("web-2", "web", &["b", "c"], true)];
         let out = services(&facts, slices.iter().map(|(k, v)| (k, v)));
         let nodes: Vec<Option<&str>> = out[0].endpoints.iter().map(|e| e.node.as_deref()).collect();
         assert_eq!(nodes, vec![Some("a"), Some("b"), Some("c"), None]);
         assert!(out[0].endpoints.iter().all(|e| e.serving));
         let other = slice("other-1", "other", &["x"], false);
-        assert_eq!(
-            services(&facts, [(&other.0, &other.1)])[0].endpoints,
-            vec![]
-        );
+        assert_eq!(services(&facts, [(&other.0, &other.1)])[0].endpoints, vec![]);
         // A slice of another namespace never serves this Service.
         let foreign = (("e".to_string(), "web-1".to_string()), slices[0].1.clone());
-        assert_eq!(
-            services(&facts, [(&foreign.0, &foreign.1)])[0].endpoints,
-            vec![]
-        );
+        assert_eq!(services(&facts, [(&foreign.0, &foreign.1)])[0].endpoints, vec![]);
     }
 }

@@ -13,8 +13,7 @@ use std::time::Duration;
 
 use ferrolb_allocator::ServiceKey;
 use ferrolb_api::v1beta1::{
-    BFDProfile, BGPAdvertisement, Community, ConfigurationState, IPAddressPool, L2Advertisement,
-    ServiceBGPStatus, ServiceL2Status,
+    BFDProfile, BGPAdvertisement, Community, ConfigurationState, IPAddressPool, L2Advertisement, ServiceBGPStatus, ServiceL2Status,
 };
 use ferrolb_api::v1beta2::BGPPeer;
 use ferrolb_config::assemble::{BgpMode, Config};
@@ -24,13 +23,11 @@ use ferrolb_runtime::config_state::{ConfigStateWriter, Identity, Verdict};
 use ferrolb_runtime::events::{EventCounters, EventSpec, EventType, Recorder, RecorderConfig};
 use ferrolb_runtime::http_server::{self, Endpoints, Health};
 use ferrolb_runtime::retry::{backoff, sleep_until};
-use k8s_openapi::api::core::v1::{
-    ConfigMap, Namespace, Node, ObjectReference, Pod, Secret, Service,
-};
+use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Node, ObjectReference, Pod, Secret, Service};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
-use kube::Client;
 use kube::api::{Api, ListParams};
 use kube::runtime::watcher;
+use kube::Client;
 use prometheus_client::registry::Registry;
 use tokio::sync::{Notify, watch};
 use tokio::task::JoinSet;
@@ -44,11 +41,11 @@ use crate::decide::bgp::{BgpContext, BgpInput, BgpState, decide_bgp};
 use crate::decide::{self, DecideInput, Decision, InterfaceScope, MemberNetworks};
 use crate::error::SpeakerError;
 use crate::inputs::Refreshed;
+use crate::status_sync::{StatusSync, changed_keys};
+use crate::svcstatus::{self, StatusFacts};
 use crate::metrics::{AnnouncedLabels, SpeakerMetrics};
 use crate::options::{ML_SECRET_KEY_FILE, SpeakerOptions};
 use crate::passes::PassSchedule;
-use crate::status_sync::{StatusSync, changed_keys};
-use crate::svcstatus::{self, StatusFacts};
 use crate::{inputs, netmeta, watch as watches};
 
 /// `source.component` of the speaker's Events (speaker.md §6).
@@ -85,8 +82,7 @@ pub async fn run(opts: SpeakerOptions, shutdown: CancellationToken) -> Result<()
     let bfd = ferrolb_bfd::Bfd::new();
     bfd.register_metrics(&mut registry);
     let config = ferrolb_runtime::client::load_config(opts.kubeconfig.as_deref()).await?;
-    let client =
-        ferrolb_runtime::client::build(config, ferrolb_api::labels::COMPONENT_SPEAKER, |_, _| {})?;
+    let client = ferrolb_runtime::client::build(config, ferrolb_api::labels::COMPONENT_SPEAKER, |_, _| {})?;
 
     let exclude = ferrolb_l2::ExcludeList::from_file(&opts.excludel2_path)
         .map_err(|e| SpeakerError::Startup(format!("{}: {e}", opts.excludel2_path.display())))?;
@@ -100,18 +96,12 @@ pub async fn run(opts: SpeakerOptions, shutdown: CancellationToken) -> Result<()
             let key = match &settings.secret_key_path {
                 Some(dir) => {
                     let path = dir.join(ML_SECRET_KEY_FILE);
-                    let secret = std::fs::read(&path).map_err(|e| {
-                        SpeakerError::Startup(format!(
-                            "reading the memberlist secret key {}: {e}",
-                            path.display()
-                        ))
-                    })?;
+                    let secret = std::fs::read(&path)
+                        .map_err(|e| SpeakerError::Startup(format!("reading the memberlist secret key {}: {e}", path.display())))?;
                     Some(ferrolb_membership::derive_key(&secret))
                 }
                 None => {
-                    tracing::warn!(
-                        "no --ml-secret-key-path: failure detector messages are not authenticated"
-                    );
+                    tracing::warn!("no --ml-secret-key-path: failure detector messages are not authenticated");
                     None
                 }
             };
@@ -123,9 +113,7 @@ pub async fn run(opts: SpeakerOptions, shutdown: CancellationToken) -> Result<()
             (Some(m), Some(v))
         }
         None => {
-            tracing::info!(
-                "failure detector off (needs --ml-bindaddr and --ml-labels): every Node is assumed to run a healthy speaker"
-            );
+            tracing::info!("failure detector off (needs --ml-bindaddr and --ml-labels): every Node is assumed to run a healthy speaker");
             (None, None)
         }
     };
@@ -155,31 +143,13 @@ pub async fn run(opts: SpeakerOptions, shutdown: CancellationToken) -> Result<()
     // over every Service.
     let bgp_status_changed = Arc::new(Notify::new());
     let identity = Identity::speaker(&node);
-    let notify = Notifies {
-        changed: changed.clone(),
-        config_changed: config_changed.clone(),
-        bgp_status_changed: bgp_status_changed.clone(),
-    };
-    let caches = Caches::start(
-        &client,
-        &namespace,
-        &opts.lb_class,
-        &identity.name,
-        &notify,
-        &mut tasks,
-    );
+    let notify = Notifies { changed: changed.clone(), config_changed: config_changed.clone(), bgp_status_changed: bgp_status_changed.clone() };
+    let caches = Caches::start(&client, &namespace, &opts.lb_class, &identity.name, &notify, &mut tasks);
     // `None` until the first listing: an empty list (a single-node cluster)
     // must still reach the detector, which settles on it.
     let (seeds_tx, mut seeds) = watch::channel(None);
     if let Some(settings) = &membership_settings {
-        tasks.spawn(discover_peers(
-            client.clone(),
-            namespace.clone(),
-            settings.labels.clone(),
-            settings.bind.port(),
-            node.clone(),
-            seeds_tx,
-        ));
+        tasks.spawn(discover_peers(client.clone(), namespace.clone(), settings.labels.clone(), settings.bind.port(), node.clone(), seeds_tx));
     }
 
     // The configuration is enough to know the BGP sessions: they start
@@ -192,13 +162,8 @@ pub async fn run(opts: SpeakerOptions, shutdown: CancellationToken) -> Result<()
     let metrics_errors = metrics.k8s.update_errors.clone();
     let bgp = BgpSessions::start(&node, &namespace, metrics.clone(), recorder.clone(), bfd)
         .map_err(|e| SpeakerError::Startup(format!("starting the BGP engine: {e}")))?;
-    let owner =
-        ferrolb_runtime::owner::pod_owner(&client, &namespace, opts.pod_name.as_deref()).await;
-    let config_state = ConfigStateWriter::new(
-        Api::namespaced(client.clone(), &namespace),
-        identity,
-        owner.clone(),
-    );
+    let owner = ferrolb_runtime::owner::pod_owner(&client, &namespace, opts.pod_name.as_deref()).await;
+    let config_state = ConfigStateWriter::new(Api::namespaced(client.clone(), &namespace), identity, owner.clone());
     let mut speaker = Speaker {
         node: node.clone(),
         namespace: namespace.clone(),
@@ -217,13 +182,7 @@ pub async fn run(opts: SpeakerOptions, shutdown: CancellationToken) -> Result<()
         addresses: BTreeMap::new(),
         ip_owners: BTreeMap::new(),
         strict_arp: None,
-        l2_status: StatusSync::new(
-            &client,
-            &namespace,
-            &node,
-            owner.clone(),
-            metrics_errors.clone(),
-        ),
+        l2_status: StatusSync::new(&client, &namespace, &node, owner.clone(), metrics_errors.clone()),
         bgp_status: StatusSync::new(&client, &namespace, &node, owner, metrics_errors),
         inputs: inputs::ServiceInputs::default(),
         nodes: BTreeMap::new(),
@@ -269,16 +228,9 @@ pub async fn run(opts: SpeakerOptions, shutdown: CancellationToken) -> Result<()
                 let live = view.as_ref().map(|v| live_members(&v.borrow()));
                 speaker.reconcile(&caches, live.as_ref(), &interfaces.borrow());
             }
-            speaker.config_state.flush(
-                caches
-                    .own_state(&namespace, speaker.config_state.name())
-                    .as_ref(),
-            );
+            speaker.config_state.flush(caches.own_state(&namespace, speaker.config_state.name()).as_ref());
             let ended = Instant::now();
-            tracing::debug!(
-                took_us = ended.duration_since(started).as_micros() as u64,
-                "pass"
-            );
+            tracing::debug!(took_us = ended.duration_since(started).as_micros() as u64, "pass");
             passes.done(started, ended);
         }
         tokio::select! {
@@ -354,24 +306,16 @@ async fn serve_http(
     tasks: &mut JoinSet<()>,
 ) -> Result<(), SpeakerError> {
     if opts.port != 0 {
-        let (addr, serve) = http_server::bind(
-            "metrics",
-            SocketAddr::new(opts.metrics_bind_address, opts.port),
-            Endpoints::registry(registry),
-        )
-        .await?;
+        let (addr, serve) =
+            http_server::bind("metrics", SocketAddr::new(opts.metrics_bind_address, opts.port), Endpoints::registry(registry)).await?;
         tracing::info!(%addr, "serving /metrics");
         tasks.spawn(serve);
     }
     if opts.health_probe_port != 0 {
         // Loopback only: the speaker shares the host's network namespace.
         let health = Health::new().readiness(move || ready.load(Ordering::Relaxed));
-        let (addr, serve) = http_server::bind(
-            "health",
-            SocketAddr::from(([127, 0, 0, 1], opts.health_probe_port)),
-            Endpoints::Health(health),
-        )
-        .await?;
+        let (addr, serve) =
+            http_server::bind("health", SocketAddr::from(([127, 0, 0, 1], opts.health_probe_port)), Endpoints::Health(health)).await?;
         tracing::info!(%addr, "serving /healthz and /readyz");
         tasks.spawn(serve);
     }
@@ -384,6 +328,11 @@ struct Notifies {
     changed: Arc<Notify>,
     config_changed: Arc<Notify>,
     bgp_status_changed: Arc<Notify>,
+}
+
+/// The wake-up of a watch whose reader works from the changed keys.
+fn journaled(notify: &Arc<Notify>) -> watches::Wake {
+    watches::Wake { notify: notify.clone(), journaled: true }
 }
 
 /// Every watch the speaker reads.
@@ -414,24 +363,10 @@ impl Caches {
         let ns = |c: &Client| (c.clone(), namespace.to_string());
         let (c, n) = ns(client);
         Caches {
-            services: watches::spawn_journaled(
-                tasks,
-                "services",
-                Api::<Service>::all(c.clone()),
-                all.clone(),
-                project_service,
-                notify.changed.clone(),
-            ),
+            services: watches::spawn_with(tasks, "services", Api::<Service>::all(c.clone()), all.clone(), project_service, journaled(&notify.changed)),
             slices: {
                 let names = cluster::NodeNames::default();
-                watches::spawn_journaled(
-                    tasks,
-                    "endpointslices",
-                    Api::<EndpointSlice>::all(c.clone()),
-                    all.clone(),
-                    move |s| cluster::slice_facts(s, &names),
-                    notify.changed.clone(),
-                )
+                watches::spawn_with(tasks, "endpointslices", Api::<EndpointSlice>::all(c.clone()), all.clone(), move |s| cluster::slice_facts(s, &names), journaled(&notify.changed))
             },
             l2_statuses: watches::spawn(
                 tasks,
@@ -462,90 +397,19 @@ impl Caches {
                 "configmaps",
                 Api::<ConfigMap>::namespaced(c.clone(), &n),
                 watcher::Config::default().fields(&format!("metadata.name={BGP_EXTRAS}")),
-                |cm: &ConfigMap| {
-                    Some(
-                        cm.data
-                            .as_ref()
-                            .and_then(|d| d.get(BGP_EXTRAS_KEY))
-                            .cloned()
-                            .unwrap_or_default(),
-                    )
-                },
+                |cm: &ConfigMap| Some(cm.data.as_ref().and_then(|d| d.get(BGP_EXTRAS_KEY)).cloned().unwrap_or_default()),
                 notify.config_changed.clone(),
             ),
             config: ConfigSources {
-                pools: watches::spawn(
-                    tasks,
-                    "ipaddresspools",
-                    Api::<IPAddressPool>::namespaced(c.clone(), &n),
-                    all.clone(),
-                    config_load::pool_spec,
-                    notify.config_changed.clone(),
-                ),
-                l2_advertisements: watches::spawn(
-                    tasks,
-                    "l2advertisements",
-                    Api::<L2Advertisement>::namespaced(c.clone(), &n),
-                    all.clone(),
-                    config_load::whole,
-                    notify.config_changed.clone(),
-                ),
-                bgp_advertisements: watches::spawn(
-                    tasks,
-                    "bgpadvertisements",
-                    Api::<BGPAdvertisement>::namespaced(c.clone(), &n),
-                    all.clone(),
-                    config_load::whole,
-                    notify.config_changed.clone(),
-                ),
-                bgp_peers: watches::spawn(
-                    tasks,
-                    "bgppeers",
-                    Api::<BGPPeer>::namespaced(c.clone(), &n),
-                    all.clone(),
-                    config_load::whole,
-                    notify.config_changed.clone(),
-                ),
-                communities: watches::spawn(
-                    tasks,
-                    "communities",
-                    Api::<Community>::namespaced(c.clone(), &n),
-                    all.clone(),
-                    config_load::whole,
-                    notify.config_changed.clone(),
-                ),
-                bfd_profiles: watches::spawn(
-                    tasks,
-                    "bfdprofiles",
-                    Api::<BFDProfile>::namespaced(c.clone(), &n),
-                    all.clone(),
-                    config_load::whole,
-                    notify.config_changed.clone(),
-                ),
-                secrets: watches::spawn(
-                    tasks,
-                    "secrets",
-                    Api::<Secret>::namespaced(c.clone(), &n),
-                    all.clone(),
-                    config_load::whole,
-                    notify.config_changed.clone(),
-                ),
-                namespaces: watches::spawn(
-                    tasks,
-                    "namespaces",
-                    Api::<Namespace>::all(c.clone()),
-                    all.clone(),
-                    config_load::slim_namespace,
-                    notify.config_changed.clone(),
-                ),
-                nodes: watches::spawn(
-                    tasks,
-                    "nodes",
-                    Api::<Node>::all(c),
-                    all,
-                    config_load::node_facts,
-                    notify.config_changed.clone(),
-                ),
+                pools: watches::spawn(tasks, "ipaddresspools", Api::<IPAddressPool>::namespaced(c.clone(), &n), all.clone(), config_load::pool_spec, notify.config_changed.clone()),
+                l2_advertisements: watches::spawn(tasks, "l2advertisements", Api::<L2Advertisement>::namespaced(c.clone(), &n), all.clone(), config_load::whole, notify.config_changed.clone()),
+                bgp_advertisements: watches::spawn(tasks, "bgpadvertisements", Api::<BGPAdvertisement>::namespaced(c.clone(), &n), all.clone(), config_load::whole, notify.config_changed.clone()),
+                bgp_peers: watches::spawn(tasks, "bgppeers", Api::<BGPPeer>::namespaced(c.clone(), &n), all.clone(), config_load::whole, notify.config_changed.clone()),
+                communities: watches::spawn(tasks, "communities", Api::<Community>::namespaced(c.clone(), &n), all.clone(), config_load::whole, notify.config_changed.clone()),
+                bfd_profiles: watches::spawn(tasks, "bfdprofiles", Api::<BFDProfile>::namespaced(c.clone(), &n), all.clone(), config_load::whole, notify.config_changed.clone()),
+                secrets: watches::spawn(tasks, "secrets", Api::<Secret>::namespaced(c.clone(), &n), all.clone(), config_load::whole, notify.config_changed.clone()),
+                namespaces: watches::spawn(tasks, "namespaces", Api::<Namespace>::all(c.clone()), all.clone(), config_load::slim_namespace, notify.config_changed.clone()),
+                nodes: watches::spawn(tasks, "nodes", Api::<Node>::all(c), all, config_load::node_facts, notify.config_changed.clone()),
             },
         }
     }
@@ -567,24 +431,16 @@ impl Caches {
 
     /// Every Node's labels and conditions, by name.
     fn nodes(&self) -> BTreeMap<String, decide::NodeState> {
-        self.config.nodes.read(|m| {
-            m.iter()
-                .map(|((_, name), (_, st))| (name.clone(), st.clone()))
-                .collect()
-        })
+        self.config.nodes.read(|m| m.iter().map(|((_, name), (_, st))| (name.clone(), st.clone())).collect())
     }
 
     fn own_state(&self, namespace: &str, name: &str) -> Option<ConfigurationState> {
-        self.own_state
-            .get(&(namespace.to_string(), name.to_string()))
+        self.own_state.get(&(namespace.to_string(), name.to_string()))
     }
 
     /// The raw FRR text of the `bgpextras` ConfigMap, when it has any.
     fn bgp_extras(&self) -> Option<String> {
-        self.bgp_extras
-            .values()
-            .into_iter()
-            .find(|text| !text.trim().is_empty())
+        self.bgp_extras.values().into_iter().find(|text| !text.trim().is_empty())
     }
 }
 
@@ -624,7 +480,7 @@ struct Speaker {
     layer2: Decision,
     /// The layer 2 owners the last pass decided with.
     sticky: BTreeMap<ServiceKey, String>,
-    /// Something besides the Services changed (configuration, Nodes, live
+    /// Something besides the Services changed (configuration, live
     /// speakers): the next pass decides every Service again.
     rebuild: bool,
 }
@@ -634,15 +490,9 @@ impl Speaker {
     /// and to `ConfigurationState/speaker-<node>`.
     fn reload_config(&mut self, caches: &Caches) {
         self.metrics.k8s.updates.inc();
-        match caches
-            .config
-            .build(self.mode, &self.namespace, self.secret_passthrough)
-        {
+        match caches.config.build(self.mode, &self.namespace, self.secret_passthrough) {
             Ok(config) => {
-                let stranded = config_load::stranded(
-                    &config,
-                    self.addresses.keys().chain(self.bgp.advertised_ips()),
-                );
+                let stranded = config_load::stranded(&config, self.addresses.keys().chain(self.bgp.advertised_ips()));
                 if !stranded.is_empty() {
                     self.config_refusals = self.config_refusals.saturating_add(1);
                     let delay = backoff(CONFIG_RETRY_BASE, CONFIG_RETRY_MAX, self.config_refusals);
@@ -650,8 +500,7 @@ impl Speaker {
                     self.config_retry_at = Some(Instant::now() + delay);
                     self.metrics.k8s.stale();
                     self.metrics.k8s.update_errors.inc();
-                    self.config_state
-                        .set(Verdict::Invalid(SYNC_STATE_ERROR.to_string()));
+                    self.config_state.set(Verdict::Invalid(SYNC_STATE_ERROR.to_string()));
                     return;
                 }
                 self.config_retry_at = None;
@@ -700,22 +549,14 @@ impl Speaker {
             nodes: &caches.nodes(),
             ignore_exclude_lb: self.ignore_exclude_lb,
         });
-        let secrets = caches
-            .config
-            .secrets
-            .read(|m| bgp_sessions::referenced_secrets(config, m.values()));
+        let secrets = caches.config.secrets.read(|m| bgp_sessions::referenced_secrets(config, m.values()));
         self.bgp.start_sessions(&decision, config, ifaces, &secrets);
     }
 
     /// One pass: brings the kept Services up to date and decides again what
-    /// changed (everything after [`Self::rebuild`] was set), then applies
-    /// the difference.
-    fn reconcile(
-        &mut self,
-        caches: &Caches,
-        live: Option<&BTreeMap<String, MemberNetworks>>,
-        ifaces: &[InterfaceInfo],
-    ) {
+    /// changed (everything when [`Self::rebuild`] is set or a watch
+    /// relisted), then applies the difference.
+    fn reconcile(&mut self, caches: &Caches, live: Option<&BTreeMap<String, MemberNetworks>>, ifaces: &[InterfaceInfo]) {
         let Some(config) = &self.config else { return };
         let refreshed = self.inputs.refresh(&caches.services, &caches.slices);
         let nodes = caches.nodes();
@@ -731,30 +572,15 @@ impl Speaker {
         // BGP first: its UPDATEs leave before the layer 2 and status work
         // (the route is what makes a new Service reachable).
         // BGP needs no election: every eligible node advertises (ECMP).
-        let ctx = BgpContext {
-            node: &self.node,
-            mode: self.mode,
-            config,
-            nodes: &self.nodes,
-            ignore_exclude_lb: self.ignore_exclude_lb,
-        };
+        let ctx = BgpContext { node: &self.node, mode: self.mode, config, nodes: &self.nodes, ignore_exclude_lb: self.ignore_exclude_lb };
         let bgp_changes = match &changed {
             None => self.bgp_state.rebuild(&ctx, self.inputs.all()),
-            Some(keys) => self
-                .bgp_state
-                .update(&ctx, keys.iter().map(|k| (k, self.inputs.get(k)))),
+            Some(keys) => self.bgp_state.update(&ctx, keys.iter().map(|k| (k, self.inputs.get(k)))),
         };
-        let secrets = caches
-            .config
-            .secrets
-            .read(|m| bgp_sessions::referenced_secrets(config, m.values()));
+        let secrets = caches.config.secrets.read(|m| bgp_sessions::referenced_secrets(config, m.values()));
         let bgp = self.bgp_state.decision();
         self.bgp.apply(bgp, &bgp_changes, config, ifaces, &secrets);
-        let peers = bgp
-            .status_peers()
-            .into_iter()
-            .map(|(k, peers)| (k.clone(), peers.iter().cloned().collect()))
-            .collect();
+        let peers = bgp.status_peers().into_iter().map(|(k, peers)| (k.clone(), peers.iter().cloned().collect())).collect();
         self.bgp_status.plan(peers, &caches.bgp_statuses);
 
         let now = std::time::Instant::now();
@@ -763,22 +589,13 @@ impl Speaker {
             unseen.settle(m.values(), now);
             inputs::sticky(unseen.effective(m.values()), live)
         });
-        let input = DecideInput {
-            node: &self.node,
-            config,
-            services: &[],
-            nodes: &self.nodes,
-            live,
-            sticky: &sticky,
-            ignore_exclude_lb: self.ignore_exclude_lb,
-        };
+        let input = DecideInput { node: &self.node, config, services: &[], nodes: &self.nodes, live, sticky: &sticky, ignore_exclude_lb: self.ignore_exclude_lb };
         match changed {
             None => self.layer2 = decide::decide_each(&input, self.inputs.all()),
             Some(mut keys) => {
                 // A Service whose current owner changed is decided again too.
                 keys.extend(changed_keys(&self.sticky, &sticky));
-                let fresh =
-                    decide::decide_each(&input, keys.iter().filter_map(|k| self.inputs.get(k)));
+                let fresh = decide::decide_each(&input, keys.iter().filter_map(|k| self.inputs.get(k)));
                 for key in &keys {
                     self.layer2.layer2.remove(key);
                     self.layer2.withdrawn.remove(key);
@@ -803,11 +620,7 @@ impl Speaker {
                 let scope = match scope {
                     InterfaceScope::All => ferrolb_l2::InterfaceScope::All,
                     InterfaceScope::Only(names) => {
-                        let present: BTreeSet<String> = names
-                            .iter()
-                            .filter(|n| existing.contains(n.as_str()))
-                            .cloned()
-                            .collect();
+                        let present: BTreeSet<String> = names.iter().filter(|n| existing.contains(n.as_str())).cloned().collect();
                         if present.is_empty() {
                             // speaker.md §3.3: skipped with a warning; the
                             // Service still counts as announced.
@@ -850,38 +663,18 @@ impl Speaker {
                 self.forget_metrics(key, old);
             }
             for ip in &ips {
-                self.metrics
-                    .announced
-                    .get_or_create(&self.labels(key, ip))
-                    .set(1);
+                self.metrics.announced.get_or_create(&self.labels(key, ip)).set(1);
             }
             tracing::info!(service = %key, ips = ?ips, protocol = PROTOCOL_L2, event = "serviceAnnounced", "service has IP, announcing");
             if let Some(svc) = self.inputs.get(key) {
-                self.event(
-                    svc,
-                    EventType::Normal,
-                    "nodeAssigned",
-                    format!(
-                        "announcing from node \"{}\" with protocol \"layer2\"",
-                        self.node
-                    ),
-                );
+                self.event(svc, EventType::Normal, "nodeAssigned", format!("announcing from node \"{}\" with protocol \"layer2\"", self.node));
             }
             self.announced.insert(key.clone(), ips);
         }
-        let gone: Vec<ServiceKey> = self
-            .announced
-            .keys()
-            .filter(|k| !decision.layer2.contains_key(*k))
-            .cloned()
-            .collect();
+        let gone: Vec<ServiceKey> = self.announced.keys().filter(|k| !decision.layer2.contains_key(*k)).cloned().collect();
         for key in gone {
             if let Some(ips) = self.announced.remove(&key) {
-                let reason = decision
-                    .withdrawn
-                    .get(&key)
-                    .map(|r| r.as_str())
-                    .unwrap_or("serviceDeleted");
+                let reason = decision.withdrawn.get(&key).map(|r| r.as_str()).unwrap_or("serviceDeleted");
                 tracing::info!(service = %key, ips = ?ips, reason, event = "serviceWithdrawn", "withdrawing service announcement");
                 self.forget_metrics(&key, &ips);
             }
@@ -912,11 +705,7 @@ impl Speaker {
     fn report(&mut self, report: L2Report) {
         match report {
             L2Report::Conflict { ip, interface, mac } => {
-                let mac = mac
-                    .iter()
-                    .map(|b| format!("{b:02x}"))
-                    .collect::<Vec<_>>()
-                    .join(":");
+                let mac = mac.iter().map(|b| format!("{b:02x}")).collect::<Vec<_>>().join(":");
                 tracing::warn!(%ip, %interface, %mac, "another host answers for an address this node announces");
                 let message = format!(
                     "another host ({mac}) also answers for {ip} on {interface} of node \"{}\": two nodes announce this address (check kube-proxy strictARP and other load balancers)",
@@ -924,14 +713,7 @@ impl Speaker {
                 );
                 for key in self.ip_owners.get(&ip).cloned().unwrap_or_default() {
                     let reference = service_reference(&key);
-                    self.recorder.record(
-                        &reference,
-                        EventSpec {
-                            type_: EventType::Warning,
-                            reason: "duplicateAnswer".into(),
-                            message: message.clone(),
-                        },
-                    );
+                    self.recorder.record(&reference, EventSpec { type_: EventType::Warning, reason: "duplicateAnswer".into(), message: message.clone() });
                 }
             }
         }
@@ -944,31 +726,14 @@ impl Speaker {
         }
         if let Some(text) = &problem {
             tracing::warn!(problem = %text, "kube-proxy IPVS without strictARP: every node answers ARP for every Service address");
-            let reference = ObjectReference {
-                kind: Some("Node".into()),
-                api_version: Some("v1".into()),
-                name: Some(self.node.clone()),
-                ..ObjectReference::default()
-            };
-            self.recorder.record(
-                &reference,
-                EventSpec {
-                    type_: EventType::Warning,
-                    reason: "strictARPDisabled".into(),
-                    message: text.clone(),
-                },
-            );
+            let reference = ObjectReference { kind: Some("Node".into()), api_version: Some("v1".into()), name: Some(self.node.clone()), ..ObjectReference::default() };
+            self.recorder.record(&reference, EventSpec { type_: EventType::Warning, reason: "strictARPDisabled".into(), message: text.clone() });
         }
         self.strict_arp = problem;
     }
 
     fn labels(&self, key: &ServiceKey, ip: &IpAddr) -> AnnouncedLabels {
-        AnnouncedLabels {
-            service: key.to_string(),
-            protocol: PROTOCOL_L2.into(),
-            node: self.node.clone(),
-            ip: ip.to_string(),
-        }
+        AnnouncedLabels { service: key.to_string(), protocol: PROTOCOL_L2.into(), node: self.node.clone(), ip: ip.to_string() }
     }
 
     fn forget_metrics(&self, key: &ServiceKey, ips: &[IpAddr]) {
@@ -978,14 +743,7 @@ impl Speaker {
     }
 
     fn event(&self, svc: &decide::ServiceState, type_: EventType, reason: &str, message: String) {
-        self.recorder.record(
-            &service_reference(&svc.key),
-            EventSpec {
-                type_,
-                reason: reason.into(),
-                message,
-            },
-        );
+        self.recorder.record(&service_reference(&svc.key), EventSpec { type_, reason: reason.into(), message });
     }
 }
 
@@ -1006,10 +764,7 @@ fn usable_networks(ifaces: &[InterfaceInfo]) -> Vec<(String, Vec<ipnet::IpNet>)>
         .filter(|i| i.up && i.carrier)
         .map(|i| {
             let nets = i.ipv4.iter().map(|n| ipnet::IpNet::V4(n.trunc())).chain(
-                i.ipv6
-                    .iter()
-                    .filter(|n| !is_link_local(&n.addr()))
-                    .map(|n| ipnet::IpNet::V6(n.trunc())),
+                i.ipv6.iter().filter(|n| !is_link_local(&n.addr())).map(|n| ipnet::IpNet::V6(n.trunc())),
             );
             (i.name.clone(), nets.collect())
         })
@@ -1021,22 +776,12 @@ fn is_link_local(ip: &std::net::Ipv6Addr) -> bool {
 }
 
 fn live_members(view: &View) -> BTreeMap<String, MemberNetworks> {
-    view.members
-        .iter()
-        .map(|(name, m)| (name.clone(), netmeta::decode(&m.meta)))
-        .collect()
+    view.members.iter().map(|(name, m)| (name.clone(), netmeta::decode(&m.meta))).collect()
 }
 
 /// Lists the speaker Pods every minute and hands their addresses to the
 /// failure detector (speaker.md §3.8). API load grows with nodes only.
-async fn discover_peers(
-    client: Client,
-    namespace: String,
-    labels: String,
-    port: u16,
-    node: String,
-    seeds: watch::Sender<Option<Vec<SocketAddr>>>,
-) {
+async fn discover_peers(client: Client, namespace: String, labels: String, port: u16, node: String, seeds: watch::Sender<Option<Vec<SocketAddr>>>) {
     let api = Api::<Pod>::namespaced(client, &namespace);
     let mut tick = tokio::time::interval(DISCOVERY_INTERVAL);
     loop {
@@ -1046,9 +791,7 @@ async fn discover_peers(
                 let addrs: Vec<SocketAddr> = list
                     .items
                     .iter()
-                    .filter(|p| {
-                        p.spec.as_ref().and_then(|s| s.node_name.as_deref()) != Some(node.as_str())
-                    })
+                    .filter(|p| p.spec.as_ref().and_then(|s| s.node_name.as_deref()) != Some(node.as_str()))
                     .filter_map(|p| p.status.as_ref()?.pod_ip.as_ref()?.parse::<IpAddr>().ok())
                     .map(|ip| SocketAddr::new(ip, port))
                     .collect();
@@ -1059,9 +802,7 @@ async fn discover_peers(
                     changed
                 });
             }
-            Err(error) => {
-                tracing::warn!(%error, labels = %labels, "listing speaker Pods failed; retrying in a minute")
-            }
+            Err(error) => tracing::warn!(%error, labels = %labels, "listing speaker Pods failed; retrying in a minute"),
         }
     }
 }

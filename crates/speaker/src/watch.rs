@@ -42,12 +42,7 @@ pub struct Projected<V> {
 
 impl<V> Clone for Projected<V> {
     fn clone(&self) -> Self {
-        Projected {
-            map: self.map.clone(),
-            generation: self.generation.clone(),
-            journal: self.journal.clone(),
-            synced: self.synced.clone(),
-        }
+        Projected { map: self.map.clone(), generation: self.generation.clone(), journal: self.journal.clone(), synced: self.synced.clone() }
     }
 }
 
@@ -56,12 +51,7 @@ impl<V: PartialEq> Projected<V> {
     /// A journaled cache with no watch behind it, already synced.
     pub fn detached() -> Self {
         let (_, synced) = watch::channel(true);
-        Projected {
-            map: Arc::default(),
-            generation: Arc::default(),
-            journal: Some(Arc::default()),
-            synced,
-        }
+        Projected { map: Arc::default(), generation: Arc::default(), journal: Some(Arc::default()), synced }
     }
 
     /// What the watch task does with an object event (`None` = deleted).
@@ -75,10 +65,7 @@ impl<V: PartialEq> Projected<V> {
             None => map.remove(&key),
         };
         if let Some(journal) = &self.journal {
-            journal
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .record(&key);
+            journal.lock().unwrap_or_else(|p| p.into_inner()).record(&key);
         }
         self.generation.fetch_add(1, Ordering::Release);
     }
@@ -136,10 +123,7 @@ impl<V> Projected<V> {
     pub fn take_changes(&self) -> Changes {
         match &self.journal {
             // Every update leaves the journal whole: a poisoned lock is usable.
-            Some(journal) => std::mem::replace(
-                &mut *journal.lock().unwrap_or_else(|p| p.into_inner()),
-                Changes::Keys(HashSet::new()),
-            ),
+            Some(journal) => std::mem::replace(&mut *journal.lock().unwrap_or_else(|p| p.into_inner()), Changes::Keys(HashSet::new())),
             None => Changes::All,
         }
     }
@@ -155,6 +139,13 @@ impl<V> Projected<V> {
         // An error means the watch task ended, which happens only at shutdown.
         let _ = rx.wait_for(|done| *done).await;
     }
+}
+
+/// How a watch reports changes to its reader: by waking it, and for a
+/// journaled watch also by the keys ([`Projected::take_changes`]).
+pub struct Wake {
+    pub notify: Arc<Notify>,
+    pub journaled: bool,
 }
 
 /// Starts a watch of `api` on `tasks`, projecting each object with `project`
@@ -175,49 +166,26 @@ where
     V: PartialEq + Send + Sync + 'static,
     P: Fn(&K) -> Option<V> + Send + 'static,
 {
-    start(tasks, what, api, config, project, changed, None)
+    spawn_with(tasks, what, api, config, project, Wake { notify: changed, journaled: false })
 }
 
-/// [`spawn`], with a journal of the changed keys for one reader
-/// ([`Projected::take_changes`]).
-pub fn spawn_journaled<K, V, P>(
+/// [`spawn`], where `wake` says whether to keep a journal of the changed
+/// keys for the one reader ([`Projected::take_changes`]).
+pub fn spawn_with<K, V, P>(
     tasks: &mut JoinSet<()>,
     what: &'static str,
     api: Api<K>,
     config: watcher::Config,
     project: P,
-    changed: Arc<Notify>,
+    wake: Wake,
 ) -> Projected<V>
 where
     K: Resource + Clone + DeserializeOwned + Debug + Send + Sync + 'static,
     V: PartialEq + Send + Sync + 'static,
     P: Fn(&K) -> Option<V> + Send + 'static,
 {
-    start(
-        tasks,
-        what,
-        api,
-        config,
-        project,
-        changed,
-        Some(Arc::default()),
-    )
-}
-
-fn start<K, V, P>(
-    tasks: &mut JoinSet<()>,
-    what: &'static str,
-    api: Api<K>,
-    config: watcher::Config,
-    project: P,
-    changed: Arc<Notify>,
-    journal: Option<Arc<Mutex<Changes>>>,
-) -> Projected<V>
-where
-    K: Resource + Clone + DeserializeOwned + Debug + Send + Sync + 'static,
-    V: PartialEq + Send + Sync + 'static,
-    P: Fn(&K) -> Option<V> + Send + 'static,
-{
+    let changed = wake.notify;
+    let journal: Option<Arc<Mutex<Changes>>> = wake.journaled.then(Arc::default);
     let map: Arc<RwLock<HashMap<ObjectKey, V>>> = Arc::default();
     let (synced_tx, synced) = watch::channel(false);
     let generation = Arc::new(AtomicU64::new(0));
@@ -292,10 +260,5 @@ where
             }
         }
     });
-    Projected {
-        map,
-        generation,
-        journal,
-        synced,
-    }
+    Projected { map, generation, journal, synced }
 }

@@ -112,9 +112,7 @@ pub enum WithdrawReason {
     SharedIpWithServiceSelector,
     /// Another node is elected, or no node can be (the owner, when there is one).
     /// In BGP: no advertisement of the pool selects this node.
-    NotOwner {
-        owner: Option<String>,
-    },
+    NotOwner { owner: Option<String> },
     /// BGP: two advertisements applying to the Service disagree on LOCAL_PREF.
     ConflictingAdvertisements,
     /// BGP: this node's `NetworkUnavailable` condition is true.
@@ -197,10 +195,7 @@ pub fn decide(input: &DecideInput<'_>) -> Decision {
 /// [`decide`] for `services` instead of `input.services`: a Service's
 /// outcome depends on the other inputs and itself only, so a pass after a
 /// few Services changed decides those alone.
-pub fn decide_each<'s>(
-    input: &DecideInput<'_>,
-    services: impl IntoIterator<Item = &'s ServiceState>,
-) -> Decision {
+pub fn decide_each<'s>(input: &DecideInput<'_>, services: impl IntoIterator<Item = &'s ServiceState>) -> Decision {
     let mut decision = Decision::default();
     let mut candidates = layer2::CandidateCache::new(input);
     for svc in services {

@@ -63,57 +63,28 @@ fn world() -> impl Strategy<Value = WorldGen> {
         prop::bool::weighted(0.1),
         prop::option::weighted(0.7, prop::collection::vec((0usize..2, any::<bool>()), 0..3)),
     )
-        .prop_map(|(zone_a, live, unavailable, excluded, networks)| NodeGen {
-            zone_a,
-            live,
-            unavailable,
-            excluded,
-            networks,
-        });
+        .prop_map(|(zone_a, live, unavailable, excluded, networks)| NodeGen { zone_a, live, unavailable, excluded, networks });
     let ad = (
         prop::option::of(any::<bool>()),
         prop::option::weighted(0.3, any::<bool>()),
         prop::option::weighted(0.4, prop::collection::vec(any::<bool>(), 2)),
         prop::option::weighted(0.3, 1i32..100),
     )
-        .prop_map(|(zone, app, interfaces, prefer_zone_a)| AdGen {
-            zone,
-            app,
-            interfaces,
-            prefer_zone_a,
-        });
-    let svc = (
-        0u8..8,
-        any::<bool>(),
-        any::<bool>(),
-        prop::collection::vec(0usize..7, 0..3),
-        prop::bool::weighted(0.2),
-    )
-        .prop_map(|(ip, app, local, endpoints, sharing)| SvcGen {
-            ip,
-            app,
-            local,
-            endpoints,
-            sharing,
-        });
+        .prop_map(|(zone, app, interfaces, prefer_zone_a)| AdGen { zone, app, interfaces, prefer_zone_a });
+    let svc = (0u8..8, any::<bool>(), any::<bool>(), prop::collection::vec(0usize..7, 0..3), prop::bool::weighted(0.2))
+        .prop_map(|(ip, app, local, endpoints, sharing)| SvcGen { ip, app, local, endpoints, sharing });
     (
         prop::collection::vec(node, 1..7),
         prop::collection::vec(ad, 1..4),
         prop::collection::vec(svc, 1..6),
         any::<bool>(),
     )
-        .prop_map(|(nodes, ads, services, membership)| WorldGen {
-            nodes,
-            ads,
-            services,
-            membership,
-        })
+        .prop_map(|(nodes, ads, services, membership)| WorldGen { nodes, ads, services, membership })
 }
 
 fn zone_selector(zone_a: bool) -> Selector {
     let mut s = Selector::default();
-    s.match_labels
-        .insert("zone".into(), if zone_a { "a" } else { "b" }.into());
+    s.match_labels.insert("zone".into(), if zone_a { "a" } else { "b" }.into());
     s
 }
 
@@ -132,20 +103,11 @@ fn build(g: &WorldGen) -> Built {
     let mut nodes = BTreeMap::new();
     for (i, n) in g.nodes.iter().enumerate() {
         let mut labels = BTreeMap::new();
-        labels.insert(
-            "zone".to_string(),
-            if n.zone_a { "a" } else { "b" }.to_string(),
-        );
+        labels.insert("zone".to_string(), if n.zone_a { "a" } else { "b" }.to_string());
         if n.excluded {
             labels.insert(super::layer2::EXCLUDE_LB_LABEL.to_string(), String::new());
         }
-        nodes.insert(
-            node_name(i),
-            NodeState {
-                labels,
-                network_unavailable: n.unavailable,
-            },
-        );
+        nodes.insert(node_name(i), NodeState { labels, network_unavailable: n.unavailable });
     }
     let ads: Vec<L2Advertisement> = g
         .ads
@@ -154,10 +116,7 @@ fn build(g: &WorldGen) -> Built {
         .map(|(i, a)| {
             let mut out = ad(&format!("ad{i}"));
             if let Some(zone_a) = a.zone {
-                out.nodes = NodeSet {
-                    selectors: vec![zone_selector(zone_a)],
-                    nodes: BTreeSet::new(),
-                };
+                out.nodes = NodeSet { selectors: vec![zone_selector(zone_a)], nodes: BTreeSet::new() };
             }
             if let Some(app) = a.app {
                 let mut s = Selector::default();
@@ -166,19 +125,12 @@ fn build(g: &WorldGen) -> Built {
             }
             if let Some(picks) = &a.interfaces {
                 out.all_interfaces = false;
-                out.interfaces = picks
-                    .iter()
-                    .enumerate()
-                    .filter(|(_, p)| **p)
-                    .map(|(i, _)| ifname(i))
-                    .collect();
+                out.interfaces = picks.iter().enumerate().filter(|(_, p)| **p).map(|(i, _)| ifname(i)).collect();
             }
             if let Some(weight) = a.prefer_zone_a {
                 out.has_preferences = true;
                 for (name, state) in &nodes {
-                    if out.nodes.matches(&state.labels)
-                        && state.labels.get("zone").map(String::as_str) == Some("a")
-                    {
+                    if out.nodes.matches(&state.labels) && state.labels.get("zone").map(String::as_str) == Some("a") {
                         out.preferred_node_scores.insert(name.clone(), weight);
                     }
                 }
@@ -187,18 +139,9 @@ fn build(g: &WorldGen) -> Built {
         })
         .collect();
     let mut pool_advertisements = BTreeMap::new();
-    pool_advertisements.insert(
-        "pool".to_string(),
-        PoolAdvertisements {
-            l2: ads,
-            bgp: vec![],
-        },
-    );
+    pool_advertisements.insert("pool".to_string(), PoolAdvertisements { l2: ads, bgp: vec![] });
     let config = Config {
-        pools: vec![PoolDef::new(
-            "pool",
-            vec!["198.51.100.200/29".parse().unwrap()],
-        )],
+        pools: vec![PoolDef::new("pool", vec!["198.51.100.200/29".parse().unwrap()])],
         pool_advertisements,
         ..Config::default()
     };
@@ -219,10 +162,7 @@ fn build(g: &WorldGen) -> Built {
                 endpoints: s
                     .endpoints
                     .iter()
-                    .map(|n| Endpoint {
-                        node: Some(node_name(*n)),
-                        serving: true,
-                    })
+                    .map(|n| Endpoint { node: Some(node_name(*n)), serving: true })
                     .collect(),
             }
         })
@@ -235,12 +175,7 @@ fn build(g: &WorldGen) -> Built {
             .map(|(i, n)| (node_name(i), networks_of(n)))
             .collect()
     });
-    Built {
-        config,
-        services,
-        nodes,
-        live,
-    }
+    Built { config, services, nodes, live }
 }
 
 fn networks_of(n: &NodeGen) -> MemberNetworks {
@@ -275,10 +210,7 @@ fn decide_all(b: &Built, sticky: &BTreeMap<ServiceKey, String>) -> BTreeMap<Stri
 }
 
 fn owners(all: &BTreeMap<String, Decision>, key: &ServiceKey) -> Vec<String> {
-    all.iter()
-        .filter(|(_, d)| d.layer2.contains_key(key))
-        .map(|(n, _)| n.clone())
-        .collect()
+    all.iter().filter(|(_, d)| d.layer2.contains_key(key)).map(|(n, _)| n.clone()).collect()
 }
 
 /// The model: nodes that may announce `s`, per speaker.md §3.1–3.2 plus
@@ -287,11 +219,7 @@ fn eligible(g: &WorldGen, s: &SvcGen) -> BTreeSet<String> {
     if s.endpoints.is_empty() {
         return BTreeSet::new();
     }
-    let applicable: Vec<&AdGen> = g
-        .ads
-        .iter()
-        .filter(|a| a.app.is_none_or(|app| app == s.app))
-        .collect();
+    let applicable: Vec<&AdGen> = g.ads.iter().filter(|a| a.app.is_none_or(|app| app == s.app)).collect();
     if s.sharing && applicable.iter().any(|a| a.app.is_some()) {
         return BTreeSet::new();
     }
@@ -300,33 +228,19 @@ fn eligible(g: &WorldGen, s: &SvcGen) -> BTreeSet<String> {
     let mut tiers: [BTreeSet<String>; 3] = Default::default();
     for (i, n) in g.nodes.iter().enumerate() {
         let usable = !g.membership || n.live;
-        let selecting: Vec<&&AdGen> = applicable
-            .iter()
-            .filter(|a| a.zone.is_none_or(|z| z == n.zone_a))
-            .collect();
+        let selecting: Vec<&&AdGen> = applicable.iter().filter(|a| a.zone.is_none_or(|z| z == n.zone_a)).collect();
         let local_ok = !s.local || s.endpoints.contains(&i);
         if !usable || n.unavailable || n.excluded || selecting.is_empty() || !local_ok {
             continue;
         }
-        let allowed = |iface: usize| {
-            selecting
-                .iter()
-                .any(|a| a.interfaces.as_ref().is_none_or(|p| p[iface]))
-        };
-        let networks = if g.membership {
-            n.networks.as_ref()
-        } else {
-            None
-        };
+        let allowed = |iface: usize| selecting.iter().any(|a| a.interfaces.as_ref().is_none_or(|p| p[iface]));
+        let networks = if g.membership { n.networks.as_ref() } else { None };
         match networks {
             None => {
                 tiers[0].insert(node_name(i));
             }
             Some(list) => {
-                if list
-                    .iter()
-                    .any(|(iface, on)| *on && allowed(*iface) && subnet.contains(&ip))
-                {
+                if list.iter().any(|(iface, on)| *on && allowed(*iface) && subnet.contains(&ip)) {
                     tiers[0].insert(node_name(i));
                 } else if list.iter().any(|(iface, _)| allowed(*iface)) {
                     tiers[1].insert(node_name(i));
@@ -336,10 +250,7 @@ fn eligible(g: &WorldGen, s: &SvcGen) -> BTreeSet<String> {
             }
         }
     }
-    tiers
-        .into_iter()
-        .find(|t| !t.is_empty())
-        .unwrap_or_default()
+    tiers.into_iter().find(|t| !t.is_empty()).unwrap_or_default()
 }
 
 proptest! {
