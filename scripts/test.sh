@@ -42,5 +42,7 @@ if [ -x tests/kube-fixture/build.sh ]; then
   log "fixture: $FERROLB_KUBE_FIXTURE"
 fi
 
+# One build per clean clone: incremental caches would only add gigabytes.
+export CARGO_INCREMENTAL="${CARGO_INCREMENTAL:-0}"
 log "cargo test --workspace"
 cargo test --workspace --locked --no-fail-fast
