@@ -11,6 +11,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::sync::Arc;
 use std::time::Duration;
 
 use ferrolb_allocator::ServiceKey;
@@ -56,7 +57,7 @@ struct Applied {
 }
 
 pub struct BgpSessions {
-    node: String,
+    node: Arc<str>,
     namespace: String,
     engine: Engine,
     status: watch::Receiver<BTreeMap<String, PeerStatus>>,
@@ -98,7 +99,7 @@ impl BgpSessions {
         let (found, neighbors) = watch::channel(BTreeMap::new());
         tokio::spawn(find_neighbors(interfaces, found));
         Ok(BgpSessions {
-            node: node.to_string(),
+            node: node.into(),
             namespace: namespace.to_string(),
             engine,
             status,
@@ -160,7 +161,7 @@ impl BgpSessions {
     pub fn apply(&mut self, decision: &BgpDecision, changes: &BgpChanges, config: &Config, ifaces: &[InterfaceInfo], secrets: &BTreeMap<(String, String), String>) {
         self.apply_peers(decision, config, ifaces, secrets, Some(changes));
         let services = match changes.all {
-            true => decision.advertised.keys().chain(self.advertised.keys()).cloned().collect(),
+            true => decision.advertised.keys().map(|k| &**k).chain(self.advertised.keys()).cloned().collect(),
             false => changes.services.clone(),
         };
         self.apply_services(decision, services);
@@ -341,7 +342,7 @@ impl BgpSessions {
     }
 
     fn announced_labels(&self, key: &ServiceKey, ip: &IpAddr) -> AnnouncedLabels {
-        AnnouncedLabels { service: key.to_string(), protocol: PROTOCOL_BGP.into(), node: self.node.clone(), ip: ip.to_string() }
+        AnnouncedLabels { service: key.to_string(), protocol: PROTOCOL_BGP, node: self.node.clone(), ip: ip.to_string() }
     }
 
     fn forget_announced(&self, key: &ServiceKey, ips: &[IpAddr]) {

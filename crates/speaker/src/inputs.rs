@@ -36,15 +36,15 @@ pub fn services<'a>(
 
 /// The Service with the serving endpoints of `slices` (its own).
 fn joined<'a>(svc: &ServiceState, slices: impl IntoIterator<Item = &'a SliceFacts>) -> ServiceState {
-    let mut nodes: BTreeSet<&str> = BTreeSet::new();
+    let mut nodes: BTreeSet<&std::sync::Arc<str>> = BTreeSet::new();
     let mut unplaced = false;
     for slice in slices {
-        nodes.extend(slice.serving_nodes.iter().map(|n| &**n));
+        nodes.extend(slice.serving_nodes.iter());
         unplaced |= slice.serving_unplaced;
     }
     let endpoints = nodes
         .into_iter()
-        .map(|n| Endpoint { node: Some(n.to_string()), serving: true })
+        .map(|n| Endpoint { node: Some(n.clone()), serving: true })
         .chain(unplaced.then_some(Endpoint { node: None, serving: true }))
         .collect();
     ServiceState { endpoints, ..svc.clone() }
@@ -65,20 +65,23 @@ pub enum Refreshed {
 /// copied every Service (a sixth of a pass at 1,000 Services).
 #[derive(Debug, Default)]
 pub struct ServiceInputs {
-    services: BTreeMap<ServiceKey, ServiceState>,
+    /// Ordered by key; the key inside each Service is the set's key, not a
+    /// second copy of it.
+    services: BTreeSet<ByKey>,
     /// The Service each EndpointSlice named when last read.
     slice_service: HashMap<ObjectKey, String>,
-    /// The slices naming each Service.
-    slices_of: HashMap<ServiceKey, BTreeSet<String>>,
+    /// The slices naming each Service, sorted: usually one, and a
+    /// one-element `BTreeSet` would allocate a whole B-tree node.
+    slices_of: HashMap<ServiceKey, Vec<String>>,
 }
 
 impl ServiceInputs {
     pub fn get(&self, key: &ServiceKey) -> Option<&ServiceState> {
-        self.services.get(key)
+        self.services.get(key).map(|s| &s.0)
     }
 
     pub fn all(&self) -> impl Iterator<Item = &ServiceState> {
-        self.services.values()
+        self.services.iter().map(|s| &s.0)
     }
 
     /// Brings the Services up to date with the watches.
@@ -98,7 +101,7 @@ impl ServiceInputs {
                 }
                 if let Some(name) = now {
                     let service = ServiceKey::new(key.0.clone(), name.clone());
-                    self.slices_of.entry(service.clone()).or_default().insert(key.1.clone());
+                    link(self.slices_of.entry(service.clone()).or_default(), &key.1);
                     dirty.insert(service);
                     self.slice_service.insert(key, name);
                 }
@@ -111,11 +114,11 @@ impl ServiceInputs {
                 let names = self.slices_of.get(&key);
                 slices.read(|all| joined(&svc, names.into_iter().flatten().filter_map(|name| all.get(&(key.namespace.clone(), name.clone())))))
             });
-            if self.services.get(&key) == fresh.as_ref() {
+            if self.get(&key) == fresh.as_ref() {
                 continue;
             }
             match fresh {
-                Some(svc) => self.services.insert(key.clone(), svc),
+                Some(svc) => self.services.replace(ByKey(svc)).is_some(),
                 None => self.services.remove(&key),
             };
             changed.insert(key);
@@ -127,7 +130,9 @@ impl ServiceInputs {
     fn unlink(&mut self, key: &ObjectKey, name: String, dirty: &mut BTreeSet<ServiceKey>) {
         let service = ServiceKey::new(key.0.clone(), name);
         if let Some(set) = self.slices_of.get_mut(&service) {
-            set.remove(&key.1);
+            if let Ok(at) = set.binary_search(&key.1) {
+                set.remove(at);
+            }
             if set.is_empty() {
                 self.slices_of.remove(&service);
             }
@@ -137,15 +142,52 @@ impl ServiceInputs {
 
     fn reload(&mut self, services: &Projected<ServiceState>, slices: &Projected<SliceFacts>) {
         let joined = services.read(|svcs| slices.read(|all| self::services(svcs.values(), all.iter())));
-        self.services = joined.into_iter().map(|s| (s.key.clone(), s)).collect();
+        self.services = joined.into_iter().map(ByKey).collect();
         self.slice_service.clear();
         self.slices_of.clear();
         slices.read(|all| {
             for (key, slice) in all {
                 self.slice_service.insert(key.clone(), slice.service_name.clone());
-                self.slices_of.entry(ServiceKey::new(key.0.clone(), slice.service_name.clone())).or_default().insert(key.1.clone());
+                link(self.slices_of.entry(ServiceKey::new(key.0.clone(), slice.service_name.clone())).or_default(), &key.1);
             }
         });
+    }
+}
+
+/// A Service ordered, compared and looked up by its key alone.
+#[derive(Debug)]
+struct ByKey(ServiceState);
+
+impl PartialEq for ByKey {
+    fn eq(&self, other: &Self) -> bool {
+        self.0.key == other.0.key
+    }
+}
+
+impl Eq for ByKey {}
+
+impl PartialOrd for ByKey {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Ord for ByKey {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        self.0.key.cmp(&other.0.key)
+    }
+}
+
+impl std::borrow::Borrow<ServiceKey> for ByKey {
+    fn borrow(&self) -> &ServiceKey {
+        &self.0.key
+    }
+}
+
+/// Adds slice `name` to a Service's sorted list of slices.
+fn link(slices: &mut Vec<String>, name: &str) {
+    if let Err(at) = slices.binary_search_by(|s| s.as_str().cmp(name)) {
+        slices.insert(at, name.to_string());
     }
 }
 

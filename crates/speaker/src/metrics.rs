@@ -11,10 +11,12 @@ use prometheus_client::registry::Registry;
 use ferrolb_runtime::k8s_client_metrics::K8sClientMetrics;
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+/// One per announced address: `protocol` and `node` are shared, not copied
+/// into each of 10,000 label sets.
 pub struct AnnouncedLabels {
     pub service: String,
-    pub protocol: String,
-    pub node: String,
+    pub protocol: &'static str,
+    pub node: std::sync::Arc<str>,
     pub ip: String,
 }
 
@@ -84,7 +86,7 @@ mod tests {
         m.announced
             .get_or_create(&AnnouncedLabels {
                 service: "default/web".into(),
-                protocol: "layer2".into(),
+                protocol: "layer2",
                 node: "n1".into(),
                 ip: "198.51.100.10".into(),
             })

@@ -165,7 +165,7 @@ pub async fn run(opts: SpeakerOptions, shutdown: CancellationToken) -> Result<()
     let owner = ferrolb_runtime::owner::pod_owner(&client, &namespace, opts.pod_name.as_deref()).await;
     let config_state = ConfigStateWriter::new(Api::namespaced(client.clone(), &namespace), identity, owner.clone());
     let mut speaker = Speaker {
-        node: node.clone(),
+        node: node.as_str().into(),
         namespace: namespace.clone(),
         mode,
         secret_passthrough: opts.frrk8s_secret_passthrough,
@@ -446,7 +446,7 @@ impl Caches {
 
 /// The reconcile state: what was decided last and what is on the wire.
 struct Speaker {
-    node: String,
+    node: Arc<str>,
     namespace: String,
     mode: BgpMode,
     secret_passthrough: bool,
@@ -580,7 +580,7 @@ impl Speaker {
         let secrets = caches.config.secrets.read(|m| bgp_sessions::referenced_secrets(config, m.values()));
         let bgp = self.bgp_state.decision();
         self.bgp.apply(bgp, &bgp_changes, config, ifaces, &secrets);
-        let peers = bgp.status_peers().into_iter().map(|(k, peers)| (k.clone(), peers.iter().cloned().collect())).collect();
+        let peers = bgp.status_peers().map(|(k, peers)| (k.clone(), peers.iter().map(|p| p.to_string()).collect())).collect();
         self.bgp_status.plan(peers, &caches.bgp_statuses);
 
         let now = std::time::Instant::now();
@@ -598,16 +598,19 @@ impl Speaker {
                 let fresh = decide::decide_each(&input, keys.iter().filter_map(|k| self.inputs.get(k)));
                 for key in &keys {
                     self.layer2.layer2.remove(key);
-                    self.layer2.withdrawn.remove(key);
                 }
                 self.layer2.layer2.extend(fresh.layer2);
-                self.layer2.withdrawn.extend(fresh.withdrawn);
+                self.layer2.withdrawn = fresh.withdrawn;
             }
         }
         self.sticky = sticky;
-        let decision = std::mem::take(&mut self.layer2);
+        let mut decision = std::mem::take(&mut self.layer2);
         self.apply_announcements(&decision, ifaces);
         self.plan_statuses(&decision, caches);
+        // Reasons are read only by this pass's withdrawal log lines, and a
+        // later pass decides again every Service it changes: not kept (in a
+        // BGP-only cluster every Service has one, 1.5 MiB at 10,000).
+        decision.withdrawn = BTreeMap::new();
         self.layer2 = decision;
     }
 
@@ -726,14 +729,14 @@ impl Speaker {
         }
         if let Some(text) = &problem {
             tracing::warn!(problem = %text, "kube-proxy IPVS without strictARP: every node answers ARP for every Service address");
-            let reference = ObjectReference { kind: Some("Node".into()), api_version: Some("v1".into()), name: Some(self.node.clone()), ..ObjectReference::default() };
+            let reference = ObjectReference { kind: Some("Node".into()), api_version: Some("v1".into()), name: Some(self.node.to_string()), ..ObjectReference::default() };
             self.recorder.record(&reference, EventSpec { type_: EventType::Warning, reason: "strictARPDisabled".into(), message: text.clone() });
         }
         self.strict_arp = problem;
     }
 
     fn labels(&self, key: &ServiceKey, ip: &IpAddr) -> AnnouncedLabels {
-        AnnouncedLabels { service: key.to_string(), protocol: PROTOCOL_L2.into(), node: self.node.clone(), ip: ip.to_string() }
+        AnnouncedLabels { service: key.to_string(), protocol: PROTOCOL_L2, node: self.node.clone(), ip: ip.to_string() }
     }
 
     fn forget_metrics(&self, key: &ServiceKey, ips: &[IpAddr]) {

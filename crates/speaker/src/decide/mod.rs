@@ -48,7 +48,8 @@ pub struct ServiceState {
 /// One endpoint of the Service's EndpointSlices.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Endpoint {
-    pub node: Option<String>,
+    /// Shared with the EndpointSlice cache's interned names.
+    pub node: Option<std::sync::Arc<str>>,
     /// `ready` unset or true, or `serving` true (speaker.md §3.2 step 1).
     pub serving: bool,
 }

@@ -162,7 +162,7 @@ fn build(g: &WorldGen) -> Built {
                 endpoints: s
                     .endpoints
                     .iter()
-                    .map(|n| Endpoint { node: Some(node_name(*n)), serving: true })
+                    .map(|n| Endpoint { node: Some(node_name(*n).into()), serving: true })
                     .collect(),
             }
         })

@@ -37,7 +37,7 @@ pub(super) fn service(name: &str, ips: &[&str], endpoint_nodes: &[&str]) -> Serv
         has_sharing_key: false,
         ingress: ips.iter().map(|s| s.to_string()).collect(),
         local_traffic_policy: false,
-        endpoints: endpoint_nodes.iter().map(|n| Endpoint { node: Some(n.to_string()), serving: true }).collect(),
+        endpoints: endpoint_nodes.iter().map(|n| Endpoint { node: Some((*n).into()), serving: true }).collect(),
     }
 }
 

@@ -46,8 +46,8 @@ fn header(text: &str) -> Result<Header, String> {
                 let (ns, name) = svc.split_once('/').ok_or_else(|| format!("not NAMESPACE/NAME: {svc}"))?;
                 let eps = words
                     .map(|w| match w.strip_suffix('!') {
-                        Some(node) => Endpoint { node: Some(node.to_string()), serving: false },
-                        None => Endpoint { node: Some(w.to_string()), serving: true },
+                        Some(node) => Endpoint { node: Some(node.into()), serving: false },
+                        None => Endpoint { node: Some(w.into()), serving: true },
                     })
                     .collect();
                 h.endpoints.insert(ServiceKey::new(ns, name), eps);

@@ -243,7 +243,7 @@ fn build(g: &WorldGen) -> Built {
             endpoints: s
                 .endpoints
                 .iter()
-                .map(|(here, serving)| Endpoint { node: Some(if *here { NODE } else { "node-b" }.to_string()), serving: *serving })
+                .map(|(here, serving)| Endpoint { node: Some(if *here { NODE } else { "node-b" }.into()), serving: *serving })
                 .collect(),
         })
         .collect();
@@ -390,7 +390,7 @@ proptest! {
             prop_assert_eq!(state.decision(), &expected);
             let peers: BTreeSet<String> = expected.routes.keys().filter(|p| before.routes.get(*p) != expected.routes.get(*p)).cloned().collect();
             prop_assert_eq!(&changes.peers, &peers);
-            for key in before.advertised.keys().chain(expected.advertised.keys()).chain(before.withdrawn.keys()).chain(expected.withdrawn.keys()) {
+            for key in before.advertised.keys().chain(expected.advertised.keys()).map(|k| &**k).chain(before.withdrawn.keys()).chain(expected.withdrawn.keys()) {
                 let differs = before.advertised.get(key) != expected.advertised.get(key) || before.withdrawn.get(key) != expected.withdrawn.get(key);
                 prop_assert!(!differs || changes.services.contains(key), "{} changed but was not reported", key);
             }
@@ -446,7 +446,7 @@ proptest! {
             if s.local && !s.endpoints.iter().any(|(here, serving)| *here && *serving) {
                 let key = ServiceKey::new("default", format!("svc{i}"));
                 prop_assert!(!d.advertised.contains_key(&key));
-                prop_assert!(!d.status_peers().contains_key(&key));
+                prop_assert!(!d.status_peers().any(|(k, _)| *k == key));
             }
         }
     }
@@ -461,7 +461,10 @@ proptest! {
                 .filter(|(_, routes)| announce.prefixes.iter().any(|p| routes.contains_key(p)))
                 .map(|(peer, _)| peer.clone())
                 .collect();
-            prop_assert_eq!(&announce.peers, &want);
+            let got: BTreeSet<String> = announce.peers.iter().map(|p| p.to_string()).collect();
+            prop_assert_eq!(&got, &want);
+            prop_assert_eq!(got.len(), announce.peers.len(), "each peer once");
+            prop_assert!(announce.prefixes.windows(2).all(|w| w[0] < w[1]), "prefixes sorted, each once");
         }
     }
 

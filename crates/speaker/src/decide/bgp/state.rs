@@ -13,6 +13,7 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::net::IpAddr;
+use std::sync::Arc;
 
 use ferrolb_allocator::ServiceKey;
 use ipnet::IpNet;
@@ -44,14 +45,19 @@ pub struct BgpChanges {
     pub services: BTreeSet<ServiceKey>,
 }
 
-/// The decision with what it was made from.
+/// The decision with what it was made from. Kept for every Service between
+/// passes, so each Service's key is allocated once and shared by the maps
+/// (`produced`, `producers`, `decision.advertised`).
 #[derive(Debug, Default)]
 pub struct BgpState {
     decision: BgpDecision,
-    produced: BTreeMap<ServiceKey, Produced>,
+    produced: BTreeMap<Arc<ServiceKey>, Produced>,
     /// The advertised Services producing each prefix, sorted. Usually one;
     /// more with shared addresses or aggregation.
-    producers: HashMap<IpNet, Vec<ServiceKey>>,
+    producers: HashMap<IpNet, Vec<Arc<ServiceKey>>>,
+    /// The names of `decision.routes`' peers, in its order, shared by every
+    /// [`BgpAnnounce::peers`].
+    peer_names: Vec<Arc<str>>,
 }
 
 impl BgpState {
@@ -78,12 +84,13 @@ impl BgpState {
             .keys()
             .map(|name| (name.clone(), BTreeMap::new()))
             .collect();
+        self.peer_names = self.decision.routes.keys().map(|name| Arc::from(name.as_str())).collect();
         let mut prefixes = BTreeSet::new();
         for svc in services {
             prefixes.extend(self.evaluate(ctx, &svc.key, Some(svc)));
         }
         self.route(ctx, &prefixes);
-        let keys: Vec<ServiceKey> = self.produced.keys().cloned().collect();
+        let keys: Vec<Arc<ServiceKey>> = self.produced.keys().cloned().collect();
         for key in keys {
             self.announce(&key);
         }
@@ -123,7 +130,7 @@ impl BgpState {
         let mut touched: BTreeSet<ServiceKey> = prefixes
             .iter()
             .flat_map(|p| self.producers.get(p).into_iter().flatten())
-            .cloned()
+            .map(|key| ServiceKey::clone(key))
             .collect();
         touched.extend(
             before
@@ -154,7 +161,7 @@ impl BgpState {
         let old = self.produced.remove(key)?;
         for (prefix, _) in &old.routes {
             if let Some(list) = self.producers.get_mut(prefix) {
-                list.retain(|k| k != key);
+                list.retain(|k| **k != *key);
                 if list.is_empty() {
                     self.producers.remove(prefix);
                 }
@@ -199,13 +206,14 @@ impl BgpState {
                     })
                     .collect();
                 let prefixes: Vec<IpNet> = routes.iter().map(|(prefix, _)| *prefix).collect();
+                let shared = Arc::new(key.clone());
                 for prefix in &prefixes {
                     let list = self.producers.entry(*prefix).or_default();
-                    if let Err(at) = list.binary_search(key) {
-                        list.insert(at, key.clone());
+                    if let Err(at) = list.binary_search(&shared) {
+                        list.insert(at, shared.clone());
                     }
                 }
-                self.produced.insert(key.clone(), Produced { ips, routes });
+                self.produced.insert(shared, Produced { ips, routes });
                 prefixes
             }
             Err(reason) => {
@@ -273,19 +281,23 @@ impl BgpState {
     /// `advertised` for an advertised Service: its prefixes and the peers
     /// receiving at least one of them.
     fn announce(&mut self, key: &ServiceKey) {
-        let Some(p) = self.produced.get(key) else {
+        let Some((shared, p)) = self.produced.get_key_value(key) else {
             return;
         };
-        let prefixes: BTreeSet<IpNet> = p.routes.iter().map(|(prefix, _)| *prefix).collect();
+        let mut prefixes: Vec<IpNet> = p.routes.iter().map(|(prefix, _)| *prefix).collect();
+        prefixes.sort_unstable();
+        prefixes.dedup();
+        prefixes.shrink_to_fit();
         let peers = self
             .decision
             .routes
-            .iter()
-            .filter(|(_, routes)| prefixes.iter().any(|prefix| routes.contains_key(prefix)))
-            .map(|(peer, _)| peer.clone())
+            .values()
+            .zip(&self.peer_names)
+            .filter(|(routes, _)| prefixes.iter().any(|prefix| routes.contains_key(prefix)))
+            .map(|(_, name)| name.clone())
             .collect();
         self.decision.advertised.insert(
-            key.clone(),
+            shared.clone(),
             BgpAnnounce {
                 ips: p.ips.clone(),
                 prefixes,

@@ -331,7 +331,7 @@ fn each_address_is_masked_per_family_by_each_applicable_advertisement() {
         .into_iter()
         .map(net)
         .collect();
-    assert_eq!(d.advertised[&key("web")].prefixes, want);
+    assert_eq!(d.advertised[&key("web")].prefixes, want.iter().copied().collect::<Vec<_>>());
     assert_eq!(d.routes["dual"].keys().copied().collect::<BTreeSet<_>>(), want);
     let agg_route = &d.routes["dual"][&net("198.51.100.0/24")];
     assert_eq!(agg_route.communities.iter().map(ToString::to_string).collect::<Vec<_>>(), vec!["64500:1", "64500:2"]);
@@ -457,7 +457,7 @@ fn more_than_63_communities_hold_the_route_back_from_that_peer() {
     let refused: Vec<String> = d.refused.iter().map(|r| format!("{} {} {}", r.peer, r.prefix, r.message())).collect();
     assert_eq!(refused, vec!["p 198.51.100.10/32 max supported communities is 63, got 64"]);
     // Only the peer that still receives a prefix is listed.
-    assert_eq!(d.advertised[&key("web")].peers, BTreeSet::from(["q".to_string()]));
+    assert_eq!(d.advertised[&key("web")].peers, vec![std::sync::Arc::<str>::from("q")]);
 
     let mut w = w;
     w.config.pool_advertisements.get_mut("pool").unwrap().bgp[1].communities = many(40, 23);
@@ -493,8 +493,8 @@ fn status_lists_peers_receiving_a_prefix_of_the_service_even_through_another() {
     to_nobody.service_selectors = vec![label_selector("app", "none")];
     let w = World::new(vec![web_ad, agg_for_web, agg_for_db, to_nobody], vec![ebgp("p"), ebgp("q")], vec![web, db, idle]);
     let d = w.decide();
-    let status = d.status_peers();
-    let names = |s: &BTreeSet<String>| s.iter().cloned().collect::<Vec<_>>();
+    let status: BTreeMap<_, _> = d.status_peers().collect();
+    let names = |s: &[std::sync::Arc<str>]| s.iter().map(|n| n.to_string()).collect::<Vec<_>>();
     assert_eq!(names(status[&key("web")]), vec!["p", "q"]);
     assert_eq!(names(status[&key("db")]), vec!["p", "q"]);
     // Advertised, but to no peer this node has: no ServiceBGPStatus.
