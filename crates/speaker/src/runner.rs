@@ -144,7 +144,7 @@ pub async fn run(opts: SpeakerOptions, shutdown: CancellationToken) -> Result<()
     let bgp_status_changed = Arc::new(Notify::new());
     let identity = Identity::speaker(&node);
     let notify = Notifies { changed: changed.clone(), config_changed: config_changed.clone(), bgp_status_changed: bgp_status_changed.clone() };
-    let caches = Caches::start(&client, &namespace, &opts.lb_class, &identity.name, &notify, &mut tasks);
+    let caches = Caches::start(&client, &namespace, &opts.lb_class, &node, &identity.name, &notify, &mut tasks);
     // `None` until the first listing: an empty list (a single-node cluster)
     // must still reach the detector, which settles on it.
     let (seeds_tx, mut seeds) = watch::channel(None);
@@ -335,6 +335,15 @@ fn journaled(notify: &Arc<Notify>) -> watches::Wake {
     watches::Wake { notify: notify.clone(), journaled: true }
 }
 
+/// The watch of ServiceBGPStatus objects: each node manages only its own
+/// (§5.2), so the others' are not even sent (with 10,000 Services on three
+/// nodes, two thirds of 30,000 objects). A name too long for a label value
+/// cannot be selected on; then every object comes and the plan filters.
+fn own_bgp_statuses(node: &str) -> watcher::Config {
+    let all = watcher::Config::default();
+    if node.len() <= 63 { all.labels(&format!("{}={node}", ferrolb_api::labels::NODE)) } else { all }
+}
+
 /// Every watch the speaker reads.
 struct Caches {
     services: watches::Projected<decide::ServiceState>,
@@ -353,6 +362,7 @@ impl Caches {
         client: &Client,
         namespace: &str,
         lb_class: &str,
+        node: &str,
         own_state: &str,
         notify: &Notifies,
         tasks: &mut JoinSet<()>,
@@ -380,7 +390,7 @@ impl Caches {
                 tasks,
                 "servicebgpstatuses",
                 Api::<ServiceBGPStatus>::namespaced(c.clone(), &n),
-                all.clone(),
+                own_bgp_statuses(node),
                 svcstatus::facts::<ServiceBGPStatus>,
                 notify.bgp_status_changed.clone(),
             ),
@@ -580,8 +590,13 @@ impl Speaker {
         let secrets = caches.config.secrets.read(|m| bgp_sessions::referenced_secrets(config, m.values()));
         let bgp = self.bgp_state.decision();
         self.bgp.apply(bgp, &bgp_changes, config, ifaces, &secrets);
-        let peers = bgp.status_peers().map(|(k, peers)| (k.clone(), peers.iter().map(|p| p.to_string()).collect())).collect();
-        self.bgp_status.plan(peers, &caches.bgp_statuses);
+        if bgp_changes.all {
+            let peers = bgp.status_peers().map(|(k, peers)| (k.clone(), peers.to_vec())).collect();
+            self.bgp_status.plan(peers, &caches.bgp_statuses);
+        } else {
+            let changed = bgp_changes.services.iter().map(|k| (k.clone(), bgp.status_peers_of(k).map(<[_]>::to_vec)));
+            self.bgp_status.plan_changed(changed, &caches.bgp_statuses);
+        }
 
         let now = std::time::Instant::now();
         let unseen = &mut self.l2_status.unseen;
@@ -696,7 +711,7 @@ impl Speaker {
             .iter()
             .map(|(key, a)| {
                 let names = match a.ips.first().map(|(_, s)| s) {
-                    Some(InterfaceScope::Only(names)) => names.iter().cloned().collect(),
+                    Some(InterfaceScope::Only(names)) => names.iter().map(|n| Arc::from(n.as_str())).collect(),
                     _ => vec![],
                 };
                 (key.clone(), names)

@@ -16,7 +16,7 @@ use kube::Client;
 use prometheus_client::metrics::counter::Counter;
 use tokio::time::Instant;
 
-use crate::svcstatus::{self, StatusFacts, StatusKind, StatusOp, Unseen};
+use crate::svcstatus::{self, Items, StatusFacts, StatusKind, StatusOp, Unseen};
 use crate::watch::Projected;
 
 /// Requests in flight at once. Each holds a connection to the API server:
@@ -34,7 +34,7 @@ pub struct StatusSync<K> {
     writer: StatusWriter<ServiceKey, Vec<StatusOp>, Results>,
     /// Interfaces or peers of each Service this node announces, as its
     /// object should show them (from the last decision).
-    wanted: BTreeMap<ServiceKey, Vec<String>>,
+    wanted: BTreeMap<ServiceKey, Items>,
     /// Failed attempts in a row per Service, for the retry delay; dropped on
     /// success and when the Service needs no request any more.
     failures: BTreeMap<ServiceKey, u32>,
@@ -80,13 +80,40 @@ impl<K: StatusKind> StatusSync<K> {
     /// Hands the writer what makes the objects agree with `wanted`. A
     /// Service with a request in flight is planned again when the request
     /// returns ([`Self::written`]), from what it did.
-    pub fn plan(&mut self, wanted: BTreeMap<ServiceKey, Vec<String>>, cache: &Projected<StatusFacts>) {
+    pub fn plan(&mut self, wanted: BTreeMap<ServiceKey, Items>, cache: &Projected<StatusFacts>) {
         let previous = std::mem::replace(&mut self.wanted, wanted);
+        let changed = changed_keys(&previous, &self.wanted);
+        drop(previous);
+        self.plan_keys(changed, cache);
+    }
+
+    /// [`Self::plan`] where only the Services in `changed` may differ from
+    /// the last wanted state: each with its new items, `None` when this node
+    /// no longer announces it. A pass that changed one Service of 10,000
+    /// then costs one Service, not a copy and comparison of all of them.
+    pub fn plan_changed(&mut self, changed: impl IntoIterator<Item = (ServiceKey, Option<Items>)>, cache: &Projected<StatusFacts>) {
+        let mut keys = Vec::new();
+        for (service, items) in changed {
+            if self.wanted.get(&service) == items.as_ref() {
+                continue;
+            }
+            match items {
+                Some(items) => self.wanted.insert(service.clone(), items),
+                None => self.wanted.remove(&service),
+            };
+            keys.push(service);
+        }
+        self.plan_keys(keys, cache);
+    }
+
+    /// Plans the Services in `changed` alone while nothing else can need a
+    /// request, else every Service.
+    fn plan_keys(&mut self, changed: Vec<ServiceKey>, cache: &Projected<StatusFacts>) {
         // Read before the objects: a change in between makes the next plan
         // a full one, never a missed one.
         let at = (cache.generation(), self.unseen.settled());
         if self.planned_at == Some(at) {
-            for service in changed_keys(&previous, &self.wanted) {
+            for service in changed {
                 self.plan_one(cache, service);
             }
             return;
@@ -114,10 +141,9 @@ impl<K: StatusKind> StatusSync<K> {
     /// [`Self::plan`] again with the same wanted state, after the objects
     /// changed (the watch showed a write).
     pub fn replan(&mut self, cache: &Projected<StatusFacts>) {
-        let wanted = std::mem::take(&mut self.wanted);
         let now = Instant::now().into_std();
         cache.read(|m| self.unseen.settle(m.values(), now));
-        self.plan(wanted, cache);
+        self.plan_keys(Vec::new(), cache);
     }
 
     /// The next Service whose requests returned.

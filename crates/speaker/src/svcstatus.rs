@@ -6,6 +6,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Debug;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use ferrolb_allocator::ServiceKey;
@@ -110,6 +111,11 @@ pub fn facts<K: StatusKind>(obj: &K) -> Option<StatusFacts> {
     })
 }
 
+/// The interfaces (layer 2) or peers (BGP) a node announces a Service on, as
+/// its object should show them. Shared names: the BGP decision's peer names
+/// are one allocation each, however many Services go to the peer.
+pub type Items = Vec<Arc<str>>;
+
 /// One request against the API server.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum StatusOp {
@@ -141,7 +147,7 @@ impl StatusOp {
 pub fn plan_each<'a>(
     ownership: Ownership,
     node: &str,
-    announced: &'a BTreeMap<ServiceKey, Vec<String>>,
+    announced: &'a BTreeMap<ServiceKey, Items>,
     current: impl IntoIterator<Item = &'a StatusFacts>,
     mut emit: impl FnMut(&'a ServiceKey, Vec<StatusOp>),
 ) {
@@ -169,8 +175,11 @@ pub fn plan<'a>(
     announced: &'a BTreeMap<ServiceKey, Vec<String>>,
     current: impl IntoIterator<Item = &'a StatusFacts>,
 ) -> BTreeMap<ServiceKey, Vec<StatusOp>> {
+    let announced: BTreeMap<ServiceKey, Items> =
+        announced.iter().map(|(k, items)| (k.clone(), items.iter().map(|i| Arc::from(i.as_str())).collect())).collect();
+    let current: Vec<StatusFacts> = current.into_iter().cloned().collect();
     let mut plan = BTreeMap::new();
-    plan_each(ownership, node, announced, current, |service, ops| {
+    plan_each(ownership, node, &announced, &current, |service, ops| {
         plan.insert(service.clone(), ops);
     });
     plan
@@ -182,7 +191,7 @@ pub fn plan_service(
     ownership: Ownership,
     node: &str,
     service: &ServiceKey,
-    announced: Option<&[String]>,
+    announced: Option<&[Arc<str>]>,
     objects: &[&StatusFacts],
 ) -> Vec<StatusOp> {
     let objects: Vec<&StatusFacts> = objects.iter().copied().filter(|f| ownership == Ownership::OneNode || f.node == node).collect();
@@ -216,8 +225,8 @@ where
     ops
 }
 
-fn sorted(names: &[String]) -> Vec<String> {
-    names.iter().cloned().collect::<BTreeSet<_>>().into_iter().collect()
+fn sorted<S: AsRef<str>>(names: &[S]) -> Vec<String> {
+    names.iter().map(|n| n.as_ref()).collect::<BTreeSet<&str>>().into_iter().map(str::to_string).collect()
 }
 
 /// How long a write of ours may stay unseen by the watch before it is no

@@ -187,6 +187,11 @@ impl BgpDecision {
     pub fn status_peers(&self) -> impl Iterator<Item = (&ServiceKey, &[Arc<str>])> {
         self.advertised.iter().filter(|(_, a)| !a.peers.is_empty()).map(|(k, a)| (&**k, a.peers.as_slice()))
     }
+
+    /// One Service's entry of [`Self::status_peers`].
+    pub fn status_peers_of(&self, key: &ServiceKey) -> Option<&[Arc<str>]> {
+        self.advertised.get(key).filter(|a| !a.peers.is_empty()).map(|a| a.peers.as_slice())
+    }
 }
 
 /// Decides this node's sessions, the routes toward each peer, and for every
