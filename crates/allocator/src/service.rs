@@ -4,6 +4,7 @@
 use std::collections::BTreeMap;
 use std::fmt;
 use std::net::IpAddr;
+use std::sync::Arc;
 
 use crate::family::{Family, Policy, ServiceFamily, family_for_addresses, parse_ip};
 use crate::gofmt::quote;
@@ -38,14 +39,19 @@ pub struct ServiceView {
 }
 
 /// `namespace/name`, the identity of a Service in the allocator.
+///
+/// Shared strings: a key is copied into every index that names the Service
+/// (the controller's, and the speaker's caches, decision, status plan and
+/// writer queue), and with `String`s each copy was two allocations; at
+/// 10,000 Services those copies were several MiB of the speaker's memory.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct ServiceKey {
-    pub namespace: String,
-    pub name: String,
+    pub namespace: Arc<str>,
+    pub name: Arc<str>,
 }
 
 impl ServiceKey {
-    pub fn new(namespace: impl Into<String>, name: impl Into<String>) -> Self {
+    pub fn new(namespace: impl Into<Arc<str>>, name: impl Into<Arc<str>>) -> Self {
         ServiceKey {
             namespace: namespace.into(),
             name: name.into(),

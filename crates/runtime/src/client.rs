@@ -12,7 +12,8 @@ use hyper_timeout::TimeoutConnector;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
 use kube::client::retry::RetryPolicy;
-use kube::client::{Body, ClientBuilder, ConfigExt};
+use http_body_util::BodyExt;
+use kube::client::{Body, ClientBuilder, ConfigExt, DynBody};
 use kube::config::{KubeConfigOptions, Kubeconfig};
 use kube::{Client, Config};
 use tower::retry::RetryLayer;
@@ -65,19 +66,29 @@ where
         }
         req
     });
+    Ok(builder(config).map_err(Error::Client)?.with_layer(&layer).build())
+}
+
+/// A client with kube's request stack and `TCP_NODELAY` (see
+/// [`connection_stack`]), without [`build`]'s User-Agent and request
+/// reporting: for tools and test drivers, whose own requests should not
+/// wait on Nagle's algorithm either when they measure ferrolb.
+pub fn connect(config: Config) -> Result<Client, kube::Error> {
+    Ok(builder(config)?.build())
+}
+
+fn builder(config: Config) -> Result<ClientBuilder<GenericService>, kube::Error> {
     if config.proxy_url.is_some() {
         // kube's own stack is the one that speaks to SOCKS and HTTP proxies;
         // behind one, the first hop is the proxy and Nagle matters less.
-        return Ok(ClientBuilder::try_from(config)
-            .map_err(Error::Client)?
-            .with_layer(&layer)
-            .build());
+        return ClientBuilder::try_from(config);
     }
     let namespace = config.default_namespace.clone();
-    Ok(ClientBuilder::new(connection_stack(&config)?, namespace).with_layer(&layer).build())
+    Ok(ClientBuilder::new(connection_stack(&config)?, namespace))
 }
 
-type Connection = BoxService<Request<Body>, Response<Incoming>, BoxError>;
+/// kube's request stack, boxed as kube boxes its own.
+type GenericService = BoxService<Request<Body>, Response<Box<DynBody>>, BoxError>;
 
 /// kube's default request stack (kube-client 5's `make_generic_builder`:
 /// TLS, timeouts, base URI, retry, authentication, extra headers) with
@@ -88,11 +99,11 @@ type Connection = BoxService<Request<Body>, Response<Incoming>, BoxError>;
 /// in the BGP benchmark. client-go's connections, Go's default, have
 /// `TCP_NODELAY` on. (Rebuilt here because kube offers no way to reach the
 /// connector it builds; its request tracing layer is left out.)
-fn connection_stack(config: &Config) -> Result<Connection, Error> {
+fn connection_stack(config: &Config) -> Result<GenericService, kube::Error> {
     let mut tcp = HttpConnector::new();
     tcp.enforce_http(false);
     tcp.set_nodelay(true);
-    let tls = config.rustls_https_connector_with_connector(tcp).map_err(Error::Client)?;
+    let tls = config.rustls_https_connector_with_connector(tcp)?;
     let mut connector = TimeoutConnector::new(tls);
     connector.set_connect_timeout(config.connect_timeout);
     connector.set_read_timeout(config.read_timeout);
@@ -104,9 +115,10 @@ fn connection_stack(config: &Config) -> Result<Connection, Error> {
     let stack = ServiceBuilder::new()
         .layer(config.base_uri_layer())
         .option_layer(retry)
-        .option_layer(config.auth_layer().map_err(Error::Client)?)
-        .layer(config.extra_headers_layer().map_err(Error::Client)?)
+        .option_layer(config.auth_layer()?)
+        .layer(config.extra_headers_layer()?)
         .map_err(BoxError::from)
+        .map_response(|response: Response<Incoming>| response.map(|body| Box::new(body.map_err(BoxError::from)) as Box<DynBody>))
         .service(http);
     Ok(stack.boxed())
 }

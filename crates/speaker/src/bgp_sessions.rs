@@ -27,7 +27,7 @@ use tokio::sync::{mpsc, watch};
 
 use crate::decide::bgp::engine::{PeerEnv, engine_peer, engine_routes};
 use crate::decide::bgp::{BgpChanges, BgpDecision, PeerSession, Route};
-use crate::metrics::{AnnouncedLabels, BgpPeerLabels, SpeakerMetrics};
+use crate::metrics::{AnnouncedLabels, BgpPeerLabels, IpLabel, ServiceLabel, SpeakerMetrics};
 
 pub const PROTOCOL_BGP: &str = "bgp";
 
@@ -342,7 +342,7 @@ impl BgpSessions {
     }
 
     fn announced_labels(&self, key: &ServiceKey, ip: &IpAddr) -> AnnouncedLabels {
-        AnnouncedLabels { service: key.to_string(), protocol: PROTOCOL_BGP, node: self.node.clone(), ip: ip.to_string() }
+        AnnouncedLabels { service: ServiceLabel(key.clone()), protocol: PROTOCOL_BGP, node: self.node.clone(), ip: IpLabel(*ip) }
     }
 
     fn forget_announced(&self, key: &ServiceKey, ips: &[IpAddr]) {

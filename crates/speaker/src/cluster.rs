@@ -1,15 +1,15 @@
 //! Projections of Kubernetes objects to what [`crate::decide`] reads.
 
-use std::collections::HashSet;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use ferrolb_allocator::ServiceKey;
 use ferrolb_api::annotations::{ALLOW_SHARED_IP, ALLOW_SHARED_IP_DEPRECATED};
 use k8s_openapi::api::core::v1::{Node, Service};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
-use kube::ResourceExt;
+use kube::{Resource, ResourceExt};
 
 use crate::decide::{NodeState, ServiceState};
+use crate::intern;
 
 /// Label linking an EndpointSlice to its Service.
 pub const SERVICE_NAME_LABEL: &str = "kubernetes.io/service-name";
@@ -26,7 +26,7 @@ pub fn service_facts(svc: &Service, lb_class: &str) -> Option<ServiceState> {
     let annotations = svc.annotations();
     let ingress = ferrolb_config::view::ingress_ips(svc);
     Some(ServiceState {
-        key: ServiceKey::new(svc.namespace().unwrap_or_default(), svc.name_any()),
+        key: ServiceKey::new(intern::namespace(svc.meta().namespace.as_deref().unwrap_or_default()), svc.name_any()),
         is_load_balancer: spec.type_.as_deref() == Some("LoadBalancer"),
         labels: svc.labels().clone(),
         has_sharing_key: annotations.contains_key(ALLOW_SHARED_IP) || annotations.contains_key(ALLOW_SHARED_IP_DEPRECATED),
@@ -48,37 +48,15 @@ pub fn service_facts(svc: &Service, lb_class: &str) -> Option<ServiceState> {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SliceFacts {
     /// The `kubernetes.io/service-name` label: a Service of the slice's namespace.
-    pub service_name: String,
+    pub service_name: Arc<str>,
     /// Nodes with a serving endpoint, sorted, each once; interned
-    /// ([`NodeNames`]).
+    /// ([`intern::node`]).
     pub serving_nodes: Box<[Arc<str>]>,
     /// A serving endpoint names no node.
     pub serving_unplaced: bool,
 }
 
-/// One shared copy of each node name seen in EndpointSlices. A cluster has
-/// few nodes and many slices (1,000 Services with 10 slices each on 10
-/// nodes: 30,000 names, 10 distinct), so each slice holds pointers to these
-/// instead of its own strings (docs/benchmarks-speaker.md). Names are never
-/// dropped: the set is bounded by the nodes the cluster ever had while this
-/// speaker ran.
-#[derive(Debug, Clone, Default)]
-pub struct NodeNames(Arc<Mutex<HashSet<Arc<str>>>>);
-
-impl NodeNames {
-    pub fn intern(&self, name: &str) -> Arc<str> {
-        // Every insert leaves the set whole, so a poisoned lock is still usable.
-        let mut names = self.0.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some(known) = names.get(name) {
-            return known.clone();
-        }
-        let name: Arc<str> = Arc::from(name);
-        names.insert(name.clone());
-        name
-    }
-}
-
-pub fn slice_facts(slice: &EndpointSlice, names: &NodeNames) -> Option<SliceFacts> {
+pub fn slice_facts(slice: &EndpointSlice) -> Option<SliceFacts> {
     let service = slice.labels().get(SERVICE_NAME_LABEL)?;
     let mut serving_nodes = Vec::new();
     let mut serving_unplaced = false;
@@ -90,13 +68,13 @@ pub fn slice_facts(slice: &EndpointSlice, names: &NodeNames) -> Option<SliceFact
             continue;
         }
         match &e.node_name {
-            Some(node) => serving_nodes.push(names.intern(node)),
+            Some(node) => serving_nodes.push(intern::node(node)),
             None => serving_unplaced = true,
         }
     }
     serving_nodes.sort_unstable();
     serving_nodes.dedup();
-    Some(SliceFacts { service_name: service.clone(), serving_nodes: serving_nodes.into_boxed_slice(), serving_unplaced })
+    Some(SliceFacts { service_name: Arc::from(service.as_str()), serving_nodes: serving_nodes.into_boxed_slice(), serving_unplaced })
 }
 
 /// What the speaker keeps of a Node.
@@ -144,9 +122,8 @@ mod tests {
             ]
         }))
         .unwrap();
-        let names = NodeNames::default();
-        let f = slice_facts(&slice, &names).unwrap();
-        assert_eq!(f.service_name, "web");
+        let f = slice_facts(&slice).unwrap();
+        assert_eq!(&*f.service_name, "web");
         assert_eq!(&*f.serving_nodes, &[Arc::<str>::from("n1"), Arc::from("n3")]);
         assert!(!f.serving_unplaced);
 
@@ -156,7 +133,7 @@ mod tests {
             "endpoints": [{"addresses": ["10.0.0.5"]}, {"addresses": ["10.0.0.6"], "conditions": {"ready": false}}]
         }))
         .unwrap();
-        let f = slice_facts(&unplaced, &names).unwrap();
+        let f = slice_facts(&unplaced).unwrap();
         assert!(f.serving_nodes.is_empty() && f.serving_unplaced);
     }
 
@@ -170,9 +147,7 @@ mod tests {
             }))
             .unwrap()
         };
-        let names = NodeNames::default();
-        let (a, b) = (slice_facts(&slice("a"), &names).unwrap(), slice_facts(&slice("b"), &names).unwrap());
+        let (a, b) = (slice_facts(&slice("a")).unwrap(), slice_facts(&slice("b")).unwrap());
         assert!(Arc::ptr_eq(&a.serving_nodes[0], &b.serving_nodes[0]), "one copy of n1");
-        assert_eq!(&*names.intern("n2"), "n2");
     }
 }

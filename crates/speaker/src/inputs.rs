@@ -20,13 +20,13 @@ pub fn services<'a>(
 ) -> Vec<ServiceState> {
     // (namespace, Service name): a slice's Service is in the slice's namespace.
     let mut serving: HashMap<(&str, &str), Vec<&SliceFacts>> = HashMap::new();
-    for ((namespace, _), slice) in slices {
-        serving.entry((namespace.as_str(), slice.service_name.as_str())).or_default().push(slice);
+    for (key, slice) in slices {
+        serving.entry((&*key.namespace, &*slice.service_name)).or_default().push(slice);
     }
     let mut out: Vec<ServiceState> = facts
         .into_iter()
         .map(|svc| {
-            let of = serving.get(&(svc.key.namespace.as_str(), svc.key.name.as_str()));
+            let of = serving.get(&(&*svc.key.namespace, &*svc.key.name));
             joined(svc, of.into_iter().flatten().copied())
         })
         .collect();
@@ -69,10 +69,10 @@ pub struct ServiceInputs {
     /// second copy of it.
     services: BTreeSet<ByKey>,
     /// The Service each EndpointSlice named when last read.
-    slice_service: HashMap<ObjectKey, String>,
+    slice_service: HashMap<ObjectKey, ServiceKey>,
     /// The slices naming each Service, sorted: usually one, and a
     /// one-element `BTreeSet` would allocate a whole B-tree node.
-    slices_of: HashMap<ServiceKey, Vec<String>>,
+    slices_of: HashMap<ServiceKey, Vec<ObjectKey>>,
 }
 
 impl ServiceInputs {
@@ -92,27 +92,25 @@ impl ServiceInputs {
             self.reload(services, slices);
             return Refreshed::All;
         };
-        let mut dirty: BTreeSet<ServiceKey> = changed_services.into_iter().map(|(ns, name)| ServiceKey::new(ns, name)).collect();
+        let mut dirty: BTreeSet<ServiceKey> = changed_services.into_iter().collect();
         slices.read(|all| {
             for key in changed_slices {
-                let now = all.get(&key).map(|s| s.service_name.clone());
-                if let Some(name) = self.slice_service.remove(&key) {
-                    self.unlink(&key, name, &mut dirty);
+                let now = all.get(&key).map(|s| ServiceKey::new(key.namespace.clone(), s.service_name.clone()));
+                if let Some(service) = self.slice_service.remove(&key) {
+                    self.unlink(&key, service, &mut dirty);
                 }
-                if let Some(name) = now {
-                    let service = ServiceKey::new(key.0.clone(), name.clone());
-                    link(self.slices_of.entry(service.clone()).or_default(), &key.1);
-                    dirty.insert(service);
-                    self.slice_service.insert(key, name);
+                if let Some(service) = now {
+                    link(self.slices_of.entry(service.clone()).or_default(), &key);
+                    dirty.insert(service.clone());
+                    self.slice_service.insert(key, service);
                 }
             }
         });
         let mut changed = BTreeSet::new();
         for key in dirty {
-            let object = (key.namespace.clone(), key.name.clone());
-            let fresh = services.read(|svcs| svcs.get(&object).cloned()).map(|svc| {
+            let fresh = services.read(|svcs| svcs.get(&key).cloned()).map(|svc| {
                 let names = self.slices_of.get(&key);
-                slices.read(|all| joined(&svc, names.into_iter().flatten().filter_map(|name| all.get(&(key.namespace.clone(), name.clone())))))
+                slices.read(|all| joined(&svc, names.into_iter().flatten().filter_map(|slice| all.get(slice))))
             });
             if self.get(&key) == fresh.as_ref() {
                 continue;
@@ -126,11 +124,10 @@ impl ServiceInputs {
         Refreshed::Keys(changed)
     }
 
-    /// Forgets that slice `key` named Service `name`, which must be joined again.
-    fn unlink(&mut self, key: &ObjectKey, name: String, dirty: &mut BTreeSet<ServiceKey>) {
-        let service = ServiceKey::new(key.0.clone(), name);
+    /// Forgets that slice `key` named `service`, which must be joined again.
+    fn unlink(&mut self, key: &ObjectKey, service: ServiceKey, dirty: &mut BTreeSet<ServiceKey>) {
         if let Some(set) = self.slices_of.get_mut(&service) {
-            if let Ok(at) = set.binary_search(&key.1) {
+            if let Ok(at) = set.binary_search(key) {
                 set.remove(at);
             }
             if set.is_empty() {
@@ -147,8 +144,9 @@ impl ServiceInputs {
         self.slices_of.clear();
         slices.read(|all| {
             for (key, slice) in all {
-                self.slice_service.insert(key.clone(), slice.service_name.clone());
-                link(self.slices_of.entry(ServiceKey::new(key.0.clone(), slice.service_name.clone())).or_default(), &key.1);
+                let service = ServiceKey::new(key.namespace.clone(), slice.service_name.clone());
+                link(self.slices_of.entry(service.clone()).or_default(), key);
+                self.slice_service.insert(key.clone(), service);
             }
         });
     }
@@ -184,10 +182,10 @@ impl std::borrow::Borrow<ServiceKey> for ByKey {
     }
 }
 
-/// Adds slice `name` to a Service's sorted list of slices.
-fn link(slices: &mut Vec<String>, name: &str) {
-    if let Err(at) = slices.binary_search_by(|s| s.as_str().cmp(name)) {
-        slices.insert(at, name.to_string());
+/// Adds slice `key` to a Service's sorted list of slices.
+fn link(slices: &mut Vec<ObjectKey>, key: &ObjectKey) {
+    if let Err(at) = slices.binary_search(key) {
+        slices.insert(at, key.clone());
     }
 }
 
@@ -198,13 +196,13 @@ fn link(slices: &mut Vec<String>, name: &str) {
 pub fn sticky<'a>(statuses: impl IntoIterator<Item = &'a StatusFacts>, live: Option<&BTreeMap<String, MemberNetworks>>) -> BTreeMap<ServiceKey, String> {
     let mut out: BTreeMap<ServiceKey, String> = BTreeMap::new();
     for s in statuses {
-        if live.is_some_and(|l| !l.contains_key(&s.node)) {
+        if live.is_some_and(|l| !l.contains_key(&*s.node)) {
             continue;
         }
         match out.get(&s.service) {
-            Some(existing) if existing <= &s.node => {}
+            Some(existing) if existing.as_str() <= &*s.node => {}
             _ => {
-                out.insert(s.service.clone(), s.node.clone());
+                out.insert(s.service.clone(), s.node.to_string());
             }
         }
     }
@@ -253,14 +251,14 @@ mod tests {
                         local_traffic_policy: false,
                         endpoints: vec![],
                     });
-                    services.put((ns, name), value);
+                    services.put(ServiceKey::new(ns, name), value);
                 } else {
                     let value = owner.map(|o| SliceFacts {
-                        service_name: format!("s{o}"),
+                        service_name: format!("s{o}").into(),
                         serving_nodes: nodes.iter().map(|n| std::sync::Arc::from(format!("n{n}").as_str())).collect::<BTreeSet<_>>().into_iter().collect(),
                         serving_unplaced: *ingress == 3,
                     });
-                    slices.put((ns, format!("slice{which}")), value);
+                    slices.put(ServiceKey::new(ns, format!("slice{which}")), value);
                 }
                 // Refresh after some steps only, so changes pile up.
                 if chunk % 3 == 2 || chunk + 1 == steps.len() {
@@ -295,9 +293,9 @@ mod tests {
         }];
         let slice = |name: &str, service: &str, nodes: &[&str], unplaced| {
             (
-                ("d".to_string(), name.to_string()),
+                ServiceKey::new("d", name),
                 SliceFacts {
-                    service_name: service.to_string(),
+                    service_name: service.into(),
                     serving_nodes: nodes.iter().map(|n| std::sync::Arc::from(*n)).collect(),
                     serving_unplaced: unplaced,
                 },
@@ -311,7 +309,7 @@ mod tests {
         let other = slice("other-1", "other", &["x"], false);
         assert_eq!(services(&facts, [(&other.0, &other.1)])[0].endpoints, vec![]);
         // A slice of another namespace never serves this Service.
-        let foreign = (("e".to_string(), "web-1".to_string()), slices[0].1.clone());
+        let foreign = (ServiceKey::new("e", "web-1"), slices[0].1.clone());
         assert_eq!(services(&facts, [(&foreign.0, &foreign.1)])[0].endpoints, vec![]);
     }
 }

@@ -9,6 +9,7 @@ pub mod config_load;
 pub mod decide;
 pub mod error;
 pub mod inputs;
+pub mod intern;
 pub mod metrics;
 pub mod netmeta;
 pub mod options;

@@ -2,7 +2,11 @@
 //! §2.2–2.3). The `metallb_k8s_client_*` families are the runtime's, shared
 //! with the controller; the protocol crates register their own families.
 
-use prometheus_client::encoding::EncodeLabelSet;
+use std::fmt::Write as _;
+use std::net::IpAddr;
+
+use ferrolb_allocator::ServiceKey;
+use prometheus_client::encoding::{EncodeLabelSet, EncodeLabelValue, LabelValueEncoder};
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
@@ -11,13 +15,34 @@ use prometheus_client::registry::Registry;
 use ferrolb_runtime::k8s_client_metrics::K8sClientMetrics;
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-/// One per announced address: `protocol` and `node` are shared, not copied
-/// into each of 10,000 label sets.
+/// One per announced address: the Service's key and `protocol` and `node`
+/// are shared, not copied into each of 10,000 label sets, and the address
+/// is written out only when the metrics are read.
 pub struct AnnouncedLabels {
-    pub service: String,
+    pub service: ServiceLabel,
     pub protocol: &'static str,
     pub node: std::sync::Arc<str>,
-    pub ip: String,
+    pub ip: IpLabel,
+}
+
+/// A Service's `namespace/name` as a label value.
+#[derive(Clone, Debug, Hash, PartialEq, Eq)]
+pub struct ServiceLabel(pub ServiceKey);
+
+impl EncodeLabelValue for ServiceLabel {
+    fn encode(&self, encoder: &mut LabelValueEncoder) -> Result<(), std::fmt::Error> {
+        write!(encoder, "{}", self.0)
+    }
+}
+
+/// An address as a label value.
+#[derive(Clone, Copy, Debug, Hash, PartialEq, Eq)]
+pub struct IpLabel(pub IpAddr);
+
+impl EncodeLabelValue for IpLabel {
+    fn encode(&self, encoder: &mut LabelValueEncoder) -> Result<(), std::fmt::Error> {
+        write!(encoder, "{}", self.0)
+    }
 }
 
 /// MetalLB native's label of its BGP families: `<address>:<port>`.
@@ -85,10 +110,10 @@ mod tests {
         let m = SpeakerMetrics::register(&mut registry);
         m.announced
             .get_or_create(&AnnouncedLabels {
-                service: "default/web".into(),
+                service: ServiceLabel(ServiceKey::new("default", "web")),
                 protocol: "layer2",
                 node: "n1".into(),
-                ip: "198.51.100.10".into(),
+                ip: IpLabel("198.51.100.10".parse().unwrap()),
             })
             .set(1);
         m.k8s.updates.inc();

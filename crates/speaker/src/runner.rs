@@ -43,7 +43,7 @@ use crate::error::SpeakerError;
 use crate::inputs::Refreshed;
 use crate::status_sync::{StatusSync, changed_keys};
 use crate::svcstatus::{self, StatusFacts};
-use crate::metrics::{AnnouncedLabels, SpeakerMetrics};
+use crate::metrics::{AnnouncedLabels, IpLabel, ServiceLabel, SpeakerMetrics};
 use crate::options::{ML_SECRET_KEY_FILE, SpeakerOptions};
 use crate::passes::PassSchedule;
 use crate::{inputs, netmeta, watch as watches};
@@ -374,10 +374,7 @@ impl Caches {
         let (c, n) = ns(client);
         Caches {
             services: watches::spawn_with(tasks, "services", Api::<Service>::all(c.clone()), all.clone(), project_service, journaled(&notify.changed)),
-            slices: {
-                let names = cluster::NodeNames::default();
-                watches::spawn_with(tasks, "endpointslices", Api::<EndpointSlice>::all(c.clone()), all.clone(), move |s| cluster::slice_facts(s, &names), journaled(&notify.changed))
-            },
+            slices: watches::spawn_with(tasks, "endpointslices", Api::<EndpointSlice>::all(c.clone()), all.clone(), cluster::slice_facts, journaled(&notify.changed)),
             l2_statuses: watches::spawn(
                 tasks,
                 "servicel2statuses",
@@ -441,11 +438,11 @@ impl Caches {
 
     /// Every Node's labels and conditions, by name.
     fn nodes(&self) -> BTreeMap<String, decide::NodeState> {
-        self.config.nodes.read(|m| m.iter().map(|((_, name), (_, st))| (name.clone(), st.clone())).collect())
+        self.config.nodes.read(|m| m.iter().map(|(key, (_, st))| (key.name.to_string(), st.clone())).collect())
     }
 
     fn own_state(&self, namespace: &str, name: &str) -> Option<ConfigurationState> {
-        self.own_state.get(&(namespace.to_string(), name.to_string()))
+        self.own_state.get(&watches::ObjectKey::new(namespace, name))
     }
 
     /// The raw FRR text of the `bgpextras` ConfigMap, when it has any.
@@ -751,7 +748,7 @@ impl Speaker {
     }
 
     fn labels(&self, key: &ServiceKey, ip: &IpAddr) -> AnnouncedLabels {
-        AnnouncedLabels { service: key.to_string(), protocol: PROTOCOL_L2, node: self.node.clone(), ip: ip.to_string() }
+        AnnouncedLabels { service: ServiceLabel(key.clone()), protocol: PROTOCOL_L2, node: self.node.clone(), ip: IpLabel(*ip) }
     }
 
     fn forget_metrics(&self, key: &ServiceKey, ips: &[IpAddr]) {
@@ -769,8 +766,8 @@ pub(crate) fn service_reference(key: &ServiceKey) -> ObjectReference {
     ObjectReference {
         kind: Some("Service".into()),
         api_version: Some("v1".into()),
-        namespace: Some(key.namespace.clone()),
-        name: Some(key.name.clone()),
+        namespace: Some(key.namespace.to_string()),
+        name: Some(key.name.to_string()),
         ..ObjectReference::default()
     }
 }

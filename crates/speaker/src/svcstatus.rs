@@ -22,12 +22,14 @@ use kube::{Client, Resource, ResourceExt};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
+use crate::intern;
+
 /// One status object as the plan reads it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StatusFacts {
     pub name: String,
-    /// The `metallb.io/node` label (the writer).
-    pub node: String,
+    /// The `metallb.io/node` label (the writer), shared ([`intern::node`]).
+    pub node: Arc<str>,
     pub service: ServiceKey,
     /// Interfaces (layer 2) or peers (BGP).
     pub items: Vec<String>,
@@ -64,8 +66,8 @@ impl StatusKind for ServiceL2Status {
     fn status_body(node: &str, service: &ServiceKey, items: &[String]) -> serde_json::Value {
         let status = MetalLBServiceL2Status {
             node: node.to_string(),
-            service_name: service.name.clone(),
-            service_namespace: service.namespace.clone(),
+            service_name: service.name.to_string(),
+            service_namespace: service.namespace.to_string(),
             interfaces: items.iter().map(|name| InterfaceInfo { name: name.clone() }).collect(),
         };
         let mut value = serde_json::json!({ "status": status });
@@ -86,8 +88,8 @@ impl StatusKind for ServiceBGPStatus {
     fn status_body(node: &str, service: &ServiceKey, items: &[String]) -> serde_json::Value {
         let status = MetalLBServiceBGPStatus {
             node: node.to_string(),
-            service_name: service.name.clone(),
-            service_namespace: service.namespace.clone(),
+            service_name: service.name.to_string(),
+            service_namespace: service.namespace.to_string(),
             peers: items.to_vec(),
         };
         let mut value = serde_json::json!({ "status": status });
@@ -105,8 +107,8 @@ pub fn facts<K: StatusKind>(obj: &K) -> Option<StatusFacts> {
     let l = obj.labels();
     Some(StatusFacts {
         name: obj.name_any(),
-        node: l.get(labels::NODE)?.clone(),
-        service: ServiceKey::new(l.get(labels::SERVICE_NAMESPACE)?.clone(), l.get(labels::SERVICE_NAME)?.clone()),
+        node: intern::node(l.get(labels::NODE)?),
+        service: ServiceKey::new(intern::namespace(l.get(labels::SERVICE_NAMESPACE)?), l.get(labels::SERVICE_NAME)?.as_str()),
         items: obj.items(),
     })
 }
@@ -153,7 +155,7 @@ pub fn plan_each<'a>(
 ) {
     let mut by_service: BTreeMap<&ServiceKey, Vec<&StatusFacts>> = BTreeMap::new();
     for facts in current {
-        if ownership == Ownership::OneNode || facts.node == node {
+        if ownership == Ownership::OneNode || &*facts.node == node {
             by_service.entry(&facts.service).or_default().push(facts);
         }
     }
@@ -194,12 +196,12 @@ pub fn plan_service(
     announced: Option<&[Arc<str>]>,
     objects: &[&StatusFacts],
 ) -> Vec<StatusOp> {
-    let objects: Vec<&StatusFacts> = objects.iter().copied().filter(|f| ownership == Ownership::OneNode || f.node == node).collect();
+    let objects: Vec<&StatusFacts> = objects.iter().copied().filter(|f| ownership == Ownership::OneNode || &*f.node == node).collect();
     let delete = |f: &&StatusFacts| StatusOp::Delete { name: f.name.clone(), service: service.clone() };
     let Some(items) = announced else {
-        return exact(None, objects.iter().filter(|f| f.node == node), delete);
+        return exact(None, objects.iter().filter(|f| &*f.node == node), delete);
     };
-    let mine = objects.iter().filter(|f| f.node == node).min_by(|a, b| a.name.cmp(&b.name));
+    let mine = objects.iter().filter(|f| &*f.node == node).min_by(|a, b| a.name.cmp(&b.name));
     let write = match mine {
         Some(kept) if sorted(&kept.items) != sorted(items) => {
             Some(StatusOp::SetItems { name: kept.name.clone(), service: service.clone(), items: sorted(items) })
@@ -264,7 +266,7 @@ impl Unseen {
                 return;
             }
         };
-        let facts = StatusFacts { name: name.clone(), node: node.to_string(), service: service.clone(), items: items.clone() };
+        let facts = StatusFacts { name: name.clone(), node: intern::node(node), service: service.clone(), items: items.clone() };
         self.deleted.remove(&name);
         self.written.insert(name, (facts, now));
     }
@@ -336,8 +338,8 @@ pub async fn apply<K: StatusKind>(
                 labels: Some(
                     [
                         (labels::NODE.to_string(), node.to_string()),
-                        (labels::SERVICE_NAME.to_string(), service.name.clone()),
-                        (labels::SERVICE_NAMESPACE.to_string(), service.namespace.clone()),
+                        (labels::SERVICE_NAME.to_string(), service.name.to_string()),
+                        (labels::SERVICE_NAMESPACE.to_string(), service.namespace.to_string()),
                     ]
                     .into(),
                 ),

@@ -11,6 +11,7 @@ use std::fmt::Debug;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 
+use ferrolb_allocator::ServiceKey;
 use futures::StreamExt;
 use kube::api::Api;
 use kube::runtime::WatchStreamExt;
@@ -20,11 +21,13 @@ use serde::de::DeserializeOwned;
 use tokio::sync::{Notify, watch};
 use tokio::task::JoinSet;
 
-/// `(namespace, name)`; the namespace is empty for cluster-scoped objects.
-pub type ObjectKey = (String, String);
+/// Namespace and name; the namespace is empty for cluster-scoped objects.
+/// The same shared-string key as a Service's, so a Service's key is copied
+/// between caches, inputs and decision without allocating.
+pub type ObjectKey = ServiceKey;
 
 pub fn key_of<K: Resource>(obj: &K) -> ObjectKey {
-    (obj.namespace().unwrap_or_default(), obj.name_any())
+    ObjectKey::new(crate::intern::namespace(obj.meta().namespace.as_deref().unwrap_or_default()), obj.name_any())
 }
 
 /// The projected objects of one kind, and whether the first list is complete.

@@ -298,7 +298,7 @@ impl KubeFixture {
     /// A new client for the calling test's runtime (see the crate docs for
     /// why clients are not shared). Its default namespace is `default`.
     pub fn client(&self) -> Result<Client> {
-        Client::try_from(self.config.clone()).map_err(kube("building a client for kube-fixture"))
+        ferrolb_runtime::client::connect(self.config.clone()).map_err(kube("building a client for kube-fixture"))
     }
 
     /// A new client whose default namespace is `namespace`, for helpers such
@@ -306,7 +306,7 @@ impl KubeFixture {
     pub fn client_in(&self, namespace: &str) -> Result<Client> {
         let mut config = self.config.clone();
         config.default_namespace = namespace.to_owned();
-        Client::try_from(config).map_err(kube("building a client for kube-fixture"))
+        ferrolb_runtime::client::connect(config).map_err(kube("building a client for kube-fixture"))
     }
 
     /// The client configuration (server URL, CA, admin token).

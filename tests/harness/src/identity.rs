@@ -88,7 +88,7 @@ impl Identity {
                 source: Box::new(source),
             })?;
         config.default_namespace = namespace.to_owned();
-        Client::try_from(config).map_err(crate::error::kube(format!("client for {}", self.user)))
+        ferrolb_runtime::client::connect(config).map_err(crate::error::kube(format!("client for {}", self.user)))
     }
 }
 
