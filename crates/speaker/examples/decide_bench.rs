@@ -46,9 +46,9 @@ fn service(i: u32, serving: bool) -> ServiceState {
     ServiceState {
         key: ServiceKey::new("bench", format!("svc-{i}")),
         is_load_balancer: true,
-        labels: BTreeMap::new(),
+        labels: Default::default(),
         has_sharing_key: false,
-        ingress: vec![ip.to_string()],
+        ingress: vec![ip.to_string()].into(),
         local_traffic_policy: false,
         endpoints: vec![Endpoint { node: Some("node1".into()), serving }],
     }

@@ -28,9 +28,9 @@ pub fn service_facts(svc: &Service, lb_class: &str) -> Option<ServiceState> {
     Some(ServiceState {
         key: ServiceKey::new(intern::namespace(svc.meta().namespace.as_deref().unwrap_or_default()), svc.name_any()),
         is_load_balancer: spec.type_.as_deref() == Some("LoadBalancer"),
-        labels: svc.labels().clone(),
+        labels: std::sync::Arc::new(svc.labels().clone()),
         has_sharing_key: annotations.contains_key(ALLOW_SHARED_IP) || annotations.contains_key(ALLOW_SHARED_IP_DEPRECATED),
-        ingress,
+        ingress: ingress.into(),
         local_traffic_policy: spec.external_traffic_policy.as_deref() == Some("Local"),
         // Joined in from the EndpointSlices (crate::inputs).
         endpoints: Vec::new(),
@@ -105,7 +105,7 @@ mod tests {
         let f = service_facts(&s, "").unwrap();
         assert_eq!(f.key, ServiceKey::new("shop", "web"));
         assert!(f.is_load_balancer && f.has_sharing_key && f.local_traffic_policy);
-        assert_eq!(f.ingress, vec!["198.51.100.10".to_string()]);
+        assert_eq!(&*f.ingress, ["198.51.100.10".to_string()]);
         assert!(service_facts(&s, "other").is_none());
     }
 

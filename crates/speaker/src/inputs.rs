@@ -247,7 +247,7 @@ mod tests {
                         is_load_balancer: true,
                         labels: Default::default(),
                         has_sharing_key: false,
-                        ingress: vec![format!("10.0.0.{ingress}")],
+                        ingress: vec![format!("10.0.0.{ingress}")].into(),
                         local_traffic_policy: false,
                         endpoints: vec![],
                     });
@@ -287,7 +287,7 @@ mod tests {
             is_load_balancer: true,
             labels: Default::default(),
             has_sharing_key: false,
-            ingress: vec![],
+            ingress: Default::default(),
             local_traffic_policy: false,
             endpoints: vec![],
         }];

@@ -31,6 +31,13 @@ pub fn namespace(name: &str) -> Arc<str> {
     NAMESPACES.intern(name)
 }
 
+/// The shared copy of a peer's or an interface's name, as status objects
+/// list them.
+pub fn item(name: &str) -> Arc<str> {
+    static ITEMS: LazyLock<Interner> = LazyLock::new(Interner::default);
+    ITEMS.intern(name)
+}
+
 /// The shared copy of a node's name, for EndpointSlices and status objects.
 pub fn node(name: &str) -> Arc<str> {
     static NODES: LazyLock<Interner> = LazyLock::new(Interner::default);

@@ -32,7 +32,7 @@ pub struct StatusFacts {
     pub node: Arc<str>,
     pub service: ServiceKey,
     /// Interfaces (layer 2) or peers (BGP).
-    pub items: Vec<String>,
+    pub items: Items,
 }
 
 /// Whose objects a node manages.
@@ -109,7 +109,7 @@ pub fn facts<K: StatusKind>(obj: &K) -> Option<StatusFacts> {
         name: obj.name_any(),
         node: intern::node(l.get(labels::NODE)?),
         service: ServiceKey::new(intern::namespace(l.get(labels::SERVICE_NAMESPACE)?), l.get(labels::SERVICE_NAME)?.as_str()),
-        items: obj.items(),
+        items: obj.items().iter().map(|i| intern::item(i)).collect(),
     })
 }
 
@@ -266,7 +266,7 @@ impl Unseen {
                 return;
             }
         };
-        let facts = StatusFacts { name: name.clone(), node: intern::node(node), service: service.clone(), items: items.clone() };
+        let facts = StatusFacts { name: name.clone(), node: intern::node(node), service: service.clone(), items: items.iter().map(|i| intern::item(i)).collect() };
         self.deleted.remove(&name);
         self.written.insert(name, (facts, now));
     }
@@ -375,7 +375,7 @@ mod tests {
             name: name.into(),
             node: node.into(),
             service: ServiceKey::new("default", svc),
-            items: items.iter().map(|s| s.to_string()).collect(),
+            items: items.iter().map(|s| Arc::from(*s)).collect(),
         }
     }
 

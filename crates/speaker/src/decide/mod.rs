@@ -35,11 +35,13 @@ pub use election::election_hash;
 pub struct ServiceState {
     pub key: ServiceKey,
     pub is_load_balancer: bool,
-    pub labels: BTreeMap<String, String>,
+    /// Shared, as `ingress` is: the watch's cache and the joined Services
+    /// ([`crate::inputs`]) hold the same Service, differing in endpoints only.
+    pub labels: std::sync::Arc<BTreeMap<String, String>>,
     /// Whether a sharing key (`allow-shared-ip`, either prefix) is present.
     pub has_sharing_key: bool,
     /// `status.loadBalancer.ingress[].ip` as written, non-empty ones.
-    pub ingress: Vec<String>,
+    pub ingress: std::sync::Arc<[String]>,
     /// `externalTrafficPolicy: Local`.
     pub local_traffic_policy: bool,
     pub endpoints: Vec<Endpoint>,

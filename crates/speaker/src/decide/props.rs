@@ -155,9 +155,9 @@ fn build(g: &WorldGen) -> Built {
             ServiceState {
                 key: ServiceKey::new("default", format!("svc{i}")),
                 is_load_balancer: true,
-                labels,
+                labels: labels.into(),
                 has_sharing_key: s.sharing,
-                ingress: vec![format!("198.51.100.{}", 200 + s.ip)],
+                ingress: vec![format!("198.51.100.{}", 200 + s.ip)].into(),
                 local_traffic_policy: s.local,
                 endpoints: s
                     .endpoints

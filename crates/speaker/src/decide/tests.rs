@@ -33,7 +33,7 @@ pub(super) fn service(name: &str, ips: &[&str], endpoint_nodes: &[&str]) -> Serv
     ServiceState {
         key: ServiceKey::new("default", name),
         is_load_balancer: true,
-        labels: BTreeMap::new(),
+        labels: Default::default(),
         has_sharing_key: false,
         ingress: ips.iter().map(|s| s.to_string()).collect(),
         local_traffic_policy: false,
@@ -163,7 +163,7 @@ fn service_selectors_and_sharing_keys() {
     sel.match_labels.insert("app".into(), "web".into());
     selective.service_selectors = vec![sel];
     let mut matching = service("web", &["198.51.100.200"], &["node1"]);
-    matching.labels.insert("app".into(), "web".into());
+    std::sync::Arc::make_mut(&mut matching.labels).insert("app".into(), "web".into());
     let mut shared = matching.clone();
     shared.key = ServiceKey::new("default", "shared");
     shared.has_sharing_key = true;

@@ -236,7 +236,7 @@ fn build(g: &WorldGen) -> Built {
         .map(|(i, s)| ServiceState {
             key: ServiceKey::new("default", format!("svc{i}")),
             is_load_balancer: true,
-            labels: BTreeMap::from([("app".to_string(), s.app.to_string())]),
+            labels: BTreeMap::from([("app".to_string(), s.app.to_string())]).into(),
             has_sharing_key: false,
             ingress: ips_of(s).iter().map(ToString::to_string).collect(),
             local_traffic_policy: s.local,

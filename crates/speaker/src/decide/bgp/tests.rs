@@ -235,7 +235,7 @@ fn no_matching_advertisement_when_the_service_selectors_exclude_it() {
     let mut only_web = adv("ad");
     only_web.service_selectors = vec![label_selector("app", "web")];
     let mut web = service("web", &["198.51.100.10"], &[NODE]);
-    web.labels.insert("app".into(), "web".into());
+    std::sync::Arc::make_mut(&mut web.labels).insert("app".into(), "web".into());
     let w = World::new(vec![only_web], vec![ebgp("p")], vec![web, service("db", &["198.51.100.11"], &[NODE])]);
     assert_eq!(w.reason("db"), Some("noMatchingAdvertisement"));
     assert_eq!(w.reason("web"), None);
@@ -250,10 +250,10 @@ fn conflicting_advertisements_are_refused_per_service() {
     b.local_pref = 200;
     b.service_selectors = vec![label_selector("tier", "front")];
     let mut both = service("both", &["198.51.100.10"], &[NODE]);
-    both.labels.insert("app".into(), "web".into());
-    both.labels.insert("tier".into(), "front".into());
+    std::sync::Arc::make_mut(&mut both.labels).insert("app".into(), "web".into());
+    std::sync::Arc::make_mut(&mut both.labels).insert("tier".into(), "front".into());
     let mut one = service("one", &["198.51.100.11"], &[NODE]);
-    one.labels.insert("app".into(), "web".into());
+    std::sync::Arc::make_mut(&mut one.labels).insert("app".into(), "web".into());
     let mut w = World::new(vec![a, b], vec![ebgp("p"), ebgp("q")], vec![both, one]);
     assert_eq!(w.reason("both"), Some("conflictingAdvertisements"));
     assert_eq!(w.reason("one"), None);
@@ -483,11 +483,11 @@ fn status_lists_peers_receiving_a_prefix_of_the_service_even_through_another() {
     agg_for_db.service_selectors = vec![label_selector("app", "db")];
     agg_for_web.service_selectors = vec![label_selector("app", "web")];
     let mut web = service("web", &["198.51.100.10"], &[NODE]);
-    web.labels.insert("app".into(), "web".into());
+    std::sync::Arc::make_mut(&mut web.labels).insert("app".into(), "web".into());
     let mut db = service("db", &["198.51.100.20"], &[NODE]);
-    db.labels.insert("app".into(), "db".into());
+    std::sync::Arc::make_mut(&mut db.labels).insert("app".into(), "db".into());
     let mut idle = service("idle", &["198.51.100.30"], &[NODE]);
-    idle.labels.insert("app".into(), "none".into());
+    std::sync::Arc::make_mut(&mut idle.labels).insert("app".into(), "none".into());
     let mut to_nobody = adv("to-nobody");
     to_nobody.peers = vec!["absent".into()];
     to_nobody.service_selectors = vec![label_selector("app", "none")];
