@@ -54,6 +54,34 @@ pub fn resolve(ads: &BTreeMap<IpNet, Advertisement>, ctx: &AttrContext) -> Route
         .collect()
 }
 
+/// Attributes resolved for one session, shared by every route of the same
+/// advertisement and family, for routes resolved one at a time (a changed
+/// Service's) rather than all at once ([`resolve`]). Valid for one
+/// [`AttrContext`]: cleared when the session's context changes.
+#[derive(Debug, Default)]
+pub struct AttrCache(HashMap<Advertisement, [Option<Arc<RouteAttrs>>; 2]>);
+
+impl AttrCache {
+    pub fn clear(&mut self) {
+        self.0.clear();
+    }
+
+    /// `prefix` advertised as `ad` under `ctx`; `None` when the session has
+    /// no next hop of the prefix's family.
+    pub fn resolve_one(&mut self, prefix: &IpNet, ad: &Advertisement, ctx: &AttrContext) -> Option<Arc<RouteAttrs>> {
+        let (slot, next_hop) = match Family::of(prefix) {
+            Family::Ipv4Unicast => (0, ctx.next_hop_v4?),
+            Family::Ipv6Unicast => (1, ctx.next_hop_v6?),
+        };
+        if let Some(attrs) = self.0.get(ad).and_then(|slots| slots[slot].clone()) {
+            return Some(attrs);
+        }
+        let attrs = Arc::new(attributes(ad, next_hop, ctx));
+        self.0.entry(ad.clone()).or_default()[slot] = Some(attrs.clone());
+        Some(attrs)
+    }
+}
+
 /// The attributes of one advertisement on a session.
 fn attributes(a: &Advertisement, next_hop: IpAddr, ctx: &AttrContext) -> RouteAttrs {
     let mut communities = a.communities.clone();
@@ -145,6 +173,43 @@ impl RibOut {
                 announce.entry((Family::of(p), a)).or_default().push(*p);
             }
         }
+        let announce: Vec<_> = announce
+            .into_iter()
+            .map(|((f, a), p)| (f, a.clone(), p))
+            .collect();
+        self.emit(withdraw, announce)
+    }
+
+    /// Sets the desired route of each prefix of `changes` (`None`: no
+    /// route) and returns what brings the peer up to date for those
+    /// prefixes alone (restricted to `families`): the cost of a pass that
+    /// changed one Service, where [`Self::diff`] compares every route.
+    /// Each prefix appears once in `changes`.
+    pub fn update(&mut self, changes: Vec<(IpNet, Option<Arc<RouteAttrs>>)>, families: &[Family]) -> Vec<Change> {
+        let mut withdraw: BTreeMap<Family, Vec<IpNet>> = BTreeMap::new();
+        let mut announce: BTreeMap<(Family, Arc<RouteAttrs>), Vec<IpNet>> = BTreeMap::new();
+        for (p, attrs) in changes {
+            match &attrs {
+                Some(a) => self.desired.insert(p, a.clone()),
+                None => self.desired.remove(&p),
+            };
+            let family = Family::of(&p);
+            if !families.contains(&family) {
+                continue;
+            }
+            match attrs {
+                None if self.sent.contains_key(&p) => withdraw.entry(family).or_default().push(p),
+                Some(a) if self.sent.get(&p) != Some(&a) => announce.entry((family, a)).or_default().push(p),
+                _ => {}
+            }
+        }
+        let announce = announce.into_iter().map(|((f, a), p)| (f, a, p)).collect();
+        self.emit(withdraw, announce)
+    }
+
+    /// Withdrawals first, then announcements; `sent` updated as if they
+    /// were delivered.
+    fn emit(&mut self, withdraw: BTreeMap<Family, Vec<IpNet>>, announce: Vec<(Family, Arc<RouteAttrs>, Vec<IpNet>)>) -> Vec<Change> {
         let mut out = Vec::with_capacity(withdraw.len() + announce.len());
         for (family, prefixes) in withdraw {
             for p in &prefixes {
@@ -152,10 +217,6 @@ impl RibOut {
             }
             out.push(Change::Withdraw { family, prefixes });
         }
-        let announce: Vec<_> = announce
-            .into_iter()
-            .map(|((f, a), p)| (f, a.clone(), p))
-            .collect();
         for (family, attrs, prefixes) in announce {
             for p in &prefixes {
                 self.sent.insert(*p, attrs.clone());

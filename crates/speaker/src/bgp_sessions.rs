@@ -3,8 +3,10 @@
 //! BFD beside the sessions that name a profile, and turns what the engine
 //! reports into MetalLB's metrics, events and log lines.
 //!
-//! Only differences reach the engine: a route change is a `set_routes` of
-//! that peer alone, and a peer whose configuration did not change is not
+//! Only differences reach the engine: a route change is a `change_routes`
+//! of that peer's changed prefixes alone (the whole set goes with
+//! `set_routes` only when the decision was rebuilt or the session is new),
+//! and a peer whose configuration did not change is not
 //! touched, so a new pool, advertisement or Service never resets a session
 //! (issue 7 "Incremental change"). Whether a changed peer needs a new
 //! session is the engine's call (`PeerConfig::needs_reset`).
@@ -21,12 +23,11 @@ use ferrolb_bgp::speaker::{PeerConfig, PeerStatus, Speaker as Engine};
 use ferrolb_config::assemble::{BfdProfile, Config};
 use ferrolb_l2::InterfaceInfo;
 use ferrolb_runtime::events::{EventSpec, EventType, Recorder};
-use ipnet::IpNet;
 use k8s_openapi::api::core::v1::ObjectReference;
 use tokio::sync::{mpsc, watch};
 
-use crate::decide::bgp::engine::{PeerEnv, engine_peer, engine_routes};
-use crate::decide::bgp::{BgpChanges, BgpDecision, PeerSession, Route};
+use crate::decide::bgp::engine::{PeerEnv, engine_peer, engine_route, engine_routes};
+use crate::decide::bgp::{BgpChanges, BgpDecision, PeerSession};
 use crate::metrics::{AnnouncedLabels, BgpPeerLabels, IpLabel, ServiceLabel, SpeakerMetrics};
 
 pub const PROTOCOL_BGP: &str = "bgp";
@@ -48,9 +49,11 @@ const NEIGHBOR_POLL: Duration = Duration::from_secs(2);
 /// One peer as the engine was last told.
 struct Applied {
     config: PeerConfig,
-    /// `None` while the engine holds the session's routes back
-    /// ([`BgpSessions::start_sessions`]).
-    routes: Option<BTreeMap<IpNet, Route>>,
+    /// Whether the engine has had the session's whole set of routes; until
+    /// then it holds them back ([`BgpSessions::start_sessions`]). After
+    /// that it gets the prefixes that changed: no copy of the routes is
+    /// kept here to compare with.
+    routes_given: bool,
     /// MetalLB native's `peer` label: `<address>:<port>`.
     label: BgpPeerLabels,
     bfd: Option<(BfdKey, Profile)>,
@@ -228,22 +231,25 @@ impl BgpSessions {
                         applied.label = peer_label(&cfg);
                         applied.config = cfg;
                     }
-                    let maybe_changed = routes_changed.is_some_and(|c| c.all || c.peers.contains(name.as_str())) || applied.routes.is_none();
-                    if with_routes && maybe_changed && applied.routes.as_ref() != Some(routes) {
-                        self.engine.set_routes(name, engine_routes(routes));
-                        applied.routes = Some(routes.clone());
+                    if let Some(changes) = routes_changed {
+                        if !applied.routes_given || changes.all {
+                            self.engine.set_routes(name, engine_routes(routes));
+                            applied.routes_given = true;
+                        } else if let Some(prefixes) = changes.peers.get(name.as_str()) {
+                            let changed = prefixes.iter().map(|p| (*p, routes.get(p).map(engine_route))).collect();
+                            self.engine.change_routes(name, changed);
+                        }
                     }
                 }
                 None => {
                     tracing::info!(peer = %name, address = %cfg.address, "starting BGP session");
                     self.engine.set_peer(name, cfg.clone());
-                    let told = with_routes.then(|| {
+                    if with_routes {
                         self.engine.set_routes(name, engine_routes(routes));
-                        routes.clone()
-                    });
+                    }
                     let label = peer_label(&cfg);
                     self.metrics.bgp.session_up.get_or_create(&label).set(0);
-                    self.peers.insert(name.clone(), Applied { config: cfg, routes: told, label, bfd: None });
+                    self.peers.insert(name.clone(), Applied { config: cfg, routes_given: with_routes, label, bfd: None });
                 }
             }
             self.apply_bfd(name, bfd);

@@ -92,22 +92,38 @@ fn in_families(d: &BTreeMap<IpNet, RouteAttrs>, f: &[Family]) -> BTreeMap<IpNet,
 
 proptest! {
     #[test]
+    /// Whether each step hands over the whole set ([`RibOut::diff`]) or
+    /// only the prefixes that changed ([`RibOut::update`]), mixed, the
+    /// peer ends up with the desired set by the fewest UPDATEs.
     fn updates_reproduce_the_desired_set(
-        steps in proptest::collection::vec(desired_strategy(), 1..8),
+        steps in proptest::collection::vec((desired_strategy(), any::<bool>()), 1..8),
         families in families_strategy(),
     ) {
         let mut rib_out = RibOut::new();
         let mut peer = BTreeMap::new();
-        rib_out.set_desired(shared(&steps[0]));
+        rib_out.set_desired(shared(&steps[0].0));
         let first = rib_out.initial(&families);
         let eors: Vec<_> = first.iter().filter(|c| matches!(c, Change::EndOfRib(_))).collect();
         prop_assert_eq!(eors.len(), families.len());
         prop_assert!(matches!(first.last(), Some(Change::EndOfRib(_))));
         apply(&mut peer, &first);
-        prop_assert_eq!(&peer, &in_families(&steps[0], &families));
-        for desired in &steps[1..] {
-            rib_out.set_desired(shared(desired));
-            let changes = rib_out.diff(&families);
+        prop_assert_eq!(&peer, &in_families(&steps[0].0, &families));
+        for pair in steps.windows(2) {
+            let ((before, _), (desired, one_at_a_time)) = (&pair[0], &pair[1]);
+            let changes = if *one_at_a_time {
+                let changed: Vec<(IpNet, Option<Arc<RouteAttrs>>)> = before
+                    .keys()
+                    .chain(desired.keys())
+                    .collect::<BTreeSet<_>>()
+                    .into_iter()
+                    .filter(|p| before.get(*p) != desired.get(*p))
+                    .map(|p| (*p, desired.get(p).map(|a| Arc::new(a.clone()))))
+                    .collect();
+                rib_out.update(changed, &families)
+            } else {
+                rib_out.set_desired(shared(desired));
+                rib_out.diff(&families)
+            };
             // Minimal: each prefix at most once, only changed ones, one
             // UPDATE per distinct attribute set.
             let mut seen = BTreeSet::new();
@@ -132,6 +148,7 @@ proptest! {
             }
             apply(&mut peer, &changes);
             prop_assert_eq!(&peer, &in_families(desired, &families));
+            prop_assert_eq!(rib_out.desired(), &shared(desired));
             prop_assert!(rib_out.diff(&families).is_empty());
         }
     }
@@ -209,4 +226,26 @@ fn routes_with_equal_attributes_share_them() {
     rib_out.set_desired(routes);
     rib_out.initial(&[Family::Ipv4Unicast, Family::Ipv6Unicast]);
     assert!(Arc::ptr_eq(&rib_out.sent()[&prefix(2)], &rib_out.sent()[&prefix(4)]));
+}
+
+#[test]
+fn routes_resolved_one_at_a_time_equal_and_share_those_resolved_together() {
+    let ad = |c: u32| Advertisement { local_pref: None, communities: vec![c], large_communities: vec![] };
+    let ads = BTreeMap::from([(prefix(2), ad(1)), (prefix(4), ad(1)), (prefix(6), ad(2)), (prefix(3), ad(1))]);
+    let ctx = AttrContext {
+        ibgp: false,
+        local_asn: 64512,
+        next_hop_v4: Some(IpAddr::V4(Ipv4Addr::new(198, 51, 100, 11))),
+        next_hop_v6: None,
+        default_local_pref: 100,
+    };
+    let together = resolve(&ads, &ctx);
+    let mut cache = AttrCache::default();
+    let one: BTreeMap<IpNet, Arc<RouteAttrs>> =
+        ads.iter().filter_map(|(p, a)| Some((*p, cache.resolve_one(p, a, &ctx)?))).collect();
+    assert_eq!(one, together, "no IPv6 next hop: left out alike");
+    assert!(Arc::ptr_eq(&one[&prefix(2)], &one[&prefix(4)]));
+    assert!(!Arc::ptr_eq(&one[&prefix(2)], &one[&prefix(6)]));
+    cache.clear();
+    assert!(!Arc::ptr_eq(&cache.resolve_one(&prefix(2), &ad(1), &ctx).expect("v4"), &one[&prefix(2)]), "a cleared cache resolves anew");
 }

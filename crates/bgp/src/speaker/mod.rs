@@ -184,6 +184,15 @@ impl Speaker {
         }
     }
 
+    /// Changes the routes of some prefixes of a peer (`None`: withdrawn),
+    /// leaving the others as they are; each prefix once. What the peer is
+    /// sent is computed for those prefixes alone.
+    pub fn change_routes(&self, name: &str, changes: Vec<(IpNet, Option<Advertisement>)>) {
+        if let Some(h) = lock(&self.peers).get(name) {
+            let _ = h.tx.send(PeerCmd::RouteChanges(changes));
+        }
+    }
+
     /// Stops every session and waits. A session with graceful restart
     /// configured is closed without a NOTIFICATION, so that a helper router
     /// keeps our routes until we are back (a speaker restarting during an

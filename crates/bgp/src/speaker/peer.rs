@@ -16,12 +16,14 @@ use tracing::{debug, info, warn};
 use super::{PeerConfig, PeerStatus};
 use crate::network::{self, FrameError};
 use crate::packet::{self, Family, Message};
-use crate::rib_out::{Advertisement, AttrContext, Change, RibOut, Routes, resolve};
+use crate::rib_out::{Advertisement, AttrCache, AttrContext, Change, RibOut, Routes, resolve};
 use crate::session::{Action, Event, Outgoing, Session, State, Timer};
 
 pub(crate) enum PeerCmd {
     Config(Box<PeerConfig>),
     Routes(BTreeMap<IpNet, Advertisement>),
+    /// Some prefixes' routes changed (`None`: withdrawn); each prefix once.
+    RouteChanges(Vec<(IpNet, Option<Advertisement>)>),
     Incoming(TcpStream),
     /// Stop with this Cease subcode and end the task.
     Stop(u8),
@@ -58,6 +60,8 @@ pub(crate) struct PeerTask {
     /// Whether this connection got its initial routes and End-of-RIB.
     initial_sent: bool,
     rib: RibOut,
+    /// Attributes of routes resolved one at a time on this connection.
+    attrs: AttrCache,
     conn: Option<Conn>,
     connecting: Option<JoinHandle<()>>,
     /// Bumped whenever a connection (attempt) is replaced, so that events
@@ -87,6 +91,7 @@ impl PeerTask {
             ads: None,
             initial_sent: false,
             rib: RibOut::new(),
+            attrs: AttrCache::default(),
             conn: None,
             connecting: None,
             generation: 0,
@@ -118,6 +123,7 @@ impl PeerTask {
                     Some(PeerCmd::Abandon) => { self.apply(Action::Close).await; break; }
                     Some(PeerCmd::Config(new)) => self.reconfigure(*new).await,
                     Some(PeerCmd::Routes(ads)) => { self.ads = Some(ads); self.readvertise().await; }
+                    Some(PeerCmd::RouteChanges(changes)) => self.change_routes(changes).await,
                     Some(PeerCmd::Incoming(stream)) => self.incoming(stream),
                 },
                 Some(ev) = self.events_rx.recv() => self.conn_event(ev),
@@ -356,13 +362,12 @@ impl PeerTask {
         }
     }
 
-    /// The desired routes with this connection's attributes.
-    fn resolved(&self) -> Routes {
-        let Some(n) = self.session.negotiated() else {
-            return BTreeMap::new();
-        };
+    /// What turns advertisements into this connection's attributes; `None`
+    /// before the session is negotiated.
+    fn attr_context(&self) -> Option<AttrContext> {
+        let n = self.session.negotiated()?;
         let local = self.conn.as_ref().map(|c| c.local.ip().to_canonical());
-        let ctx = AttrContext {
+        Some(AttrContext {
             ibgp: n.ibgp,
             local_asn: self.cfg.local_asn(),
             next_hop_v4: self
@@ -376,8 +381,12 @@ impl PeerTask {
                 .map(IpAddr::V6)
                 .or(local.filter(|a| a.is_ipv6())),
             default_local_pref: 100,
-        };
-        let Some(ads) = &self.ads else {
+        })
+    }
+
+    /// The desired routes with this connection's attributes.
+    fn resolved(&self) -> Routes {
+        let (Some(ctx), Some(ads)) = (self.attr_context(), &self.ads) else {
             return BTreeMap::new();
         };
         let r = resolve(ads, &ctx);
@@ -397,6 +406,8 @@ impl PeerTask {
             debug!(peer = %self.name, "session up before the routes are known: End-of-RIB waits for them");
             return;
         }
+        // A new connection may have a new local address: new next hops.
+        self.attrs.clear();
         self.rib.set_desired(self.resolved());
         let changes = self.rib.initial(families);
         self.initial_sent = true;
@@ -417,8 +428,42 @@ impl PeerTask {
             self.send_initial(&families).await;
             return;
         }
+        // Every full resolve starts the cache over: the configuration (next
+        // hops, AS) may have changed with it.
+        self.attrs.clear();
         self.rib.set_desired(self.resolved());
         let changes = self.rib.diff(&families);
+        self.send_changes(changes).await;
+    }
+
+    /// Some routes changed: on an established session that has had its
+    /// initial routes, only those prefixes are resolved and compared with
+    /// what the peer has (a pass that changed one of 10,000 Services used to
+    /// resolve and compare all 10,000 routes); otherwise the routes wait for
+    /// the session, as with [`PeerCmd::Routes`].
+    async fn change_routes(&mut self, changes: Vec<(IpNet, Option<Advertisement>)>) {
+        let ads = self.ads.get_or_insert_with(BTreeMap::new);
+        for (prefix, ad) in &changes {
+            match ad {
+                Some(ad) => ads.insert(*prefix, ad.clone()),
+                None => ads.remove(prefix),
+            };
+        }
+        let ctx = self.attr_context();
+        let (Some(ctx), true) = (ctx, self.session.state() == State::Established && self.initial_sent) else {
+            self.readvertise().await;
+            return;
+        };
+        self.update_status(|s| s.pending_prefixes = self.pending());
+        let resolved = changes
+            .into_iter()
+            .map(|(prefix, ad)| {
+                let attrs = ad.and_then(|ad| self.attrs.resolve_one(&prefix, &ad, &ctx));
+                (prefix, attrs)
+            })
+            .collect();
+        let families = self.session.negotiated().map(|n| n.families.clone()).unwrap_or_default();
+        let changes = self.rib.update(resolved, &families);
         self.send_changes(changes).await;
     }
 

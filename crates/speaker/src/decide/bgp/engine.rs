@@ -96,17 +96,17 @@ pub fn fallback_router_id(node: &str) -> Ipv4Addr {
 
 /// `Speaker::set_routes`' routes for one peer.
 pub fn engine_routes(routes: &BTreeMap<IpNet, Route>) -> BTreeMap<IpNet, Advertisement> {
-    routes
-        .iter()
-        .map(|(prefix, route)| {
-            let mut ad = Advertisement { local_pref: route.local_pref, ..Advertisement::default() };
-            for c in &route.communities {
-                match *c {
-                    Community::Standard { asn, value } => ad.communities.push((u32::from(asn) << 16) | u32::from(value)),
-                    Community::Large { global, local1, local2 } => ad.large_communities.push((global, local1, local2)),
-                }
-            }
-            (*prefix, ad)
-        })
-        .collect()
+    routes.iter().map(|(prefix, route)| (*prefix, engine_route(route))).collect()
+}
+
+/// One route as the engine takes it.
+pub fn engine_route(route: &Route) -> Advertisement {
+    let mut ad = Advertisement { local_pref: route.local_pref, ..Advertisement::default() };
+    for c in &route.communities {
+        match *c {
+            Community::Standard { asn, value } => ad.communities.push((u32::from(asn) << 16) | u32::from(value)),
+            Community::Large { global, local1, local2 } => ad.large_communities.push((global, local1, local2)),
+        }
+    }
+    ad
 }

@@ -388,7 +388,17 @@ proptest! {
             let changes = state.update(&ctx(&next, g.mode), changed);
             let expected = decide_built(&next, g.mode);
             prop_assert_eq!(state.decision(), &expected);
-            let peers: BTreeSet<String> = expected.routes.keys().filter(|p| before.routes.get(*p) != expected.routes.get(*p)).cloned().collect();
+            let none = BTreeMap::new();
+            let peers: BTreeMap<String, BTreeSet<IpNet>> = expected
+                .routes
+                .iter()
+                .map(|(peer, now)| {
+                    let was = before.routes.get(peer).unwrap_or(&none);
+                    let differ = was.keys().chain(now.keys()).filter(|p| was.get(*p) != now.get(*p)).copied().collect::<BTreeSet<IpNet>>();
+                    (peer.clone(), differ)
+                })
+                .filter(|(_, differ)| !differ.is_empty())
+                .collect();
             prop_assert_eq!(&changes.peers, &peers);
             for key in before.advertised.keys().chain(expected.advertised.keys()).map(|k| &**k).chain(before.withdrawn.keys()).chain(expected.withdrawn.keys()) {
                 let differs = before.advertised.get(key) != expected.advertised.get(key) || before.withdrawn.get(key) != expected.withdrawn.get(key);

@@ -38,8 +38,9 @@ struct Produced {
 pub struct BgpChanges {
     /// Everything may have changed (a rebuild).
     pub all: bool,
-    /// Peers whose routes changed.
-    pub peers: BTreeSet<String>,
+    /// Peers whose routes changed, with the prefixes whose route to them
+    /// changed (added, removed or different).
+    pub peers: BTreeMap<String, BTreeSet<IpNet>>,
     /// Services whose entry in `advertised` or `withdrawn` changed
     /// (including ones that left both).
     pub services: BTreeSet<ServiceKey>,
@@ -224,9 +225,9 @@ impl BgpState {
     }
 
     /// §4.4 for `prefixes` toward every session; returns the peers whose
-    /// routes changed.
-    fn route(&mut self, ctx: &BgpContext<'_>, prefixes: &BTreeSet<IpNet>) -> BTreeSet<String> {
-        let mut changed = BTreeSet::new();
+    /// routes changed, with those prefixes.
+    fn route(&mut self, ctx: &BgpContext<'_>, prefixes: &BTreeSet<IpNet>) -> BTreeMap<String, BTreeSet<IpNet>> {
+        let mut changed: BTreeMap<String, BTreeSet<IpNet>> = BTreeMap::new();
         if prefixes.is_empty() {
             return changed;
         }
@@ -271,7 +272,7 @@ impl BgpState {
                         Some(route) => routes.insert(*prefix, route),
                         None => routes.remove(prefix),
                     };
-                    changed.insert(name.clone());
+                    changed.entry(name.clone()).or_default().insert(*prefix);
                 }
             }
         }
