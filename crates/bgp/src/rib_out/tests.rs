@@ -203,19 +203,31 @@ fn resolve_fills_next_hop_as_path_and_local_pref_for_ibgp_only() {
     assert!(ibgp[&prefix(3)].as_path.is_empty());
 }
 
-#[test]
-fn routes_with_equal_attributes_share_them() {
-    let ad = |c: u32| Advertisement { local_pref: None, communities: vec![c], large_communities: vec![] };
-    // Two IPv4 routes alike, one IPv4 route apart, one IPv6 route alike
-    // but for its next hop.
-    let ads = BTreeMap::from([(prefix(2), ad(1)), (prefix(4), ad(1)), (prefix(6), ad(2)), (prefix(3), ad(1))]);
-    let ctx = AttrContext {
+/// An advertisement with one community.
+fn ad(c: u32) -> Advertisement {
+    Advertisement { local_pref: None, communities: vec![c], large_communities: vec![] }
+}
+
+/// Two IPv4 routes alike, one IPv4 route apart, one IPv6 route alike but
+/// for its next hop.
+fn mixed_ads() -> BTreeMap<IpNet, Advertisement> {
+    BTreeMap::from([(prefix(2), ad(1)), (prefix(4), ad(1)), (prefix(6), ad(2)), (prefix(3), ad(1))])
+}
+
+fn ebgp_ctx(next_hop_v6: Option<IpAddr>) -> AttrContext {
+    AttrContext {
         ibgp: false,
         local_asn: 64512,
         next_hop_v4: Some(IpAddr::V4(Ipv4Addr::new(198, 51, 100, 11))),
-        next_hop_v6: Some("2001:db8::11".parse().expect("ip")),
+        next_hop_v6,
         default_local_pref: 100,
-    };
+    }
+}
+
+#[test]
+fn routes_with_equal_attributes_share_them() {
+    let ads = mixed_ads();
+    let ctx = ebgp_ctx(Some("2001:db8::11".parse().expect("ip")));
     let routes = resolve(&ads, &ctx);
     assert!(Arc::ptr_eq(&routes[&prefix(2)], &routes[&prefix(4)]));
     assert!(!Arc::ptr_eq(&routes[&prefix(2)], &routes[&prefix(6)]));
@@ -230,15 +242,8 @@ fn routes_with_equal_attributes_share_them() {
 
 #[test]
 fn routes_resolved_one_at_a_time_equal_and_share_those_resolved_together() {
-    let ad = |c: u32| Advertisement { local_pref: None, communities: vec![c], large_communities: vec![] };
-    let ads = BTreeMap::from([(prefix(2), ad(1)), (prefix(4), ad(1)), (prefix(6), ad(2)), (prefix(3), ad(1))]);
-    let ctx = AttrContext {
-        ibgp: false,
-        local_asn: 64512,
-        next_hop_v4: Some(IpAddr::V4(Ipv4Addr::new(198, 51, 100, 11))),
-        next_hop_v6: None,
-        default_local_pref: 100,
-    };
+    let ads = mixed_ads();
+    let ctx = ebgp_ctx(None);
     let together = resolve(&ads, &ctx);
     let mut cache = AttrCache::default();
     let one: BTreeMap<IpNet, Arc<RouteAttrs>> =
