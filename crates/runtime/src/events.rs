@@ -70,15 +70,19 @@ pub const CHANNEL_CAPACITY: usize = 1024;
 /// The `type` of a core/v1 Event (defined once, in `ferrolb_api`).
 pub use ferrolb_api::events::EventType;
 
-/// One occurrence: what is recorded against an object.
+/// One occurrence: what is recorded against an object. Shared strings: the
+/// recorder keeps a copy per aggregation entry, pending request and changed
+/// entry (thousands after a burst), and a component that records the same
+/// text for many objects (a speaker's `nodeAssigned` for each of 10,000
+/// Services) can hand the same one to every occurrence.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct EventSpec {
     /// `type`.
     pub type_: EventType,
     /// `reason`: a short CamelCase word (`IPAllocated`, `AllocationFailed`).
-    pub reason: String,
+    pub reason: Arc<str>,
     /// `message`: the human-readable text.
-    pub message: String,
+    pub message: Arc<str>,
 }
 
 /// Identity of an object for aggregation: uid when known, else namespace/name.
@@ -469,8 +473,8 @@ impl RecorderTask {
                 ..Default::default()
             },
             involved_object: obj.clone(),
-            reason: Some(spec.reason.clone()),
-            message: Some(spec.message.clone()),
+            reason: Some(spec.reason.to_string()),
+            message: Some(spec.message.to_string()),
             type_: Some(spec.type_.as_str().to_string()),
             count: Some(count),
             first_timestamp: Some(Time(first)),

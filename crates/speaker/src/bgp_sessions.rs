@@ -79,9 +79,12 @@ pub struct BgpSessions {
     /// What the metrics and events last showed of each session.
     seen: BTreeMap<String, SeenStatus>,
     /// Services advertised from this node, with their addresses.
-    advertised: BTreeMap<ServiceKey, Vec<IpAddr>>,
+    advertised: BTreeMap<ServiceKey, Arc<[IpAddr]>>,
     metrics: SpeakerMetrics,
     recorder: Recorder,
+    /// The `nodeAssigned` event of every Service this node advertises: one
+    /// text, shared by all of them.
+    node_assigned: EventSpec,
 }
 
 #[derive(Default)]
@@ -118,6 +121,11 @@ impl BgpSessions {
             advertised: BTreeMap::new(),
             metrics,
             recorder,
+            node_assigned: EventSpec {
+                type_: EventType::Normal,
+                reason: "nodeAssigned".into(),
+                message: format!("announcing from node \"{node}\" with protocol \"bgp\"").into(),
+            },
         })
     }
 
@@ -331,15 +339,11 @@ impl BgpSessions {
             if let Some(old) = self.advertised.get(&key) {
                 self.forget_announced(&key, old);
             }
-            for ip in &announce.ips {
+            for ip in announce.ips.iter() {
                 self.metrics.announced.get_or_create(&self.announced_labels(&key, ip)).set(1);
             }
             tracing::info!(service = %key, ips = ?announce.ips, protocol = PROTOCOL_BGP, peers = ?announce.peers, event = "serviceAnnounced", "service has IP, announcing");
-            self.recorder.record(&crate::runner::service_reference(&key), EventSpec {
-                type_: EventType::Normal,
-                reason: "nodeAssigned".into(),
-                message: format!("announcing from node \"{}\" with protocol \"bgp\"", self.node),
-            });
+            self.recorder.record(&crate::runner::service_reference(&key), self.node_assigned.clone());
             self.advertised.insert(key, announce.ips.clone());
         }
         for refused in &decision.refused {
@@ -378,7 +382,7 @@ impl BgpSessions {
                     self.recorder.record(&peer, EventSpec {
                         type_: EventType::Normal,
                         reason: "sessionUp".into(),
-                        message: format!("BGP session with {} established on node \"{}\"", applied.label.peer, self.node),
+                        message: format!("BGP session with {} established on node \"{}\"", applied.label.peer, self.node).into(),
                     });
                 } else {
                     let why = s.last_error.clone().unwrap_or_else(|| "unknown".into());
@@ -386,7 +390,7 @@ impl BgpSessions {
                     self.recorder.record(&peer, EventSpec {
                         type_: EventType::Warning,
                         reason: "sessionDown".into(),
-                        message: format!("BGP session with {} on node \"{}\" went down: {why}", applied.label.peer, self.node),
+                        message: format!("BGP session with {} on node \"{}\" went down: {why}", applied.label.peer, self.node).into(),
                     });
                 }
             }
@@ -395,7 +399,7 @@ impl BgpSessions {
 
     /// The addresses of the Services this node advertises.
     pub fn advertised_ips(&self) -> impl Iterator<Item = &IpAddr> {
-        self.advertised.values().flatten()
+        self.advertised.values().flat_map(|ips| ips.iter())
     }
 
     /// Every session closed: without a NOTIFICATION where graceful restart

@@ -42,7 +42,7 @@ use crate::decide::{self, DecideInput, Decision, InterfaceScope, MemberNetworks}
 use crate::error::SpeakerError;
 use crate::inputs::Refreshed;
 use crate::status_sync::{StatusSync, changed_keys};
-use crate::svcstatus::{self, StatusFacts};
+use crate::svcstatus::{self, Items, StatusFacts};
 use crate::metrics::{AnnouncedLabels, IpLabel, ServiceLabel, SpeakerMetrics};
 use crate::options::{ML_SECRET_KEY_FILE, SpeakerOptions};
 use crate::passes::PassSchedule;
@@ -588,10 +588,10 @@ impl Speaker {
         let bgp = self.bgp_state.decision();
         self.bgp.apply(bgp, &bgp_changes, config, ifaces, &secrets);
         if bgp_changes.all {
-            let peers = bgp.status_peers().map(|(k, peers)| (k.clone(), peers.to_vec())).collect();
+            let peers = bgp.status_peers().map(|(k, peers)| (k.clone(), peers.clone())).collect();
             self.bgp_status.plan(peers, &caches.bgp_statuses);
         } else {
-            let changed = bgp_changes.services.iter().map(|k| (k.clone(), bgp.status_peers_of(k).map(<[_]>::to_vec)));
+            let changed = bgp_changes.services.iter().map(|k| (k.clone(), bgp.status_peers_of(k).cloned()));
             self.bgp_status.plan_changed(changed, &caches.bgp_statuses);
         }
 
@@ -709,7 +709,7 @@ impl Speaker {
             .map(|(key, a)| {
                 let names = match a.ips.first().map(|(_, s)| s) {
                     Some(InterfaceScope::Only(names)) => names.iter().map(|n| Arc::from(n.as_str())).collect(),
-                    _ => vec![],
+                    _ => Items::default(),
                 };
                 (key.clone(), names)
             })
@@ -728,7 +728,7 @@ impl Speaker {
                 );
                 for key in self.ip_owners.get(&ip).cloned().unwrap_or_default() {
                     let reference = service_reference(&key);
-                    self.recorder.record(&reference, EventSpec { type_: EventType::Warning, reason: "duplicateAnswer".into(), message: message.clone() });
+                    self.recorder.record(&reference, EventSpec { type_: EventType::Warning, reason: "duplicateAnswer".into(), message: message.as_str().into() });
                 }
             }
         }
@@ -742,7 +742,7 @@ impl Speaker {
         if let Some(text) = &problem {
             tracing::warn!(problem = %text, "kube-proxy IPVS without strictARP: every node answers ARP for every Service address");
             let reference = ObjectReference { kind: Some("Node".into()), api_version: Some("v1".into()), name: Some(self.node.to_string()), ..ObjectReference::default() };
-            self.recorder.record(&reference, EventSpec { type_: EventType::Warning, reason: "strictARPDisabled".into(), message: text.clone() });
+            self.recorder.record(&reference, EventSpec { type_: EventType::Warning, reason: "strictARPDisabled".into(), message: text.as_str().into() });
         }
         self.strict_arp = problem;
     }
@@ -758,7 +758,7 @@ impl Speaker {
     }
 
     fn event(&self, svc: &decide::ServiceState, type_: EventType, reason: &str, message: String) {
-        self.recorder.record(&service_reference(&svc.key), EventSpec { type_, reason: reason.into(), message });
+        self.recorder.record(&service_reference(&svc.key), EventSpec { type_, reason: reason.into(), message: message.into() });
     }
 }
 

@@ -116,7 +116,7 @@ pub fn facts<K: StatusKind>(obj: &K) -> Option<StatusFacts> {
 /// The interfaces (layer 2) or peers (BGP) a node announces a Service on, as
 /// its object should show them. Shared names: the BGP decision's peer names
 /// are one allocation each, however many Services go to the peer.
-pub type Items = Vec<Arc<str>>;
+pub type Items = Arc<[Arc<str>]>;
 
 /// One request against the API server.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -162,7 +162,7 @@ pub fn plan_each<'a>(
     let services: BTreeSet<&ServiceKey> = announced.keys().chain(by_service.keys().copied()).collect();
     for service in services {
         let objects = by_service.get(service).map(Vec::as_slice).unwrap_or_default();
-        let ops = plan_service(ownership, node, service, announced.get(service).map(Vec::as_slice), objects);
+        let ops = plan_service(ownership, node, service, announced.get(service).map(|items| &**items), objects);
         if !ops.is_empty() {
             emit(service, ops);
         }

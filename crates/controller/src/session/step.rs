@@ -314,7 +314,7 @@ impl Step {
                 self.metrics.k8s.stale();
                 self.effects.push(Effect::Verdict(Verdict::Invalid(message.clone())));
                 if let Some(object) = world.config_state() {
-                    let spec = EventSpec { type_: EventType::Warning, reason: "ConfigurationError".into(), message };
+                    let spec = EventSpec { type_: EventType::Warning, reason: "ConfigurationError".into(), message: message.into() };
                     self.effects.push(Effect::Event { object, spec });
                 }
                 false
@@ -486,7 +486,7 @@ impl Step {
             EventType::Normal => tracing::info!(service = %fmt_id(id), reason = %ev.reason, "{}", ev.message),
             EventType::Warning => tracing::warn!(service = %fmt_id(id), reason = %ev.reason, "{}", ev.message),
         }
-        let spec = EventSpec { type_, reason: ev.reason.clone(), message: ev.message.clone() };
+        let spec = EventSpec { type_, reason: ev.reason.as_str().into(), message: ev.message.as_str().into() };
         self.effects.push(Effect::Event { object: reference.clone(), spec });
     }
 

@@ -146,7 +146,7 @@ fn render(d: &BgpDecision) -> String {
         let _ = writeln!(out, "refused {} {}: {}", r.peer, r.prefix, r.message());
     }
     for (key, a) in &d.advertised {
-        let _ = writeln!(out, "advertise {key} ips={} prefixes={} status-peers={}", list(&a.ips), list(&a.prefixes), list(&a.peers));
+        let _ = writeln!(out, "advertise {key} ips={} prefixes={} status-peers={}", list(a.ips.iter()), list(&a.prefixes), list(a.peers.iter()));
     }
     for (key, reason) in &d.withdrawn {
         let _ = writeln!(out, "withdraw {key} {reason}");

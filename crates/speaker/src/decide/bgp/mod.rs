@@ -137,15 +137,16 @@ pub struct Route {
 /// heap, docs/benchmarks-bgp.md).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct BgpAnnounce {
-    /// Its addresses, in ingress order.
-    pub ips: Vec<IpAddr>,
+    /// Its addresses, in ingress order (shared with what the state keeps of
+    /// the Service).
+    pub ips: Arc<[IpAddr]>,
     /// Every prefix it produces (§4.3), whichever peers they go to; sorted,
     /// each once.
     pub prefixes: Vec<IpNet>,
     /// What this node's ServiceBGPStatus lists (§5.2): peers receiving at
     /// least one of `prefixes`, possibly through another Service's route;
-    /// sorted, each once.
-    pub peers: Vec<Arc<str>>,
+    /// sorted, each once. Shared by every Service going to the same peers.
+    pub peers: Arc<[Arc<str>]>,
 }
 
 /// A prefix held back from one peer because it carries more communities than
@@ -184,13 +185,13 @@ pub struct BgpDecision {
 impl BgpDecision {
     /// The ServiceBGPStatus this node keeps per Service (§5.2): only Services
     /// advertised to at least one peer have one.
-    pub fn status_peers(&self) -> impl Iterator<Item = (&ServiceKey, &[Arc<str>])> {
-        self.advertised.iter().filter(|(_, a)| !a.peers.is_empty()).map(|(k, a)| (&**k, a.peers.as_slice()))
+    pub fn status_peers(&self) -> impl Iterator<Item = (&ServiceKey, &Arc<[Arc<str>]>)> {
+        self.advertised.iter().filter(|(_, a)| !a.peers.is_empty()).map(|(k, a)| (&**k, &a.peers))
     }
 
     /// One Service's entry of [`Self::status_peers`].
-    pub fn status_peers_of(&self, key: &ServiceKey) -> Option<&[Arc<str>]> {
-        self.advertised.get(key).filter(|a| !a.peers.is_empty()).map(|a| a.peers.as_slice())
+    pub fn status_peers_of(&self, key: &ServiceKey) -> Option<&Arc<[Arc<str>]>> {
+        self.advertised.get(key).filter(|a| !a.peers.is_empty()).map(|a| &a.peers)
     }
 }
 

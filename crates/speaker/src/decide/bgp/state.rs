@@ -11,12 +11,13 @@
 //! Both paths end in the same [`BgpDecision`]; the property test in
 //! `state_props.rs` checks that any sequence of updates equals a rebuild.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::net::IpAddr;
 use std::sync::Arc;
 
 use ferrolb_allocator::ServiceKey;
 use ipnet::IpNet;
+use smallvec::SmallVec;
 
 use super::routes::{AdRef, Toward, aggregate, toward};
 use super::{
@@ -29,7 +30,7 @@ use crate::decide::service;
 /// applicable advertisement (§4.3), with the advertisement that made it.
 #[derive(Debug, Clone)]
 struct Produced {
-    ips: Vec<IpAddr>,
+    ips: Arc<[IpAddr]>,
     routes: Vec<(IpNet, AdRef)>,
 }
 
@@ -55,10 +56,14 @@ pub struct BgpState {
     produced: BTreeMap<Arc<ServiceKey>, Produced>,
     /// The advertised Services producing each prefix, sorted. Usually one;
     /// more with shared addresses or aggregation.
-    producers: HashMap<IpNet, Vec<Arc<ServiceKey>>>,
+    /// Inline for one producer: a vector of one was an allocation per prefix.
+    producers: HashMap<IpNet, SmallVec<[Arc<ServiceKey>; 1]>>,
     /// The names of `decision.routes`' peers, in its order, shared by every
     /// [`BgpAnnounce::peers`].
     peer_names: Vec<Arc<str>>,
+    /// Each distinct [`BgpAnnounce::peers`] list once: Services usually go
+    /// to the same peers, and a list of their own was an allocation each.
+    peer_lists: HashSet<Arc<[Arc<str>]>>,
 }
 
 impl BgpState {
@@ -214,7 +219,7 @@ impl BgpState {
                         list.insert(at, shared.clone());
                     }
                 }
-                self.produced.insert(shared, Produced { ips, routes });
+                self.produced.insert(shared, Produced { ips: ips.into(), routes });
                 prefixes
             }
             Err(reason) => {
@@ -289,7 +294,7 @@ impl BgpState {
         prefixes.sort_unstable();
         prefixes.dedup();
         prefixes.shrink_to_fit();
-        let peers = self
+        let peers: Vec<Arc<str>> = self
             .decision
             .routes
             .values()
@@ -297,6 +302,14 @@ impl BgpState {
             .filter(|(routes, _)| prefixes.iter().any(|prefix| routes.contains_key(prefix)))
             .map(|(_, name)| name.clone())
             .collect();
+        let peers = match self.peer_lists.get(peers.as_slice()) {
+            Some(shared) => shared.clone(),
+            None => {
+                let shared: Arc<[Arc<str>]> = peers.into();
+                self.peer_lists.insert(shared.clone());
+                shared
+            }
+        };
         self.decision.advertised.insert(
             shared.clone(),
             BgpAnnounce {

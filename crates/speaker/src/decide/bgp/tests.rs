@@ -457,7 +457,7 @@ fn more_than_63_communities_hold_the_route_back_from_that_peer() {
     let refused: Vec<String> = d.refused.iter().map(|r| format!("{} {} {}", r.peer, r.prefix, r.message())).collect();
     assert_eq!(refused, vec!["p 198.51.100.10/32 max supported communities is 63, got 64"]);
     // Only the peer that still receives a prefix is listed.
-    assert_eq!(d.advertised[&key("web")].peers, vec![std::sync::Arc::<str>::from("q")]);
+    assert_eq!(&*d.advertised[&key("web")].peers, &[std::sync::Arc::<str>::from("q")]);
 
     let mut w = w;
     w.config.pool_advertisements.get_mut("pool").unwrap().bgp[1].communities = many(40, 23);
