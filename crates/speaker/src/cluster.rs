@@ -1,12 +1,13 @@
 //! Projections of Kubernetes objects to what [`crate::decide`] reads.
 
-use std::sync::Arc;
+use std::collections::BTreeMap;
+use std::sync::{Arc, LazyLock};
 
 use ferrolb_allocator::ServiceKey;
 use ferrolb_api::annotations::{ALLOW_SHARED_IP, ALLOW_SHARED_IP_DEPRECATED};
 use k8s_openapi::api::core::v1::{Node, Service};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
-use kube::{Resource, ResourceExt};
+use kube::ResourceExt;
 
 use crate::decide::{NodeState, ServiceState};
 use crate::intern;
@@ -17,7 +18,8 @@ pub const SERVICE_NAME_LABEL: &str = "kubernetes.io/service-name";
 /// What the speaker keeps of a Service (endpoints are joined in later), if
 /// this speaker handles its class (controller.md §3.1: no `--lb-class`
 /// handles Services without a class; with one, exactly that class).
-pub fn service_facts(svc: &Service, lb_class: &str) -> Option<ServiceState> {
+/// What the speaker keeps of a Service, `key` being its key (shared).
+pub fn service_facts(key: &ServiceKey, svc: &Service, lb_class: &str) -> Option<ServiceState> {
     let spec = svc.spec.as_ref()?;
     let class = spec.load_balancer_class.as_deref().unwrap_or("");
     if class != lb_class {
@@ -26,15 +28,22 @@ pub fn service_facts(svc: &Service, lb_class: &str) -> Option<ServiceState> {
     let annotations = svc.annotations();
     let ingress = ferrolb_config::view::ingress_ips(svc);
     Some(ServiceState {
-        key: ServiceKey::new(intern::namespace(svc.meta().namespace.as_deref().unwrap_or_default()), svc.name_any()),
+        key: key.clone(),
         is_load_balancer: spec.type_.as_deref() == Some("LoadBalancer"),
-        labels: std::sync::Arc::new(svc.labels().clone()),
+        labels: shared_labels(svc.labels()),
         has_sharing_key: annotations.contains_key(ALLOW_SHARED_IP) || annotations.contains_key(ALLOW_SHARED_IP_DEPRECATED),
         ingress: ingress.into(),
         local_traffic_policy: spec.external_traffic_policy.as_deref() == Some("Local"),
         // Joined in from the EndpointSlices (crate::inputs).
         endpoints: Vec::new(),
     })
+}
+
+/// Labels as the decision holds them; Services without labels share one
+/// empty set instead of allocating one each.
+fn shared_labels(labels: &BTreeMap<String, String>) -> Arc<BTreeMap<String, String>> {
+    static NONE: LazyLock<Arc<BTreeMap<String, String>>> = LazyLock::new(Arc::default);
+    if labels.is_empty() { NONE.clone() } else { Arc::new(labels.clone()) }
 }
 
 /// What the decision reads of one EndpointSlice: which nodes have a
@@ -102,11 +111,11 @@ mod tests {
              spec: {type: LoadBalancer, externalTrafficPolicy: Local}\n\
              status: {loadBalancer: {ingress: [{ip: 198.51.100.10}, {hostname: x}]}}",
         );
-        let f = service_facts(&s, "").unwrap();
+        let f = service_facts(&crate::watch::key_of(&s), &s, "").unwrap();
         assert_eq!(f.key, ServiceKey::new("shop", "web"));
         assert!(f.is_load_balancer && f.has_sharing_key && f.local_traffic_policy);
         assert_eq!(&*f.ingress, ["198.51.100.10".to_string()]);
-        assert!(service_facts(&s, "other").is_none());
+        assert!(service_facts(&crate::watch::key_of(&s), &s, "other").is_none());
     }
 
     #[test]

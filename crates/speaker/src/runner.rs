@@ -369,12 +369,12 @@ impl Caches {
     ) -> Self {
         let all = watcher::Config::default();
         let class = lb_class.to_string();
-        let project_service = move |svc: &Service| cluster::service_facts(svc, &class);
+        let project_service = move |key: &watches::ObjectKey, svc: &Service| cluster::service_facts(key, svc, &class);
         let ns = |c: &Client| (c.clone(), namespace.to_string());
         let (c, n) = ns(client);
         Caches {
             services: watches::spawn_with(tasks, "services", Api::<Service>::all(c.clone()), all.clone(), project_service, journaled(&notify.changed)),
-            slices: watches::spawn_with(tasks, "endpointslices", Api::<EndpointSlice>::all(c.clone()), all.clone(), cluster::slice_facts, journaled(&notify.changed)),
+            slices: watches::spawn_with(tasks, "endpointslices", Api::<EndpointSlice>::all(c.clone()), all.clone(), |_, slice: &EndpointSlice| cluster::slice_facts(slice), journaled(&notify.changed)),
             l2_statuses: watches::spawn(
                 tasks,
                 "servicel2statuses",

@@ -182,7 +182,7 @@ impl<K: StatusKind> StatusSync<K> {
         let (node, unseen) = (&self.node, &self.unseen);
         let ops = cache.read(|m| {
             let objects = unseen.effective_for(m.values(), &service);
-            svcstatus::plan_service(K::OWNERSHIP, node, &service, self.wanted.get(&service).map(|items| &**items), &objects)
+            svcstatus::plan_service(K::OWNERSHIP, node, &service, self.wanted.get(&service), &objects)
         });
         if ops.is_empty() {
             self.writer.cancel(&service);

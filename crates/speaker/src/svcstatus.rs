@@ -53,7 +53,7 @@ pub trait StatusKind: Resource<Scope = NamespaceResourceScope, DynamicType = ()>
     fn empty(meta: ObjectMeta) -> Self;
     /// The status patch; lists are sent whole, an empty one as `[]` (a
     /// merge patch replaces lists, and a left-out field would stay).
-    fn status_body(node: &str, service: &ServiceKey, items: &[String]) -> serde_json::Value;
+    fn status_body(node: &str, service: &ServiceKey, items: &[Arc<str>]) -> serde_json::Value;
     fn items(&self) -> Vec<String>;
 }
 
@@ -63,12 +63,12 @@ impl StatusKind for ServiceL2Status {
     fn empty(metadata: ObjectMeta) -> Self {
         ServiceL2Status { metadata, spec: ServiceL2StatusSpec::default(), status: None }
     }
-    fn status_body(node: &str, service: &ServiceKey, items: &[String]) -> serde_json::Value {
+    fn status_body(node: &str, service: &ServiceKey, items: &[Arc<str>]) -> serde_json::Value {
         let status = MetalLBServiceL2Status {
             node: node.to_string(),
             service_name: service.name.to_string(),
             service_namespace: service.namespace.to_string(),
-            interfaces: items.iter().map(|name| InterfaceInfo { name: name.clone() }).collect(),
+            interfaces: items.iter().map(|name| InterfaceInfo { name: name.to_string() }).collect(),
         };
         let mut value = serde_json::json!({ "status": status });
         value["status"]["interfaces"] = serde_json::json!(status.interfaces);
@@ -85,12 +85,12 @@ impl StatusKind for ServiceBGPStatus {
     fn empty(metadata: ObjectMeta) -> Self {
         ServiceBGPStatus { metadata, spec: ServiceBGPStatusSpec::default(), status: None }
     }
-    fn status_body(node: &str, service: &ServiceKey, items: &[String]) -> serde_json::Value {
+    fn status_body(node: &str, service: &ServiceKey, items: &[Arc<str>]) -> serde_json::Value {
         let status = MetalLBServiceBGPStatus {
             node: node.to_string(),
             service_name: service.name.to_string(),
             service_namespace: service.namespace.to_string(),
-            peers: items.to_vec(),
+            peers: items.iter().map(|peer| peer.to_string()).collect(),
         };
         let mut value = serde_json::json!({ "status": status });
         value["status"]["peers"] = serde_json::json!(status.peers);
@@ -121,8 +121,8 @@ pub type Items = Arc<[Arc<str>]>;
 /// One request against the API server.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum StatusOp {
-    Create { service: ServiceKey, items: Vec<String> },
-    SetItems { name: String, service: ServiceKey, items: Vec<String> },
+    Create { service: ServiceKey, items: Items },
+    SetItems { name: String, service: ServiceKey, items: Items },
     Delete { name: String, service: ServiceKey },
 }
 
@@ -162,7 +162,7 @@ pub fn plan_each<'a>(
     let services: BTreeSet<&ServiceKey> = announced.keys().chain(by_service.keys().copied()).collect();
     for service in services {
         let objects = by_service.get(service).map(Vec::as_slice).unwrap_or_default();
-        let ops = plan_service(ownership, node, service, announced.get(service).map(|items| &**items), objects);
+        let ops = plan_service(ownership, node, service, announced.get(service), objects);
         if !ops.is_empty() {
             emit(service, ops);
         }
@@ -193,7 +193,7 @@ pub fn plan_service(
     ownership: Ownership,
     node: &str,
     service: &ServiceKey,
-    announced: Option<&[Arc<str>]>,
+    announced: Option<&Items>,
     objects: &[&StatusFacts],
 ) -> Vec<StatusOp> {
     let objects: Vec<&StatusFacts> = objects.iter().copied().filter(|f| ownership == Ownership::OneNode || &*f.node == node).collect();
@@ -204,10 +204,10 @@ pub fn plan_service(
     let mine = objects.iter().filter(|f| &*f.node == node).min_by(|a, b| a.name.cmp(&b.name));
     let write = match mine {
         Some(kept) if sorted(&kept.items) != sorted(items) => {
-            Some(StatusOp::SetItems { name: kept.name.clone(), service: service.clone(), items: sorted(items) })
+            Some(StatusOp::SetItems { name: kept.name.clone(), service: service.clone(), items: in_order(items) })
         }
         Some(_) => None,
-        None => Some(StatusOp::Create { service: service.clone(), items: sorted(items) }),
+        None => Some(StatusOp::Create { service: service.clone(), items: in_order(items) }),
     };
     let kept = mine.map(|k| k.name.as_str());
     exact(write, objects.iter().filter(|f| Some(f.name.as_str()) != kept), delete)
@@ -227,8 +227,17 @@ where
     ops
 }
 
-fn sorted<S: AsRef<str>>(names: &[S]) -> Vec<String> {
-    names.iter().map(|n| n.as_ref()).collect::<BTreeSet<&str>>().into_iter().map(str::to_string).collect()
+fn sorted(names: &[Arc<str>]) -> Vec<&str> {
+    names.iter().map(|n| &**n).collect::<BTreeSet<&str>>().into_iter().collect()
+}
+
+/// `items` sorted, each once: the same list when it already is (the BGP
+/// decision's peer lists are), so a request shares it.
+fn in_order(items: &Items) -> Items {
+    if items.windows(2).all(|w| w[0] < w[1]) {
+        return items.clone();
+    }
+    sorted(items).into_iter().map(Arc::from).collect()
 }
 
 /// How long a write of ours may stay unseen by the watch before it is no
@@ -266,7 +275,7 @@ impl Unseen {
                 return;
             }
         };
-        let facts = StatusFacts { name: name.clone(), node: intern::node(node), service: service.clone(), items: items.iter().map(|i| intern::item(i)).collect() };
+        let facts = StatusFacts { name: name.clone(), node: intern::node(node), service: service.clone(), items: items.clone() };
         self.deleted.remove(&name);
         self.written.insert(name, (facts, now));
     }
@@ -370,6 +379,10 @@ pub async fn apply<K: StatusKind>(
 mod tests {
     use super::*;
 
+    fn items(names: &[&str]) -> Items {
+        names.iter().map(|n| Arc::from(*n)).collect()
+    }
+
     fn facts(name: &str, node: &str, svc: &str, items: &[&str]) -> StatusFacts {
         StatusFacts {
             name: name.into(),
@@ -412,9 +425,9 @@ mod tests {
                 StatusOp::SetItems {
                     name: "l2-1".into(),
                     service: ServiceKey::new("default", "moved"),
-                    items: vec!["eth0".into()]
+                    items: items(&["eth0"])
                 },
-                StatusOp::Create { service: ServiceKey::new("default", "new"), items: vec!["eth0".into(), "eth1".into()] },
+                StatusOp::Create { service: ServiceKey::new("default", "new"), items: items(&["eth0", "eth1"]) },
             ]
         );
     }
@@ -428,7 +441,7 @@ mod tests {
         assert_eq!(
             ops,
             vec![
-                StatusOp::SetItems { name: "bgp-b".into(), service: web.clone(), items: vec!["r1".into(), "r2".into()] },
+                StatusOp::SetItems { name: "bgp-b".into(), service: web.clone(), items: items(&["r1", "r2"]) },
                 StatusOp::Delete { name: "bgp-c".into(), service: web.clone() },
             ]
         );
@@ -455,7 +468,7 @@ mod tests {
         let cache: Vec<StatusFacts> = vec![facts("l2-old", "n2", "web", &[])];
 
         // Before the create is seen, the plan must not create a second object.
-        let create = StatusOp::Create { service: web.clone(), items: vec!["eth0".into()] };
+        let create = StatusOp::Create { service: web.clone(), items: items(&["eth0"]) };
         unseen.record("n1", &create, Some("l2-new".into()), t0);
         unseen.record("n1", &StatusOp::Delete { name: "l2-old".into(), service: web.clone() }, None, t0);
         unseen.settle(&cache, t0);
@@ -480,13 +493,13 @@ mod tests {
         let announced = BTreeMap::from([(web.clone(), vec![])]);
         let t0 = Instant::now();
         let mut unseen = Unseen::default();
-        unseen.record("n1", &StatusOp::Create { service: web.clone(), items: vec![] }, Some("l2-x".into()), t0);
+        unseen.record("n1", &StatusOp::Create { service: web.clone(), items: items(&[]) }, Some("l2-x".into()), t0);
         // The watch relisted across the write and the object is gone: once the
         // entry expires, the plan creates one again.
         unseen.settle(&[], t0 + UNSEEN_EXPIRY);
         assert!(unseen.is_empty());
         let ops = plan(Ownership::OneNode, "n1", &announced, unseen.effective(&[]));
-        assert_eq!(ops[&web], vec![StatusOp::Create { service: web.clone(), items: vec![] }]);
+        assert_eq!(ops[&web], vec![StatusOp::Create { service: web.clone(), items: items(&[]) }]);
     }
 
     #[test]
@@ -500,9 +513,9 @@ mod tests {
             facts("bgp-d", "n1", "web", &["p3"]),
         ];
         let mut unseen = Unseen::default();
-        unseen.record("n1", &StatusOp::SetItems { name: "bgp-a".into(), service: web.clone(), items: vec!["p9".into()] }, None, t0);
+        unseen.record("n1", &StatusOp::SetItems { name: "bgp-a".into(), service: web.clone(), items: items(&["p9"]) }, None, t0);
         unseen.record("n1", &StatusOp::Delete { name: "bgp-d".into(), service: web.clone() }, None, t0);
-        unseen.record("n1", &StatusOp::Create { service: db.clone(), items: vec![] }, Some("bgp-e".into()), t0);
+        unseen.record("n1", &StatusOp::Create { service: db.clone(), items: items(&[]) }, Some("bgp-e".into()), t0);
         for service in [&web, &db, &ServiceKey::new("other", "none")] {
             let mut whole: Vec<&StatusFacts> = unseen.effective(&cache).into_iter().filter(|f| f.service == *service).collect();
             let mut one = unseen.effective_for(&cache, service);

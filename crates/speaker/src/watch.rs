@@ -169,11 +169,13 @@ where
     V: PartialEq + Send + Sync + 'static,
     P: Fn(&K) -> Option<V> + Send + 'static,
 {
-    spawn_with(tasks, what, api, config, project, Wake { notify: changed, journaled: false })
+    spawn_with(tasks, what, api, config, move |_, obj| project(obj), Wake { notify: changed, journaled: false })
 }
 
 /// [`spawn`], where `wake` says whether to keep a journal of the changed
-/// keys for the one reader ([`Projected::take_changes`]).
+/// keys for the one reader ([`Projected::take_changes`]), and `project` is
+/// given the object's key too: a value that holds its key shares the
+/// cache's (one allocation of the name per object, not two).
 pub fn spawn_with<K, V, P>(
     tasks: &mut JoinSet<()>,
     what: &'static str,
@@ -185,7 +187,7 @@ pub fn spawn_with<K, V, P>(
 where
     K: Resource + Clone + DeserializeOwned + Debug + Send + Sync + 'static,
     V: PartialEq + Send + Sync + 'static,
-    P: Fn(&K) -> Option<V> + Send + 'static,
+    P: Fn(&ObjectKey, &K) -> Option<V> + Send + 'static,
 {
     let changed = wake.notify;
     let journal: Option<Arc<Mutex<Changes>>> = wake.journaled.then(Arc::default);
@@ -218,8 +220,11 @@ where
             match event {
                 Event::Init => relist = Some(HashMap::new()),
                 Event::InitApply(obj) => {
-                    if let (Some(fresh), Some(value)) = (relist.as_mut(), project(&obj)) {
-                        fresh.insert(key_of(&obj), value);
+                    if let Some(fresh) = relist.as_mut() {
+                        let key = key_of(&obj);
+                        if let Some(value) = project(&key, &obj) {
+                            fresh.insert(key, value);
+                        }
                     }
                 }
                 Event::InitDone => {
@@ -235,7 +240,7 @@ where
                 }
                 Event::Apply(obj) => {
                     let key = key_of(&obj);
-                    let value = project(&obj);
+                    let value = project(&key, &obj);
                     if map.get(&key) == value.as_ref() {
                         continue;
                     }

@@ -72,7 +72,7 @@ fn run(text: &str) -> Result<String, String> {
     let services: Vec<ServiceState> = manifests
         .services
         .iter()
-        .filter_map(|s| service_facts(s, ""))
+        .filter_map(|s| service_facts(&crate::watch::key_of(s), s, ""))
         .map(|s| ServiceState { endpoints: h.endpoints.get(&s.key).cloned().unwrap_or_default(), ..s })
         .collect();
     let decision = decide_bgp(&BgpInput {
