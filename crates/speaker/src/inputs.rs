@@ -4,6 +4,7 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use ferrolb_allocator::ServiceKey;
+use smallvec::SmallVec;
 
 use crate::cluster::SliceFacts;
 use crate::svcstatus::StatusFacts;
@@ -70,9 +71,9 @@ pub struct ServiceInputs {
     services: BTreeSet<ByKey>,
     /// The Service each EndpointSlice named when last read.
     slice_service: HashMap<ObjectKey, ServiceKey>,
-    /// The slices naming each Service, sorted: usually one, and a
-    /// one-element `BTreeSet` would allocate a whole B-tree node.
-    slices_of: HashMap<ServiceKey, Vec<ObjectKey>>,
+    /// The slices naming each Service, sorted: usually one, held inline
+    /// (a one-element `BTreeSet` would allocate a whole B-tree node).
+    slices_of: HashMap<ServiceKey, SmallVec<[ObjectKey; 1]>>,
 }
 
 impl ServiceInputs {
@@ -183,7 +184,7 @@ impl std::borrow::Borrow<ServiceKey> for ByKey {
 }
 
 /// Adds slice `key` to a Service's sorted list of slices.
-fn link(slices: &mut Vec<ObjectKey>, key: &ObjectKey) {
+fn link(slices: &mut SmallVec<[ObjectKey; 1]>, key: &ObjectKey) {
     if let Err(at) = slices.binary_search(key) {
         slices.insert(at, key.clone());
     }

@@ -31,7 +31,8 @@ use crate::decide::service;
 #[derive(Debug, Clone)]
 struct Produced {
     ips: Arc<[IpAddr]>,
-    routes: Vec<(IpNet, AdRef)>,
+    /// Inline for one route (one address, one advertisement: the rule).
+    routes: SmallVec<[(IpNet, AdRef); 1]>,
 }
 
 /// What changed in the decision, for whoever applies it.
@@ -199,7 +200,7 @@ impl BgpState {
         });
         match outcome {
             Ok((pool, ips, ads)) => {
-                let routes: Vec<(IpNet, AdRef)> = ips
+                let routes: SmallVec<[(IpNet, AdRef); 1]> = ips
                     .iter()
                     .flat_map(|ip| {
                         ads.iter().map(move |(index, ad)| {
