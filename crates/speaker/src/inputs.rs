@@ -215,7 +215,7 @@ mod tests {
     use super::*;
 
     fn status(node: &str, svc: &str) -> StatusFacts {
-        StatusFacts { name: format!("l2-{node}"), node: node.into(), service: ServiceKey::new("d", svc), items: Default::default() }
+        StatusFacts { name: format!("l2-{node}").into(), node: node.into(), service: ServiceKey::new("d", svc), items: Default::default() }
     }
 
     #[test]

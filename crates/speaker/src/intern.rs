@@ -38,6 +38,21 @@ pub fn item(name: &str) -> Arc<str> {
     ITEMS.intern(name)
 }
 
+/// The shared copy of a list of peers or interfaces as status objects list
+/// them: 10,000 objects naming the same peer hold one list.
+pub fn items(names: &[String]) -> Arc<[Arc<str>]> {
+    static LISTS: LazyLock<Mutex<HashSet<Arc<[Arc<str>]>>>> = LazyLock::new(Mutex::default);
+    let list: Vec<Arc<str>> = names.iter().map(|n| item(n)).collect();
+    // Every insert leaves the set whole, so a poisoned lock is still usable.
+    let mut lists = LISTS.lock().unwrap_or_else(|p| p.into_inner());
+    if let Some(known) = lists.get(list.as_slice()) {
+        return known.clone();
+    }
+    let list: Arc<[Arc<str>]> = list.into();
+    lists.insert(list.clone());
+    list
+}
+
 /// The shared copy of a node's name, for EndpointSlices and status objects.
 pub fn node(name: &str) -> Arc<str> {
     static NODES: LazyLock<Interner> = LazyLock::new(Interner::default);
@@ -54,5 +69,8 @@ mod tests {
         assert!(Arc::ptr_eq(&a, &b));
         assert!(!Arc::ptr_eq(&a, &node("n2")));
         assert!(Arc::ptr_eq(&namespace("default"), &namespace("default")));
+        let (x, y) = (items(&["r1".into(), "r2".into()]), items(&["r1".into(), "r2".into()]));
+        assert!(Arc::ptr_eq(&x, &y) && Arc::ptr_eq(&x[0], &item("r1")));
+        assert!(!Arc::ptr_eq(&x, &items(&["r2".into(), "r1".into()])), "order is kept, as written");
     }
 }

@@ -375,21 +375,21 @@ impl Caches {
         Caches {
             services: watches::spawn_with(tasks, "services", Api::<Service>::all(c.clone()), all.clone(), project_service, journaled(&notify.changed)),
             slices: watches::spawn_with(tasks, "endpointslices", Api::<EndpointSlice>::all(c.clone()), all.clone(), |_, slice: &EndpointSlice| cluster::slice_facts(slice), journaled(&notify.changed)),
-            l2_statuses: watches::spawn(
+            l2_statuses: watches::spawn_with(
                 tasks,
                 "servicel2statuses",
                 Api::<ServiceL2Status>::namespaced(c.clone(), &n),
                 all.clone(),
                 svcstatus::facts::<ServiceL2Status>,
-                notify.changed.clone(),
+                watches::Wake { notify: notify.changed.clone(), journaled: false },
             ),
-            bgp_statuses: watches::spawn(
+            bgp_statuses: watches::spawn_with(
                 tasks,
                 "servicebgpstatuses",
                 Api::<ServiceBGPStatus>::namespaced(c.clone(), &n),
                 own_bgp_statuses(node),
                 svcstatus::facts::<ServiceBGPStatus>,
-                notify.bgp_status_changed.clone(),
+                watches::Wake { notify: notify.bgp_status_changed.clone(), journaled: false },
             ),
             own_state: watches::spawn(
                 tasks,

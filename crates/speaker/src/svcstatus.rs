@@ -23,11 +23,13 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use crate::intern;
+use crate::watch::ObjectKey;
 
 /// One status object as the plan reads it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StatusFacts {
-    pub name: String,
+    /// Shared with the watch's key.
+    pub name: Arc<str>,
     /// The `metallb.io/node` label (the writer), shared ([`intern::node`]).
     pub node: Arc<str>,
     pub service: ServiceKey,
@@ -101,15 +103,15 @@ impl StatusKind for ServiceBGPStatus {
     }
 }
 
-/// The watch's projection of a status object: those without the labels
-/// naming node and Service are not ours to manage.
-pub fn facts<K: StatusKind>(obj: &K) -> Option<StatusFacts> {
+/// The watch's projection of a status object (`key` its key): those without
+/// the labels naming node and Service are not ours to manage.
+pub fn facts<K: StatusKind>(key: &ObjectKey, obj: &K) -> Option<StatusFacts> {
     let l = obj.labels();
     Some(StatusFacts {
-        name: obj.name_any(),
+        name: key.name.clone(),
         node: intern::node(l.get(labels::NODE)?),
         service: ServiceKey::new(intern::namespace(l.get(labels::SERVICE_NAMESPACE)?), l.get(labels::SERVICE_NAME)?.as_str()),
-        items: obj.items().iter().map(|i| intern::item(i)).collect(),
+        items: intern::items(&obj.items()),
     })
 }
 
@@ -197,20 +199,20 @@ pub fn plan_service(
     objects: &[&StatusFacts],
 ) -> Vec<StatusOp> {
     let objects: Vec<&StatusFacts> = objects.iter().copied().filter(|f| ownership == Ownership::OneNode || &*f.node == node).collect();
-    let delete = |f: &&StatusFacts| StatusOp::Delete { name: f.name.clone(), service: service.clone() };
+    let delete = |f: &&StatusFacts| StatusOp::Delete { name: f.name.to_string(), service: service.clone() };
     let Some(items) = announced else {
         return exact(None, objects.iter().filter(|f| &*f.node == node), delete);
     };
     let mine = objects.iter().filter(|f| &*f.node == node).min_by(|a, b| a.name.cmp(&b.name));
     let write = match mine {
         Some(kept) if sorted(&kept.items) != sorted(items) => {
-            Some(StatusOp::SetItems { name: kept.name.clone(), service: service.clone(), items: in_order(items) })
+            Some(StatusOp::SetItems { name: kept.name.to_string(), service: service.clone(), items: in_order(items) })
         }
         Some(_) => None,
         None => Some(StatusOp::Create { service: service.clone(), items: in_order(items) }),
     };
-    let kept = mine.map(|k| k.name.as_str());
-    exact(write, objects.iter().filter(|f| Some(f.name.as_str()) != kept), delete)
+    let kept = mine.map(|k| &*k.name);
+    exact(write, objects.iter().filter(|f| Some(&*f.name) != kept), delete)
 }
 
 /// `first`, then `to_op` of each of `rest`, in a Vec of exactly their
@@ -275,7 +277,7 @@ impl Unseen {
                 return;
             }
         };
-        let facts = StatusFacts { name: name.clone(), node: intern::node(node), service: service.clone(), items: items.clone() };
+        let facts = StatusFacts { name: Arc::from(name.as_str()), node: intern::node(node), service: service.clone(), items: items.clone() };
         self.deleted.remove(&name);
         self.written.insert(name, (facts, now));
     }
@@ -286,7 +288,7 @@ impl Unseen {
         if self.written.is_empty() && self.deleted.is_empty() {
             return;
         }
-        let cached: BTreeMap<&str, &StatusFacts> = cache.into_iter().map(|f| (f.name.as_str(), f)).collect();
+        let cached: BTreeMap<&str, &StatusFacts> = cache.into_iter().map(|f| (&*f.name, f)).collect();
         let fresh = |at: &Instant| now.saturating_duration_since(*at) < UNSEEN_EXPIRY;
         let before = self.written.len() + self.deleted.len();
         self.written.retain(|name, (facts, at)| fresh(at) && cached.get(name.as_str()).is_none_or(|c| !same(c, facts)));
@@ -306,7 +308,7 @@ impl Unseen {
     pub fn effective<'a>(&'a self, cache: impl IntoIterator<Item = &'a StatusFacts>) -> Vec<&'a StatusFacts> {
         cache
             .into_iter()
-            .filter(|f| !self.deleted.contains_key(&f.name) && !self.written.contains_key(&f.name))
+            .filter(|f| !self.deleted.contains_key(&*f.name) && !self.written.contains_key(&*f.name))
             .chain(self.written.values().map(|(f, _)| f))
             .collect()
     }
@@ -317,7 +319,7 @@ impl Unseen {
     pub fn effective_for<'a>(&'a self, cache: impl IntoIterator<Item = &'a StatusFacts>, service: &ServiceKey) -> Vec<&'a StatusFacts> {
         let of_service = cache.into_iter().filter(|f| f.service == *service);
         let written = self.written.values().map(|(f, _)| f).filter(|f| f.service == *service);
-        of_service.filter(|f| !self.deleted.contains_key(&f.name) && !self.written.contains_key(&f.name)).chain(written).collect()
+        of_service.filter(|f| !self.deleted.contains_key(&*f.name) && !self.written.contains_key(&*f.name)).chain(written).collect()
     }
 
     pub fn is_empty(&self) -> bool {
@@ -523,7 +525,7 @@ mod tests {
             one.sort_by(|a, b| a.name.cmp(&b.name));
             assert_eq!(one, whole, "{service}");
         }
-        let names: Vec<&str> = unseen.effective_for(&cache, &web).iter().map(|f| f.name.as_str()).collect();
+        let names: Vec<&str> = unseen.effective_for(&cache, &web).iter().map(|f| &*f.name).collect();
         assert_eq!(names, vec!["bgp-c", "bgp-a"], "bgp-a as written, bgp-d deleted");
     }
 }
