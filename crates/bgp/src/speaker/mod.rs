@@ -186,7 +186,9 @@ impl Speaker {
 
     /// Changes the routes of some prefixes of a peer (`None`: withdrawn),
     /// leaving the others as they are; each prefix once. What the peer is
-    /// sent is computed for those prefixes alone.
+    /// sent is computed for those prefixes alone. Meant to follow a
+    /// [`Self::set_routes`]: before one, the changes make the peer's whole
+    /// set, and End-of-RIB may follow them.
     pub fn change_routes(&self, name: &str, changes: Vec<(IpNet, Option<Advertisement>)>) {
         if let Some(h) = lock(&self.peers).get(name) {
             let _ = h.tx.send(PeerCmd::RouteChanges(changes));
