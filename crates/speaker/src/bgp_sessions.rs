@@ -28,7 +28,7 @@ use tokio::sync::{mpsc, watch};
 
 use crate::decide::bgp::engine::{PeerEnv, engine_peer, engine_route, engine_routes};
 use crate::decide::bgp::{BgpChanges, BgpDecision, PeerSession};
-use crate::metrics::{AnnouncedLabels, BgpPeerLabels, IpLabel, ServiceLabel, SpeakerMetrics};
+use crate::metrics::{AnnouncedLabels, BgpPeerLabels, Shown, SpeakerMetrics};
 
 pub const PROTOCOL_BGP: &str = "bgp";
 
@@ -172,7 +172,7 @@ impl BgpSessions {
     pub fn apply(&mut self, decision: &BgpDecision, changes: &BgpChanges, config: &Config, ifaces: &[InterfaceInfo], secrets: &BTreeMap<(String, String), String>) {
         self.apply_peers(decision, config, ifaces, secrets, Some(changes));
         let services = match changes.all {
-            true => decision.advertised.keys().map(|k| &**k).chain(self.advertised.keys()).cloned().collect(),
+            true => decision.advertised.keys().chain(self.advertised.keys()).cloned().collect(),
             false => changes.services.clone(),
         };
         self.apply_services(decision, services);
@@ -352,7 +352,7 @@ impl BgpSessions {
     }
 
     fn announced_labels(&self, key: &ServiceKey, ip: &IpAddr) -> AnnouncedLabels {
-        AnnouncedLabels { service: ServiceLabel(key.clone()), protocol: PROTOCOL_BGP, node: self.node.clone(), ip: IpLabel(*ip) }
+        AnnouncedLabels { service: Shown(key.clone()), protocol: PROTOCOL_BGP, node: self.node.clone(), ip: Shown(*ip) }
     }
 
     fn forget_announced(&self, key: &ServiceKey, ips: &[IpAddr]) {

@@ -7,56 +7,70 @@
 //! by the names the cluster ever had while this speaker ran.
 
 use std::collections::HashSet;
+use std::hash::Hash;
 use std::sync::{Arc, LazyLock, Mutex};
 
-#[derive(Debug, Default)]
-struct Interner(Mutex<HashSet<Arc<str>>>);
+/// Each distinct value once, shared: what the process-wide sets below are
+/// made of, and what a state that shares values of its own keeps.
+#[derive(Debug)]
+pub struct SharedSet<T: ?Sized>(HashSet<Arc<T>>);
 
-impl Interner {
-    fn intern(&self, name: &str) -> Arc<str> {
-        // Every insert leaves the set whole, so a poisoned lock is still usable.
-        let mut names = self.0.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some(known) = names.get(name) {
+impl<T: ?Sized> Default for SharedSet<T> {
+    fn default() -> Self {
+        SharedSet(HashSet::new())
+    }
+}
+
+impl<T: ?Sized + Hash + Eq> SharedSet<T>
+where
+    for<'a> Arc<T>: From<&'a T>,
+{
+    /// The shared copy of `value`, made on first sight.
+    pub fn share(&mut self, value: &T) -> Arc<T> {
+        if let Some(known) = self.0.get(value) {
             return known.clone();
         }
-        let name: Arc<str> = Arc::from(name);
-        names.insert(name.clone());
-        name
+        let shared: Arc<T> = Arc::from(value);
+        self.0.insert(shared.clone());
+        shared
     }
+}
+
+type Global<T> = LazyLock<Mutex<SharedSet<T>>>;
+
+fn share<T: ?Sized + Hash + Eq>(set: &Global<T>, value: &T) -> Arc<T>
+where
+    for<'a> Arc<T>: From<&'a T>,
+{
+    // Every insert leaves the set whole, so a poisoned lock is still usable.
+    set.lock().unwrap_or_else(|p| p.into_inner()).share(value)
 }
 
 /// The shared copy of a namespace's name, for every watch's keys.
 pub fn namespace(name: &str) -> Arc<str> {
-    static NAMESPACES: LazyLock<Interner> = LazyLock::new(Interner::default);
-    NAMESPACES.intern(name)
+    static NAMESPACES: Global<str> = LazyLock::new(Mutex::default);
+    share(&NAMESPACES, name)
 }
 
 /// The shared copy of a peer's or an interface's name, as status objects
 /// list them.
 pub fn item(name: &str) -> Arc<str> {
-    static ITEMS: LazyLock<Interner> = LazyLock::new(Interner::default);
-    ITEMS.intern(name)
+    static ITEMS: Global<str> = LazyLock::new(Mutex::default);
+    share(&ITEMS, name)
 }
 
 /// The shared copy of a list of peers or interfaces as status objects list
 /// them: 10,000 objects naming the same peer hold one list.
 pub fn items(names: &[String]) -> Arc<[Arc<str>]> {
-    static LISTS: LazyLock<Mutex<HashSet<Arc<[Arc<str>]>>>> = LazyLock::new(Mutex::default);
+    static LISTS: Global<[Arc<str>]> = LazyLock::new(Mutex::default);
     let list: Vec<Arc<str>> = names.iter().map(|n| item(n)).collect();
-    // Every insert leaves the set whole, so a poisoned lock is still usable.
-    let mut lists = LISTS.lock().unwrap_or_else(|p| p.into_inner());
-    if let Some(known) = lists.get(list.as_slice()) {
-        return known.clone();
-    }
-    let list: Arc<[Arc<str>]> = list.into();
-    lists.insert(list.clone());
-    list
+    share(&LISTS, list.as_slice())
 }
 
 /// The shared copy of a node's name, for EndpointSlices and status objects.
 pub fn node(name: &str) -> Arc<str> {
-    static NODES: LazyLock<Interner> = LazyLock::new(Interner::default);
-    NODES.intern(name)
+    static NODES: Global<str> = LazyLock::new(Mutex::default);
+    share(&NODES, name)
 }
 
 #[cfg(test)]

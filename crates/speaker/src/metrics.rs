@@ -19,27 +19,19 @@ use ferrolb_runtime::k8s_client_metrics::K8sClientMetrics;
 /// are shared, not copied into each of 10,000 label sets, and the address
 /// is written out only when the metrics are read.
 pub struct AnnouncedLabels {
-    pub service: ServiceLabel,
+    /// `namespace/name`.
+    pub service: Shown<ServiceKey>,
     pub protocol: &'static str,
     pub node: std::sync::Arc<str>,
-    pub ip: IpLabel,
+    pub ip: Shown<IpAddr>,
 }
 
-/// A Service's `namespace/name` as a label value.
+/// A label value kept as its value and written out (`Display`) only when
+/// the metrics are read.
 #[derive(Clone, Debug, Hash, PartialEq, Eq)]
-pub struct ServiceLabel(pub ServiceKey);
+pub struct Shown<T>(pub T);
 
-impl EncodeLabelValue for ServiceLabel {
-    fn encode(&self, encoder: &mut LabelValueEncoder) -> Result<(), std::fmt::Error> {
-        write!(encoder, "{}", self.0)
-    }
-}
-
-/// An address as a label value.
-#[derive(Clone, Copy, Debug, Hash, PartialEq, Eq)]
-pub struct IpLabel(pub IpAddr);
-
-impl EncodeLabelValue for IpLabel {
+impl<T: std::fmt::Display> EncodeLabelValue for Shown<T> {
     fn encode(&self, encoder: &mut LabelValueEncoder) -> Result<(), std::fmt::Error> {
         write!(encoder, "{}", self.0)
     }
@@ -110,10 +102,10 @@ mod tests {
         let m = SpeakerMetrics::register(&mut registry);
         m.announced
             .get_or_create(&AnnouncedLabels {
-                service: ServiceLabel(ServiceKey::new("default", "web")),
+                service: Shown(ServiceKey::new("default", "web")),
                 protocol: "layer2",
                 node: "n1".into(),
-                ip: IpLabel("198.51.100.10".parse().unwrap()),
+                ip: Shown("198.51.100.10".parse().unwrap()),
             })
             .set(1);
         m.k8s.updates.inc();

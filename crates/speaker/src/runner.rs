@@ -43,7 +43,7 @@ use crate::error::SpeakerError;
 use crate::inputs::Refreshed;
 use crate::status_sync::{StatusSync, changed_keys};
 use crate::svcstatus::{self, Items, StatusFacts};
-use crate::metrics::{AnnouncedLabels, IpLabel, ServiceLabel, SpeakerMetrics};
+use crate::metrics::{AnnouncedLabels, Shown, SpeakerMetrics};
 use crate::options::{ML_SECRET_KEY_FILE, SpeakerOptions};
 use crate::passes::PassSchedule;
 use crate::{inputs, netmeta, watch as watches};
@@ -708,7 +708,7 @@ impl Speaker {
             .iter()
             .map(|(key, a)| {
                 let names = match a.ips.first().map(|(_, s)| s) {
-                    Some(InterfaceScope::Only(names)) => names.iter().map(|n| Arc::from(n.as_str())).collect(),
+                    Some(InterfaceScope::Only(names)) => names.iter().map(|n| crate::intern::item(n)).collect(),
                     _ => Items::default(),
                 };
                 (key.clone(), names)
@@ -748,7 +748,7 @@ impl Speaker {
     }
 
     fn labels(&self, key: &ServiceKey, ip: &IpAddr) -> AnnouncedLabels {
-        AnnouncedLabels { service: ServiceLabel(key.clone()), protocol: PROTOCOL_L2, node: self.node.clone(), ip: IpLabel(*ip) }
+        AnnouncedLabels { service: Shown(key.clone()), protocol: PROTOCOL_L2, node: self.node.clone(), ip: Shown(*ip) }
     }
 
     fn forget_metrics(&self, key: &ServiceKey, ips: &[IpAddr]) {

@@ -176,8 +176,8 @@ pub struct BgpDecision {
     pub sessions: BTreeMap<String, PeerSession>,
     /// Routes by BGPPeer name: one entry per session, possibly empty.
     pub routes: BTreeMap<String, BTreeMap<IpNet, Route>>,
-    /// Keyed by a key shared with [`BgpState`]'s own indexes.
-    pub advertised: BTreeMap<Arc<ServiceKey>, BgpAnnounce>,
+    /// Advertised Services, with what each advertises.
+    pub advertised: BTreeMap<ServiceKey, BgpAnnounce>,
     pub withdrawn: BTreeMap<ServiceKey, WithdrawReason>,
     pub refused: BTreeSet<RefusedRoute>,
 }
@@ -186,7 +186,7 @@ impl BgpDecision {
     /// The ServiceBGPStatus this node keeps per Service (§5.2): only Services
     /// advertised to at least one peer have one.
     pub fn status_peers(&self) -> impl Iterator<Item = (&ServiceKey, &Arc<[Arc<str>]>)> {
-        self.advertised.iter().filter(|(_, a)| !a.peers.is_empty()).map(|(k, a)| (&**k, &a.peers))
+        self.advertised.iter().filter(|(_, a)| !a.peers.is_empty()).map(|(k, a)| (k, &a.peers))
     }
 
     /// One Service's entry of [`Self::status_peers`].

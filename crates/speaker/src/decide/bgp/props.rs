@@ -400,7 +400,7 @@ proptest! {
                 .filter(|(_, differ)| !differ.is_empty())
                 .collect();
             prop_assert_eq!(&changes.peers, &peers);
-            for key in before.advertised.keys().chain(expected.advertised.keys()).map(|k| &**k).chain(before.withdrawn.keys()).chain(expected.withdrawn.keys()) {
+            for key in before.advertised.keys().chain(expected.advertised.keys()).chain(before.withdrawn.keys()).chain(expected.withdrawn.keys()) {
                 let differs = before.advertised.get(key) != expected.advertised.get(key) || before.withdrawn.get(key) != expected.withdrawn.get(key);
                 prop_assert!(!differs || changes.services.contains(key), "{} changed but was not reported", key);
             }

@@ -11,7 +11,7 @@
 //! Both paths end in the same [`BgpDecision`]; the property test in
 //! `state_props.rs` checks that any sequence of updates equals a rebuild.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::net::IpAddr;
 use std::sync::Arc;
 
@@ -25,6 +25,7 @@ use super::{
     sessions,
 };
 use crate::decide::service;
+use crate::intern::SharedSet;
 
 /// What an advertised Service produces: each address masked by each
 /// applicable advertisement (§4.3), with the advertisement that made it.
@@ -48,23 +49,23 @@ pub struct BgpChanges {
     pub services: BTreeSet<ServiceKey>,
 }
 
-/// The decision with what it was made from. Kept for every Service between
-/// passes, so each Service's key is allocated once and shared by the maps
-/// (`produced`, `producers`, `decision.advertised`).
+/// The decision with what it was made from, kept for every Service between
+/// passes (a `ServiceKey` copy shares its strings: the maps hold no copies
+/// of their own).
 #[derive(Debug, Default)]
 pub struct BgpState {
     decision: BgpDecision,
-    produced: BTreeMap<Arc<ServiceKey>, Produced>,
+    produced: BTreeMap<ServiceKey, Produced>,
     /// The advertised Services producing each prefix, sorted. Usually one;
     /// more with shared addresses or aggregation.
     /// Inline for one producer: a vector of one was an allocation per prefix.
-    producers: HashMap<IpNet, SmallVec<[Arc<ServiceKey>; 1]>>,
+    producers: HashMap<IpNet, SmallVec<[ServiceKey; 1]>>,
     /// The names of `decision.routes`' peers, in its order, shared by every
     /// [`BgpAnnounce::peers`].
     peer_names: Vec<Arc<str>>,
     /// Each distinct [`BgpAnnounce::peers`] list once: Services usually go
     /// to the same peers, and a list of their own was an allocation each.
-    peer_lists: HashSet<Arc<[Arc<str>]>>,
+    peer_lists: SharedSet<[Arc<str>]>,
 }
 
 impl BgpState {
@@ -97,7 +98,7 @@ impl BgpState {
             prefixes.extend(self.evaluate(ctx, &svc.key, Some(svc)));
         }
         self.route(ctx, &prefixes);
-        let keys: Vec<Arc<ServiceKey>> = self.produced.keys().cloned().collect();
+        let keys: Vec<ServiceKey> = self.produced.keys().cloned().collect();
         for key in keys {
             self.announce(&key);
         }
@@ -137,7 +138,7 @@ impl BgpState {
         let mut touched: BTreeSet<ServiceKey> = prefixes
             .iter()
             .flat_map(|p| self.producers.get(p).into_iter().flatten())
-            .map(|key| ServiceKey::clone(key))
+            .cloned()
             .collect();
         touched.extend(
             before
@@ -168,7 +169,7 @@ impl BgpState {
         let old = self.produced.remove(key)?;
         for (prefix, _) in &old.routes {
             if let Some(list) = self.producers.get_mut(prefix) {
-                list.retain(|k| **k != *key);
+                list.retain(|k| k != key);
                 if list.is_empty() {
                     self.producers.remove(prefix);
                 }
@@ -213,14 +214,13 @@ impl BgpState {
                     })
                     .collect();
                 let prefixes: Vec<IpNet> = routes.iter().map(|(prefix, _)| *prefix).collect();
-                let shared = Arc::new(key.clone());
                 for prefix in &prefixes {
                     let list = self.producers.entry(*prefix).or_default();
-                    if let Err(at) = list.binary_search(&shared) {
-                        list.insert(at, shared.clone());
+                    if let Err(at) = list.binary_search(key) {
+                        list.insert(at, key.clone());
                     }
                 }
-                self.produced.insert(shared, Produced { ips: ips.into(), routes });
+                self.produced.insert(key.clone(), Produced { ips: ips.into(), routes });
                 prefixes
             }
             Err(reason) => {
@@ -303,14 +303,7 @@ impl BgpState {
             .filter(|(routes, _)| prefixes.iter().any(|prefix| routes.contains_key(prefix)))
             .map(|(_, name)| name.clone())
             .collect();
-        let peers = match self.peer_lists.get(peers.as_slice()) {
-            Some(shared) => shared.clone(),
-            None => {
-                let shared: Arc<[Arc<str>]> = peers.into();
-                self.peer_lists.insert(shared.clone());
-                shared
-            }
-        };
+        let peers = self.peer_lists.share(&peers);
         self.decision.advertised.insert(
             shared.clone(),
             BgpAnnounce {
