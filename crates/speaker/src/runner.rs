@@ -337,11 +337,16 @@ fn journaled(notify: &Arc<Notify>) -> watches::Wake {
 
 /// The watch of ServiceBGPStatus objects: each node manages only its own
 /// (§5.2), so the others' are not even sent (with 10,000 Services on three
-/// nodes, two thirds of 30,000 objects). A name too long for a label value
-/// cannot be selected on; then every object comes and the plan filters.
+/// nodes, two thirds of 30,000 objects). A name that is not a valid label
+/// value (too long, or odd characters from a mistyped `--node-name`) cannot
+/// be selected on, and the API server would refuse the watch; then every
+/// object comes and the plan filters.
 fn own_bgp_statuses(node: &str) -> watcher::Config {
     let all = watcher::Config::default();
-    if node.len() <= 63 { all.labels(&format!("{}={node}", ferrolb_api::labels::NODE)) } else { all }
+    match ferrolb_config::selector::validate_label_value(node) {
+        Ok(()) => all.labels(&format!("{}={node}", ferrolb_api::labels::NODE)),
+        Err(_) => all,
+    }
 }
 
 /// Every watch the speaker reads.
