@@ -1,9 +1,16 @@
 //! When the speaker's loop runs a pass (reads every cache, decides, applies).
 //!
 //! Two kinds of wake-up: urgent ones (a peer failed, a link went down) run a
-//! pass after a short debounce, because failover time is what the speaker is
-//! judged by; batched ones (watch events) are rate-limited by what passes
-//! cost, so a burst of thousands of events costs a handful of passes.
+//! pass at once, because failover time is what the speaker is judged by;
+//! batched ones (watch events) are rate-limited by what passes cost, so a
+//! burst of thousands of events costs a handful of passes.
+//!
+//! There is no timed debounce. Wake-ups that arrive while the loop is busy
+//! already fold into one (a `Notify` holds one permit), and the loop yields
+//! to the runtime once before a pass, so changes other tasks hold ready are
+//! in the caches first. A timer of even 1 ms cost 1–2 ms on every change
+//! (tokio's timer wheel rounds up to the next millisecond tick), which was
+//! a tenth of the Service-to-route time.
 //!
 //! The limit is a token bucket over pass time (the "generic cell rate
 //! algorithm" of ATM traffic shaping): each pass is charged [`COST_FACTOR`]
@@ -13,14 +20,12 @@
 //! status and its endpoints are written within milliseconds, and only the
 //! last change makes it announceable. With a fixed spacing after every pass
 //! that last change waited the whole spacing (up to 100 ms at 1,000
-//! Services); with passes in hand it waits only the debounce.
+//! Services); with passes in hand it waits for nothing.
 
 use std::time::Duration;
 
 use tokio::time::Instant;
 
-/// Wake-ups this close together are handled in one pass.
-pub const DEBOUNCE: Duration = Duration::from_millis(1);
 /// A pass is charged at least this much, so even free passes are spaced.
 pub const MIN_BATCH_SPACING: Duration = Duration::from_millis(10);
 /// ... and at most this much: a burst never waits longer than this after a
@@ -77,12 +82,12 @@ impl PassSchedule {
     /// Something changed that may wait for the bucket.
     pub fn batched(&mut self, now: Instant) {
         let earliest = self.tat.and_then(|tat| tat.checked_sub(self.allowance())).unwrap_or(now);
-        self.want((now + DEBOUNCE).max(earliest));
+        self.want(now.max(earliest));
     }
 
     /// Something changed that must be handled now.
     pub fn urgent(&mut self, now: Instant) {
-        self.want(now + DEBOUNCE);
+        self.want(now);
     }
 
     fn allowance(&self) -> Duration {
@@ -145,7 +150,7 @@ mod tests {
     }
 
     #[test]
-    fn a_quiet_speaker_handles_each_of_a_few_changes_after_the_debounce() {
+    fn a_quiet_speaker_handles_each_of_a_few_changes_at_once() {
         let t0 = Instant::now();
         let mut s = PassSchedule::new(t0);
         let cost = Duration::from_millis(8);
@@ -155,8 +160,8 @@ mod tests {
         let mut now = t0 + Duration::from_secs(1);
         for _ in 0..3 {
             s.batched(now);
-            assert_eq!(s.next(), Some(now + DEBOUNCE));
-            let started = now + DEBOUNCE;
+            assert_eq!(s.next(), Some(now));
+            let started = now;
             s.done(started, started + cost);
             now = started + cost + Duration::from_millis(3);
         }
@@ -175,12 +180,12 @@ mod tests {
         }
         s.batched(now);
         let batched_at = s.next().expect("a pass is pending");
-        assert!(batched_at > now + DEBOUNCE, "the bucket is empty: the batched pass waits");
+        assert!(batched_at > now, "the bucket is empty: the batched pass waits");
         assert!(batched_at <= now + MAX_BATCH_SPACING, "never longer than the maximum spacing");
         s.urgent(now + Duration::from_millis(1));
-        assert_eq!(s.next(), Some(now + Duration::from_millis(1) + DEBOUNCE));
+        assert_eq!(s.next(), Some(now + Duration::from_millis(1)));
         // A later batched change does not postpone it.
         s.batched(now + Duration::from_millis(2));
-        assert_eq!(s.next(), Some(now + Duration::from_millis(1) + DEBOUNCE));
+        assert_eq!(s.next(), Some(now + Duration::from_millis(1)));
     }
 }

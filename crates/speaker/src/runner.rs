@@ -37,7 +37,7 @@ use tokio_util::sync::CancellationToken;
 use crate::bgp_sessions::{self, BgpSessions};
 use crate::cluster;
 use crate::config_load::{self, ConfigSources};
-use crate::decide::bgp::{BgpContext, BgpInput, BgpState, decide_bgp};
+use crate::decide::bgp::{BgpChanges, BgpContext, BgpInput, BgpState, decide_bgp};
 use crate::decide::{self, DecideInput, Decision, InterfaceScope, MemberNetworks};
 use crate::error::SpeakerError;
 use crate::inputs::Refreshed;
@@ -215,6 +215,9 @@ pub async fn run(opts: SpeakerOptions, shutdown: CancellationToken) -> Result<()
             status_replans.done(started, Instant::now());
         }
         if passes.due(Instant::now()) {
+            // One turn of the runtime first: a Service and its endpoints
+            // written together reach their caches in the same pass.
+            tokio::task::yield_now().await;
             let started = Instant::now();
             if config_dirty {
                 speaker.reload_config(&caches);
@@ -226,7 +229,11 @@ pub async fn run(opts: SpeakerOptions, shutdown: CancellationToken) -> Result<()
             let settled = view.as_ref().is_none_or(|v| v.borrow().settled);
             if settled {
                 let live = view.as_ref().map(|v| live_members(&v.borrow()));
-                speaker.reconcile(&caches, live.as_ref(), &interfaces.borrow());
+                let routes = speaker.reconcile_routes(&caches, &interfaces.borrow());
+                if let Some(routes) = routes {
+                    tokio::task::yield_now().await;
+                    speaker.reconcile_rest(routes, &caches, live.as_ref(), &interfaces.borrow());
+                }
             }
             speaker.config_state.flush(caches.own_state(&namespace, speaker.config_state.name()).as_ref());
             let ended = Instant::now();
@@ -320,6 +327,13 @@ async fn serve_http(
         tasks.spawn(serve);
     }
     Ok(())
+}
+
+/// What the first half of a pass leaves for the second.
+struct RoutesApplied {
+    /// The Services the pass looks at again; `None` = all of them.
+    changed: Option<BTreeSet<ServiceKey>>,
+    bgp_changes: BgpChanges,
 }
 
 /// What a watch wakes: a pass, a configuration reload and pass, or a replan
@@ -565,11 +579,17 @@ impl Speaker {
         self.bgp.start_sessions(&decision, config, ifaces, &secrets);
     }
 
-    /// One pass: brings the kept Services up to date and decides again what
-    /// changed (everything when [`Self::rebuild`] is set or a watch
-    /// relisted), then applies the difference.
-    fn reconcile(&mut self, caches: &Caches, live: Option<&BTreeMap<String, MemberNetworks>>, ifaces: &[InterfaceInfo]) {
-        let Some(config) = &self.config else { return };
+    /// The first half of a pass: brings the kept Services up to date,
+    /// decides again what changed (everything when [`Self::rebuild`] is set
+    /// or a watch relisted) and hands the BGP engine its route changes. The
+    /// caller yields before [`Self::reconcile_rest`]: the engine's session
+    /// tasks were woken from this task, and tokio runs a task woken that way
+    /// only when this one yields (the worker's LIFO slot, which no other
+    /// worker may steal), so without the yield the UPDATEs would wait for
+    /// the layer 2 and status work. The route is what makes a new Service
+    /// reachable.
+    fn reconcile_routes(&mut self, caches: &Caches, ifaces: &[InterfaceInfo]) -> Option<RoutesApplied> {
+        let config = self.config.as_ref()?;
         let refreshed = self.inputs.refresh(&caches.services, &caches.slices);
         let nodes = caches.nodes();
         if nodes != self.nodes {
@@ -581,8 +601,6 @@ impl Speaker {
             _ => None,
         };
         self.rebuild = false;
-        // BGP first: its UPDATEs leave before the layer 2 and status work
-        // (the route is what makes a new Service reachable).
         // BGP needs no election: every eligible node advertises (ECMP).
         let ctx = BgpContext { node: &self.node, mode: self.mode, config, nodes: &self.nodes, ignore_exclude_lb: self.ignore_exclude_lb };
         let bgp_changes = match &changed {
@@ -590,8 +608,22 @@ impl Speaker {
             Some(keys) => self.bgp_state.update(&ctx, keys.iter().map(|k| (k, self.inputs.get(k)))),
         };
         let secrets = caches.config.secrets.read(|m| bgp_sessions::referenced_secrets(config, m.values()));
+        self.bgp.apply(self.bgp_state.decision(), &bgp_changes, config, ifaces, &secrets);
+        Some(RoutesApplied { changed, bgp_changes })
+    }
+
+    /// The second half of a pass: the ServiceBGPStatus plan, then layer 2
+    /// (decide, announce, status).
+    fn reconcile_rest(
+        &mut self,
+        routes: RoutesApplied,
+        caches: &Caches,
+        live: Option<&BTreeMap<String, MemberNetworks>>,
+        ifaces: &[InterfaceInfo],
+    ) {
+        let Some(config) = &self.config else { return };
+        let RoutesApplied { changed, bgp_changes } = routes;
         let bgp = self.bgp_state.decision();
-        self.bgp.apply(bgp, &bgp_changes, config, ifaces, &secrets);
         if bgp_changes.all {
             let peers = bgp.status_peers().map(|(k, peers)| (k.clone(), peers.clone())).collect();
             self.bgp_status.plan(peers, &caches.bgp_statuses);
