@@ -60,6 +60,11 @@ pub const OUTBOX_LIMIT: usize = 1024;
 /// writes outstanding to be answered (`session::hold`).
 pub const POOL_WRITE_WAIT_MAX: Duration = Duration::from_millis(100);
 
+/// How long no Service status write must be outstanding before the held
+/// IPAddressPool status writes go (`session::hold`): the speakers' reaction
+/// to a new address takes a few milliseconds of the API server.
+pub const POOL_WRITE_SETTLE: Duration = Duration::from_millis(20);
+
 /// What a session needs from the process.
 #[derive(Clone)]
 pub struct SessionContext {

@@ -26,7 +26,7 @@ use ferrolb_runtime::retry::sleep_until;
 
 use super::hold::Held;
 use super::step::{self, Clock, Effect, Input, Step, World};
-use super::{OUTBOX_LIMIT, POOL_WRITE_WAIT_MAX, SessionContext};
+use super::{OUTBOX_LIMIT, POOL_WRITE_SETTLE, POOL_WRITE_WAIT_MAX, SessionContext};
 use crate::pool_status::{self, PoolWrite};
 use crate::service_record::ServiceRecord;
 use crate::service_status;
@@ -100,7 +100,7 @@ impl Executor {
             step: Step::new(ctx.lb_class.clone(), ctx.metrics.clone()),
             services: service_status::writer(ctx.client.clone(), ctx.write_concurrency, ctx.fence.clone()),
             pools: pool_status::writer(pool_api, ctx.fence.clone()),
-            held_pools: Held::new(POOL_WRITE_WAIT_MAX),
+            held_pools: Held::new(POOL_WRITE_WAIT_MAX, POOL_WRITE_SETTLE),
             config_state: ConfigStateWriter::new(cs_api, Identity::controller(), owner),
             recorder,
             backlog,
