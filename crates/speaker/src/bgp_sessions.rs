@@ -27,7 +27,7 @@ use k8s_openapi::api::core::v1::ObjectReference;
 use tokio::sync::{mpsc, watch};
 
 use crate::decide::bgp::engine::{PeerEnv, engine_peer, engine_route, engine_routes};
-use crate::decide::bgp::{BgpChanges, BgpDecision, PeerSession};
+use crate::decide::bgp::{BgpChanges, BgpDecision, PeerSession, RefusedRoute};
 use crate::metrics::{AnnouncedLabels, BgpPeerLabels, Shown, SpeakerMetrics};
 
 pub const PROTOCOL_BGP: &str = "bgp";
@@ -80,6 +80,7 @@ pub struct BgpSessions {
     seen: BTreeMap<String, SeenStatus>,
     /// Services advertised from this node, with their addresses.
     advertised: BTreeMap<ServiceKey, Arc<[IpAddr]>>,
+    refused_routes: RefusalLog,
     metrics: SpeakerMetrics,
     recorder: Recorder,
     /// The `nodeAssigned` event of every Service this node advertises: one
@@ -119,6 +120,7 @@ impl BgpSessions {
             refused: BTreeMap::new(),
             seen: BTreeMap::new(),
             advertised: BTreeMap::new(),
+            refused_routes: RefusalLog::default(),
             metrics,
             recorder,
             node_assigned: EventSpec {
@@ -346,7 +348,7 @@ impl BgpSessions {
             self.recorder.record(&crate::runner::service_reference(&key), self.node_assigned.clone());
             self.advertised.insert(key, announce.ips.clone());
         }
-        for refused in &decision.refused {
+        for refused in self.refused_routes.fresh(&decision.refused) {
             tracing::error!(peer = %refused.peer, prefix = %refused.prefix, error = %refused.message(), "route not advertised");
         }
     }
@@ -545,6 +547,49 @@ pub fn referenced_secrets<'a>(
             Some((key, String::from_utf8_lossy(&password.0).into_owned()))
         })
         .collect()
+}
+
+/// The routes refused at the last pass, so that a refusal is logged when it
+/// starts, not on every pass while it lasts (a pass runs on every change of
+/// any Service).
+#[derive(Default)]
+struct RefusalLog {
+    logged: BTreeSet<RefusedRoute>,
+}
+
+impl RefusalLog {
+    /// The routes of `now` not refused at the last call.
+    fn fresh(&mut self, now: &BTreeSet<RefusedRoute>) -> Vec<RefusedRoute> {
+        if *now == self.logged {
+            return Vec::new();
+        }
+        let fresh = now.difference(&self.logged).cloned().collect();
+        self.logged = now.clone();
+        fresh
+    }
+}
+
+#[cfg(test)]
+mod refusal_log_tests {
+    use super::*;
+
+    fn route(prefix: &str, communities: usize) -> RefusedRoute {
+        RefusedRoute { peer: "p".into(), prefix: prefix.parse().expect("prefix"), communities }
+    }
+
+    #[test]
+    fn a_refusal_is_logged_when_it_starts_and_again_only_after_it_ended() {
+        let mut log = RefusalLog::default();
+        let a = route("192.0.2.1/32", 64);
+        let b = route("192.0.2.2/32", 70);
+        assert_eq!(log.fresh(&[a.clone()].into()), [a.clone()]);
+        assert!(log.fresh(&[a.clone()].into()).is_empty(), "still refused: not logged again");
+        assert_eq!(log.fresh(&[a.clone(), b.clone()].into()), [b.clone()], "only the new one");
+        assert!(log.fresh(&BTreeSet::new()).is_empty(), "both ended");
+        assert_eq!(log.fresh(&[a.clone()].into()), [a], "refused again: logged again");
+        let more = route("192.0.2.2/32", 80);
+        assert_eq!(log.fresh(&[more.clone()].into()), [more], "another count is another message");
+    }
 }
 
 #[cfg(test)]
